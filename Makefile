@@ -1,0 +1,39 @@
+# tap3d: `make render` builds the demo dataset, `make test` runs the tests.
+# Both create the virtual environment (.venv) and install everything first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.tap3d-installed
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps render test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -c "import open3d, pytorch3d, torch; print('torch', torch.__version__, '| pytorch3d', pytorch3d.__version__, '| open3d', open3d.__version__)"
+	touch $(STAMP)
+
+# open3d's native library links libusb-1.0; install the Debian package where it is missing.
+system-deps:
+	@if ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then :; else \
+	  echo "installing libusb-1.0-0 (needed by open3d)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q libusb-1.0-0 || \
+	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q libusb-1.0-0; }; fi
+
+# The demo: the real meshes that pybullet ships (see README), 10 views at 224 x 224.
+render: install
+	$(BIN)/tap-cli build-dataset pybullet -o data/demo.zarr --views 10 --image-size 224 --overwrite
+	$(BIN)/tap-cli preview data/demo.zarr -o data/demo.png --objects 12
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf data/demo.zarr data/demo.png .pytest_cache

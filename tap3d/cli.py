@@ -1,0 +1,78 @@
+"""``tap-cli``: thin click commands, each calling one library function."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tap3d import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="tap-cli")
+def main():
+    """tap3d: multi-view datasets from meshes and Take-A-Photo pre-training."""
+
+
+@main.command("build-dataset")
+@click.argument("source")
+@click.option("-o", "--output", required=True, help="Output Zarr path or fsspec URL.")
+@click.option("--views", default=10, show_default=True, help="Views per object.")
+@click.option("--layout", default="auto", show_default=True,
+              type=click.Choice(["auto", "clip2point", "orthogonal", "mvcnn", "sphere", "random"]),
+              help="View layout; auto: clip2point for 10, orthogonal for 6, mvcnn for 12, "
+                   "sphere otherwise.")
+@click.option("--image-size", default=224, show_default=True, help="Square image side, pixels.")
+@click.option("--fov", default=60.0, show_default=True, help="Vertical field of view, degrees.")
+@click.option("--points", default=8192, show_default=True, help="Surface points per object.")
+@click.option("--synsets", default=None,
+              help="Comma-separated synset ids or taxonomy names (folder names for mesh folders).")
+@click.option("--limit", default=None, type=int, help="At most this many objects per category.")
+@click.option("--seed", default=0, show_default=True, help="Base seed (per object: seed + id).")
+@click.option("--shard-size", default=64, show_default=True, help="Objects per Zarr shard.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--backend", default="pytorch3d", show_default=True,
+              type=click.Choice(["pytorch3d"]), help="Rasterizer backend.")
+@click.option("--workers", default=None, type=int,
+              help="Local Dask worker processes (default: one per core; 0: no Dask).")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def build_dataset(source, output, views, layout, image_size, fov, points, synsets, limit, seed,
+                  shard_size, device, backend, workers, scheduler, overwrite, quiet):
+    """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset."""
+    from tap3d.datasets import BuildConfig, SourceError, build
+
+    config = BuildConfig(views=views, layout=layout, image_size=image_size, fov=fov,
+                         points=points, shard_size=shard_size, seed=seed, device=device,
+                         backend=backend)
+    try:
+        summary = build(source, output, config,
+                        synsets=[s for s in synsets.split(",") if s] if synsets else None,
+                        limit=limit, workers=workers, scheduler=scheduler, overwrite=overwrite,
+                        progress=not quiet)
+    except (SourceError, FileExistsError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(summary.format())
+    if summary.done == 0:
+        sys.exit(1)
+
+
+@main.command("preview")
+@click.argument("dataset")
+@click.option("-o", "--output", required=True, help="PNG file to write.")
+@click.option("--objects", default=8, show_default=True, help="Rows (objects) in the sheet.")
+def preview(dataset, output, objects):
+    """Write a contact sheet (objects x views) of DATASET's RGB views."""
+    from tap3d.datasets.preview import contact_sheet
+
+    try:
+        sheet = contact_sheet(dataset, output, objects=objects)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{output}: {sheet.shape[1]} x {sheet.shape[0]} pixels")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""Building a dataset: source -> mesh -> views -> shard, one Dask task per shard.
+
+:func:`build` is what ``tap-cli build-dataset`` calls; a notebook or a test calls it with the
+same arguments. The driver discovers the objects, creates the Zarr group with the index arrays,
+and submits :func:`render_shard` for every shard; each task loads, renders and samples its
+objects and writes its shard of every array itself, ``status`` last. An object that fails is
+recorded (``status`` 2, ``error`` naming the file and the reason) and the shard goes on.
+
+Randomness (surface samples, the ``random`` layout) is seeded per object from ``seed`` and the
+``object_id`` (:func:`object_seed`), so a build is the same whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from tap3d.datasets import format as fmt
+from tap3d.datasets.sources import ObjectSpec, Source, SourceError, discover
+from tap3d.render.cameras import DEFAULT_DISTANCE, DEFAULT_FOV, make_layout, resolve_layout_name
+from tap3d.render.meshes import MeshError
+
+__all__ = ["BuildConfig", "BuildSummary", "ShardReport", "build", "render_shard", "object_seed"]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of a build; every field is recorded in the dataset's attributes.
+
+    Attributes:
+        views: views per object ``V``.
+        layout: view layout name (``auto`` resolves by ``views``, see DESIGN.md).
+        image_size: side ``S`` of the square images, pixels.
+        fov: vertical field of view, degrees.
+        distance: camera distance, normalized object units (CLIP2Point: 2 x unit distance).
+        points: surface points per object ``P``.
+        shard_size: objects per shard.
+        seed: base seed; each object's seed derives from it and the ``object_id``.
+        device: ``auto`` (CUDA when the worker has it), ``cpu`` or ``cuda``.
+        backend: rasterizer backend name.
+        background: background colour, RGB in [0, 1].
+        texture_atlas_size: per-face texture resolution for OBJ texture atlases.
+    """
+
+    views: int = 10
+    layout: str = "auto"
+    image_size: int = 224
+    fov: float = DEFAULT_FOV
+    distance: float = DEFAULT_DISTANCE
+    points: int = 8192
+    shard_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+    backend: str = "pytorch3d"
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    texture_atlas_size: int = 4
+
+    def validate(self) -> "BuildConfig":
+        """Raise ``ValueError`` on settings that cannot be built; return self."""
+        resolve_layout_name(self.layout, self.views)
+        if self.image_size < 8:
+            raise ValueError(f"--image-size must be at least 8, got {self.image_size}")
+        if self.points < 1:
+            raise ValueError(f"--points must be at least 1, got {self.points}")
+        if self.shard_size < 1:
+            raise ValueError(f"--shard-size must be at least 1, got {self.shard_size}")
+        if not 0 < self.fov < 180:
+            raise ValueError(f"--fov must be in (0, 180) degrees, got {self.fov}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        from tap3d.render.rasterize import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        return self
+
+
+@dataclass
+class ShardReport:
+    """What one shard task did: objects done, failures ``(object_id, error)``, seconds."""
+
+    shard: int
+    done: int
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class BuildSummary:
+    """The result of :func:`build`."""
+
+    output: str
+    objects: int
+    done: int
+    failed: list[tuple[str, str]]
+    views: int
+    seconds: float
+    bytes_on_disk: int
+
+    @property
+    def views_per_second(self) -> float:
+        return self.done * self.views / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        """A short human-readable report."""
+        lines = [
+            f"{self.output}: {self.done} of {self.objects} objects done, {len(self.failed)} failed",
+            f"{self.done * self.views} views in {self.seconds:.1f} s "
+            f"({self.views_per_second:.1f} views/s)",
+            f"{self.bytes_on_disk / 2**20:.1f} MiB on disk"
+            + (f" ({self.bytes_on_disk / (self.done * self.views) / 1024:.1f} KiB per view)"
+               if self.done else ""),
+        ]
+        for object_id, error in self.failed:
+            lines.append(f"  failed {object_id}: {error}")
+        return "\n".join(lines)
+
+
+def object_seed(seed: int, object_id: str) -> int:
+    """A 63-bit seed for one object, from the build seed and the object id (SHA-256)."""
+    digest = hashlib.sha256(f"{seed}:{object_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _render_object(spec: ObjectSpec, config: BuildConfig, renderer, device) -> dict:
+    """Load, render and sample one object; returns its per-object arrays and warnings."""
+    from tap3d.render.cameras import make_cameras, opencv_cameras
+    from tap3d.render.meshes import load_mesh, sample_surface
+
+    seeds = np.random.SeedSequence(object_seed(config.seed, spec.object_id)).spawn(2)
+    mesh = load_mesh(spec.path, texture_atlas_size=config.texture_atlas_size)
+    layout = make_layout(config.layout, config.views, config.distance,
+                         rng=np.random.default_rng(seeds[0]))
+    cameras = make_cameras(layout, config.fov, device=device)
+    views = renderer(mesh, cameras)
+    points, normals = sample_surface(mesh, config.points, seed=int(seeds[1].generate_state(1)[0]))
+    R = cameras.R.cpu().numpy()
+    T = cameras.T.cpu().numpy()
+    K, world_to_camera = opencv_cameras(R, T, config.fov, config.image_size)
+    return {
+        "rgb": views.rgb,
+        "mask": views.mask,
+        "depth": views.depth.astype(np.float16),
+        "cameras/R": R,
+        "cameras/T": T,
+        "cameras/fov": np.full(config.views, config.fov, np.float32),
+        "cameras/K": K,
+        "cameras/world_to_camera": world_to_camera,
+        "cameras/azimuth": layout.azimuth,
+        "cameras/elevation": layout.elevation,
+        "cameras/distance": layout.distance,
+        "points": points,
+        "normals": normals,
+        "normalization/center": mesh.center,
+        "normalization/scale": np.float32(mesh.scale),
+        "status": fmt.STATUS_DONE,
+        "error": "",
+        "warnings": "\n".join(mesh.warnings),
+    }
+
+
+def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], config: BuildConfig,
+                 threads: int = 1) -> ShardReport:
+    """Render the objects of one shard and write the shard of every array.
+
+    Runs in a Dask worker (or in-process). Objects that fail are recorded with ``status`` 2 and
+    their error; their other arrays keep the fill value 0.
+
+    Args:
+        store: the dataset's path or fsspec URL (the group must exist).
+        shard: shard index.
+        start: index of the shard's first object.
+        objects: the shard's objects, in dataset order.
+        config: the build settings.
+        threads: torch intra-op threads for this task.
+
+    Returns:
+        A :class:`ShardReport`.
+    """
+    import torch
+    import zarr
+
+    from tap3d.render.rasterize import make_rasterizer
+    from tap3d.render.shade import ViewRenderer
+
+    torch.set_num_threads(max(1, threads))
+    began = time.perf_counter()
+    device = _resolve_device(config.device)
+    renderer = ViewRenderer(make_rasterizer(config.backend, config.image_size, device),
+                            device=device, background=config.background)
+    specs = fmt.array_specs(len(objects), config.views, config.image_size, config.points)
+    arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
+                             else specs[name].dtype) for name in fmt.SHARD_ARRAYS}
+    for name in ("error", "warnings"):
+        arrays[name][:] = ""
+    report = ShardReport(shard, 0)
+    for i, spec in enumerate(objects):
+        try:
+            values = _render_object(spec, config, renderer, device)
+        except MeshError as error:
+            values = {"status": fmt.STATUS_FAILED, "error": str(error)}
+        except Exception as error:  # noqa: BLE001 - one bad object must not stop the shard
+            last = traceback.extract_tb(error.__traceback__)[-1]
+            values = {"status": fmt.STATUS_FAILED,
+                      "error": f"{spec.path}: {type(error).__name__}: {error} "
+                               f"(at {os.path.basename(last.filename)}:{last.lineno})"}
+        for name, value in values.items():
+            arrays[name][i] = value
+        if values["status"] == fmt.STATUS_DONE:
+            report.done += 1
+        else:
+            report.failed.append((spec.object_id, values["error"]))
+    for name in ("error", "warnings"):
+        arrays[name] = arrays[name].astype(str)
+    group = zarr.open_group(store, mode="r+", zarr_format=3)
+    fmt.write_shard(group, start, arrays)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _attributes(source: Source, config: BuildConfig, layout_name: str) -> dict:
+    import tap3d
+    from tap3d.render.shade import LIGHTS
+
+    layout = make_layout(layout_name, config.views, config.distance,
+                         rng=np.random.default_rng(0))
+    layout_attr = {"name": layout_name, "azimuth": layout.azimuth.tolist(),
+                   "elevation": layout.elevation.tolist(), "distance": layout.distance.tolist()}
+    if layout_name == "random":
+        layout_attr.update(azimuth=None, elevation=None, distance=None,
+                           note="drawn per object; see cameras/* arrays")
+    return {
+        "categories": source.categories,
+        "category_names": [source.category_names.get(c, c) for c in source.categories],
+        "layout": layout_attr,
+        "views": config.views,
+        "image_size": config.image_size,
+        "fov": config.fov,
+        "lights": LIGHTS,
+        "background": list(config.background),
+        "backend": config.backend,
+        "points_per_object": config.points,
+        "shard_size": config.shard_size,
+        "texture_atlas_size": config.texture_atlas_size,
+        "source": {"root": source.root, "kind": source.kind},
+        "seed": config.seed,
+        "tap3d_version": tap3d.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _bytes_on_disk(store) -> int:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(os.fspath(store))
+    try:
+        return int(fs.du(path, total=True))
+    except Exception:  # noqa: BLE001 - size is informative only
+        return 0
+
+
+def _exists(store) -> bool:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(os.fspath(store))
+    return fs.exists(path)
+
+
+def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildConfig = BuildConfig(),
+          *, synsets: list[str] | None = None, limit: int | None = None,
+          workers: int | None = None, scheduler: str | None = None, overwrite: bool = False,
+          progress: bool = True) -> BuildSummary:
+    """Build a ``tap3d.views`` dataset from a mesh source.
+
+    Args:
+        source: ShapeNetCore v2/v1 root, mesh folder, or ``"pybullet"`` (see
+            :func:`tap3d.datasets.sources.discover`).
+        output: path or fsspec URL of the Zarr group to write.
+        config: rendering and format settings.
+        synsets: categories to keep (synset ids or taxonomy names).
+        limit: at most this many objects per category.
+        workers: Dask worker processes of a local cluster (one thread each; default: one per
+            CPU core, or 1 with CUDA); ``0`` renders in this process without Dask.
+        scheduler: address of an existing Dask scheduler to use instead of a local cluster.
+        overwrite: replace an existing dataset at ``output``.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`BuildSummary`.
+
+    Raises:
+        SourceError: the source does not exist or holds no meshes (nothing is written).
+        FileExistsError: ``output`` exists and ``overwrite`` is false (nothing is written).
+        ValueError: invalid settings (nothing is written).
+    """
+    config.validate()
+    found = discover(source, synsets=synsets, limit=limit)
+    if _exists(output) and not overwrite:
+        raise FileExistsError(f"{output}: already exists; pass --overwrite to replace it")
+    layout_name = resolve_layout_name(config.layout, config.views)
+    objects = found.objects
+    specs = fmt.array_specs(len(objects), config.views, config.image_size, config.points)
+    index = {
+        "object_id": np.array([o.object_id for o in objects], dtype=str),
+        "category": np.array([o.category for o in objects], dtype=str),
+        "label": np.array([found.label(o.category) for o in objects], dtype=np.int32),
+    }
+    began = time.perf_counter()
+    fmt.create_dataset(os.fspath(output), specs, config.shard_size,
+                       _attributes(found, config, layout_name), index, overwrite=overwrite)
+    tasks = [(shard, start, objects[start:stop]) for shard, (start, stop)
+             in enumerate(fmt.shard_ranges(len(objects), config.shard_size))]
+    reports = _run(tasks, os.fspath(output), config, workers, scheduler, progress, len(objects))
+    failed = [f for r in sorted(reports, key=lambda r: r.shard) for f in r.failed]
+    return BuildSummary(
+        output=os.fspath(output), objects=len(objects), done=sum(r.done for r in reports),
+        failed=failed, views=config.views, seconds=time.perf_counter() - began,
+        bytes_on_disk=_bytes_on_disk(output))
+
+
+def _run(tasks, store, config, workers, scheduler, progress, total) -> list[ShardReport]:
+    """Run the shard tasks in process, on a local cluster or on an existing scheduler."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="obj", desc="render", disable=not progress)
+    reports = []
+    if workers == 0 and scheduler is None:
+        threads = os.cpu_count() or 1
+        for shard, start, objs in tasks:
+            reports.append(render_shard(store, shard, start, objs, config, threads))
+            bar.update(len(objs))
+        bar.close()
+        return reports
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        gpu = config.device.startswith("cuda") or (
+            config.device == "auto" and _resolve_device("auto") == "cuda")
+        n = workers or (1 if gpu else (os.cpu_count() or 1))
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = {client.submit(render_shard, store, shard, start, objs, config, 1, pure=False):
+                   len(objs) for shard, start, objs in tasks}
+        for future in as_completed(futures):
+            reports.append(future.result())
+            bar.update(futures[future])
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return reports
+
