@@ -158,7 +158,7 @@ def _load_obj(path: str, atlas_size: int, notes: list[str]):
 
     try:
         (verts, faces, aux), messages = read(True)
-    except (UnicodeDecodeError, ValueError, IndexError, OSError, RuntimeError) as error:
+    except Exception as error:  # noqa: BLE001 - PyTorch3D raises many types on bad files
         # Either the geometry is unreadable or the texture atlas failed (pytorch3d #441, #381,
         # #1594); try the geometry alone to tell which.
         try:
@@ -210,7 +210,9 @@ def _load_trimesh(path: str, notes: list[str]):
     visual = loaded.visual
     if visual is not None and visual.kind is not None:
         try:
-            colors = np.asarray(visual.to_color().vertex_colors, dtype=np.float32)[:, :3] / 255.0
+            if visual.kind == "texture":  # sample the texture image at the vertices' UVs
+                visual = visual.to_color()
+            colors = np.asarray(visual.vertex_colors, dtype=np.float32)[:, :3] / 255.0
         except Exception as error:  # noqa: BLE001
             notes.append(f"{path}: could not read colours ({error}); default colour used")
     return verts_np, faces_np, colors
