@@ -49,7 +49,7 @@ def test_layouts_spread_over_the_sphere(layout, views):
     np.testing.assert_allclose(np.linalg.norm(c, axis=1), lay.distance, rtol=1e-5)
     d = c / np.linalg.norm(c, axis=1, keepdims=True)
     gram = d @ d.T - 2 * np.eye(views)
-    assert gram.max() < 0.99  # no two views coincide
+    assert gram.max() < (0.999 if layout == "random" else 0.99)  # no two views coincide
     if layout != "mvcnn":
         assert np.abs(d.mean(0)).max() < 0.35  # not all on one side
 
