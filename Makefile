@@ -29,7 +29,7 @@ system-deps:
 
 # The demo: the real meshes that pybullet ships (see README), 10 views at 224 x 224.
 render: install
-	$(BIN)/tap-cli build-dataset pybullet -o data/demo.zarr --views 10 --image-size 224 --overwrite
+	$(BIN)/tap-cli build-dataset pybullet -o data/demo.zarr --views 10 --image-size 224 --shard-size 8 --overwrite
 	$(BIN)/tap-cli preview data/demo.zarr -o data/demo.png --objects 12
 
 test: install

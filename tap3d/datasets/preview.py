@@ -12,12 +12,12 @@ __all__ = ["contact_sheet"]
 
 
 def contact_sheet(store, output: str | os.PathLike, objects: int = 8, tile: int = 112) -> np.ndarray:
-    """Write a PNG grid: one row per object (spread over the done objects), one column per view.
+    """Write a PNG grid: one row per object (one per category first), one column per view.
 
     Args:
         store: the dataset's path or fsspec URL.
         output: PNG path to write.
-        objects: rows, at most; objects with ``status`` done are picked evenly across the dataset.
+        objects: rows, at most; done objects, one of each category first, then spread evenly.
         tile: side of each view's tile in pixels (views are resized to it).
 
     Returns:
@@ -33,8 +33,18 @@ def contact_sheet(store, output: str | os.PathLike, objects: int = 8, tile: int 
     done = np.flatnonzero(group["status"][:] == STATUS_DONE)
     if done.size == 0:
         raise ValueError(f"{store}: no object was rendered successfully")
-    pick = done[np.unique(np.linspace(0, done.size - 1, min(objects, done.size)).round().astype(int))]
     ids = group["object_id"][:]
+    categories = group["category"][:]
+    # one object of each category first, then the rest spread evenly
+    first = {}
+    for i in done:
+        first.setdefault(str(categories[i]), int(i))
+    pick = list(first.values())[:objects]
+    rest = [int(i) for i in done if i not in set(pick)]
+    if len(pick) < objects and rest:
+        spread = np.linspace(0, len(rest) - 1, min(objects - len(pick), len(rest))).round()
+        pick += [rest[int(j)] for j in np.unique(spread)]
+    pick = sorted(pick)
     rows = []
     for i in pick:
         views = group["rgb"][int(i)]  # (V, S, S, 3)
