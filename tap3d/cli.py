@@ -32,8 +32,9 @@ def main():
 @click.option("--seed", default=0, show_default=True, help="Base seed (per object: seed + id).")
 @click.option("--shard-size", default=64, show_default=True, help="Objects per Zarr shard.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--backend", default="pytorch3d", show_default=True,
-              type=click.Choice(["pytorch3d"]), help="Rasterizer backend.")
+@click.option("--backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "pytorch3d", "embree"]),
+              help="Rasterizer: auto = pytorch3d on CUDA, embree (ray casting) on CPU.")
 @click.option("--workers", default=None, type=int,
               help="Local Dask worker processes (default: one per core; 0: no Dask).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler.")

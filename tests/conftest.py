@@ -64,13 +64,16 @@ def small_config():
     return BuildConfig(image_size=IMAGE_SIZE, points=POINTS, shard_size=3, seed=7)
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory, mesh_folder, small_config) -> str:
-    """The mesh folder built once, in process: 8 objects, 10 views of 64 x 64, 3 shards."""
+@pytest.fixture(scope="session", params=["pytorch3d", "embree"])
+def dataset(request, tmp_path_factory, mesh_folder, small_config) -> str:
+    """The mesh folder built once per backend, in process: 8 objects, 10 views, 3 shards."""
+    from dataclasses import replace
+
     from tap3d.datasets import build
 
-    out = str(tmp_path_factory.mktemp("ds") / "small.zarr")
-    summary = build(mesh_folder, out, small_config, workers=0, progress=False)
+    out = str(tmp_path_factory.mktemp("ds") / f"small-{request.param}.zarr")
+    summary = build(mesh_folder, out, replace(small_config, backend=request.param), workers=0,
+                    progress=False)
     assert summary.done == len(MESHES), summary.format()
     return out
 

@@ -16,7 +16,7 @@ import hashlib
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -43,7 +43,8 @@ class BuildConfig:
         shard_size: objects per shard.
         seed: base seed; each object's seed derives from it and the ``object_id``.
         device: ``auto`` (CUDA when the worker has it), ``cpu`` or ``cuda``.
-        backend: rasterizer backend name.
+        backend: rasterizer backend name; ``auto`` is PyTorch3D's rasterizer on CUDA and Embree
+            ray casting on CPU (see :mod:`tap3d.render.rasterize`).
         background: background colour, RGB in [0, 1].
         texture_atlas_size: per-face texture resolution for OBJ texture atlases.
     """
@@ -57,7 +58,7 @@ class BuildConfig:
     shard_size: int = 64
     seed: int = 0
     device: str = "auto"
-    backend: str = "pytorch3d"
+    backend: str = "auto"
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     texture_atlas_size: int = 4
 
@@ -200,7 +201,7 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
     torch.set_num_threads(max(1, threads))
     began = time.perf_counter()
     device = _resolve_device(config.device)
-    renderer = ViewRenderer(make_rasterizer(config.backend, config.image_size, device),
+    renderer = ViewRenderer(make_rasterizer(config.backend, config.image_size, device, threads),
                             device=device, background=config.background)
     specs = fmt.array_specs(len(objects), config.views, config.image_size, config.points)
     arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
@@ -308,6 +309,10 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
         ValueError: invalid settings (nothing is written).
     """
     config.validate()
+    if config.backend == "auto":  # record the backend that renders (local device)
+        from tap3d.render.rasterize import resolve_backend
+
+        config = replace(config, backend=resolve_backend("auto", _resolve_device(config.device)))
     found = discover(source, synsets=synsets, limit=limit)
     if _exists(output) and not overwrite:
         raise FileExistsError(f"{output}: already exists; pass --overwrite to replace it")

@@ -46,16 +46,15 @@ class ViewRenderer:
         rasterizer: a backend from :mod:`tap3d.render.rasterize`.
         device: torch device of the shading.
         background: background colour, RGB in [0, 1].
-        max_faces_per_batch: views are rasterized in batches with at most this many faces in
-            total (mesh faces x views), which bounds memory on large meshes.
+
+    Views are rasterized in batches of at most ``rasterizer.max_batch_faces`` faces in total
+    (mesh faces x views; None: all views at once), which bounds memory on large meshes.
     """
 
-    def __init__(self, rasterizer, device="cpu", background=(1.0, 1.0, 1.0),
-                 max_faces_per_batch: int = 2_000_000):
+    def __init__(self, rasterizer, device="cpu", background=(1.0, 1.0, 1.0)):
         self.rasterizer = rasterizer
         self.device = device
         self.background = tuple(float(c) for c in background)
-        self.max_faces_per_batch = max_faces_per_batch
 
     def __call__(self, mesh, cameras) -> RenderedViews:
         """Render one mesh from every camera.
@@ -72,7 +71,9 @@ class ViewRenderer:
 
         meshes = mesh.to_meshes(self.device)
         num_views = len(cameras)
-        per_batch = max(1, min(num_views, self.max_faces_per_batch // max(1, mesh.num_faces)))
+        limit = getattr(self.rasterizer, "max_batch_faces", None)
+        per_batch = num_views if limit is None else \
+            max(1, min(num_views, limit // max(1, mesh.num_faces)))
         rgb, mask, depth = [], [], []
         with torch.no_grad():
             for start in range(0, num_views, per_batch):
