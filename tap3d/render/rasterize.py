@@ -183,23 +183,18 @@ class EmbreeRasterizer:
         import torch
 
         S, N = self.image_size, len(meshes)
-        dists = torch.full((N, S * S), -1.0)
         ndc = 1.0 - (2.0 * torch.arange(S, dtype=torch.float32) + 1.0) / S
         y, x = torch.meshgrid(ndc, ndc, indexing="ij")
-        pixel = torch.stack([x.reshape(-1), y.reshape(-1)], -1)
-        for i in range(N):
-            hit = covered[i]
-            if not hit.any():
-                continue
-            verts = cameras[i].transform_points(meshes.verts_list()[i].detach().cpu()
-                                                .to(cameras.device))[..., :2].cpu()
-            tri = verts[meshes.faces_list()[i].cpu()[face[i, hit]]]  # (M, 3, 2)
-            p = pixel[hit][:, None, :]
-            a, b = tri, tri.roll(-1, dims=1)
-            ab = b - a
-            t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)).clamp(0, 1)
-            closest = a + t[..., None] * ab
-            dists[i, hit] = -((p - closest) ** 2).sum(-1).min(-1).values
+        pixel = torch.stack([x.reshape(-1), y.reshape(-1)], -1).expand(N, S * S, 2)
+        projected = cameras.transform_points(meshes.verts_padded())[..., :2].cpu()  # (N, V, 2)
+        view, pix = covered.nonzero(as_tuple=True)
+        corner = meshes.faces_padded().cpu()[view, face[view, pix]]  # (M, 3) vertex indices
+        tri = projected[view[:, None], corner]  # (M, 3, 2)
+        a, b = tri, tri.roll(-1, dims=1)
+        ab, p = b - a, pixel[0, pix][:, None, :]
+        t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)).clamp(0, 1)
+        dists = torch.full((N, S * S), -1.0)
+        dists[view, pix] = -((p - a - t[..., None] * ab) ** 2).sum(-1).min(-1).values
         return dists
 
 
