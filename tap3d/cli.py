@@ -75,5 +75,54 @@ def preview(dataset, output, objects):
     click.echo(f"{output}: {sheet.shape[1]} x {sheet.shape[0]} pixels")
 
 
+@main.command("train")
+@click.argument("dataset")
+@click.option("--out", required=True, help="Run folder.")
+@click.option("--config", "config_path", default=None, help="YAML config (CLI options override).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--max-steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto, cpu or cuda.")
+@click.option("--num-points", type=int, default=None)
+@click.option("--views-per-sample", type=int, default=None)
+@click.option("--photograph-depth", type=int, default=None)
+@click.option("--photograph-dim", type=int, default=None)
+@click.option("--query", type=click.Choice(["ray", "rotation"]), default=None)
+@click.option("--embed-dim", type=int, default=None, help="Backbone embedding width.")
+@click.option("--num-workers", type=int, default=None, help="DataLoader workers.")
+@click.option("--log-every", type=int, default=None, help="Steps between logs (10).")
+@click.option("--checkpoint-every", type=int, default=None)
+@click.option("--sample-every", type=int, default=None)
+@click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt.")
+@click.option("--quiet", is_flag=True)
+def train_command(dataset, out, config_path, resume, quiet, **options):
+    """Pre-train a backbone with TAP on DATASET (path or fsspec URL)."""
+    from tap3d.train import load_config, train
+
+    try:
+        config = load_config(config_path, **options)
+        last = train(dataset, out, config, resume=resume, progress=not quiet)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{out}: step {last.get('step')} loss {last.get('loss', float('nan')):.4f}")
+
+
+@main.command("export-backbone")
+@click.argument("run")
+@click.option("-o", "--output", required=True, help="Output .pt file.")
+def export_backbone_command(run, output):
+    """Save the backbone of RUN (folder or checkpoint) alone, for fine-tuning."""
+    from tap3d.train import export_backbone
+
+    try:
+        exported = export_backbone(run, output)
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{output}: {exported['backbone']} at step {exported['step']}, "
+               f"{len(exported['state_dict'])} tensors")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,175 @@
+"""Streaming a ``tap3d.views`` dataset into training: whole-shard reads, split without overlap.
+
+:class:`ViewStream` is a ``torch.utils.data.IterableDataset``. Each epoch it shuffles the shard
+order (seeded by ``seed`` and the epoch), deals the shards round-robin to the
+``world_size x num_workers`` readers (distributed ranks x DataLoader workers), reads each shard
+with one request per array, skips objects whose ``status`` is not done, passes the objects
+through a shuffle buffer and yields one sample per object. Every done object is therefore
+yielded exactly once per epoch across all ranks and workers.
+
+Per-sample randomness (point subset, views, scale) is seeded by ``(seed, epoch, object index)``,
+so a sample does not depend on which reader produced it, and resuming an epoch part-way (by
+skipping the samples already seen) replays the same data.
+
+This module imports torch, numpy and zarr only (never pytorch3d), so the trainer runs where only
+torch is installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tap3d.datasets.format import STATUS_DONE, shard_ranges
+
+__all__ = ["ViewStream", "farthest_point_sample"]
+
+#: Arrays read per shard.
+_ARRAYS = ("status", "points", "rgb", "mask", "cameras/R", "cameras/T", "cameras/fov",
+           "cameras/K", "cameras/world_to_camera")
+
+
+def farthest_point_sample(points: np.ndarray, count: int, start: int = 0) -> np.ndarray:
+    """Indices of ``count`` points chosen by farthest-point sampling.
+
+    Args:
+        points: ``(P, 3)`` float array.
+        count: number of indices to return (``<= P``).
+        start: index of the first point.
+
+    Returns:
+        ``(count,)`` int64 indices, each point the farthest from those chosen before it.
+    """
+    chosen = np.empty(count, dtype=np.int64)
+    distance = np.full(points.shape[0], np.inf)
+    current = start
+    for i in range(count):
+        chosen[i] = current
+        distance = np.minimum(distance, ((points - points[current]) ** 2).sum(1))
+        current = int(distance.argmax())
+    return chosen
+
+
+class ViewStream(torch.utils.data.IterableDataset):
+    """Samples for TAP pre-training, streamed from a dataset's shards.
+
+    Args:
+        store: dataset path or fsspec URL (anything ``zarr.open_group`` opens).
+        num_points: points per sample (subsampled from the stored ones).
+        views_per_sample: views per sample; default half of the stored views (TAP draws 6 of 12).
+        sampling: ``random`` or ``fps`` (farthest-point, from a random start) point subsets.
+        shuffle: shuffle shard order and objects (a buffer of ``buffer_size``).
+        buffer_size: objects held in the shuffle buffer.
+        scale_range: isotropic scaling augmentation ``U[low, high)`` applied to the points and
+            the camera translations together (so the target views stay exact); ``None`` for off.
+        up_axis: index of the up axis for the height feature (1: y-up, as ShapeNetCore).
+        seed: base seed.
+        rank, world_size: this process's distributed rank and the number of ranks; default from
+            ``torch.distributed`` when it is initialised, else 0 and 1.
+
+    Each sample is a dict of tensors:
+        ``points`` ``(num_points, 3)`` float32 (scaled), ``features`` ``(num_points, 4)`` float32
+        (xyz and height above the lowest point along ``up_axis``), ``images`` ``(V, 3, S, S)``
+        float32 in [0, 1], ``masks`` ``(V, S, S)`` bool, ``R`` ``(V, 3, 3)``, ``T`` ``(V, 3)``,
+        ``fov`` ``(V,)``, ``K`` ``(V, 3, 3)``, ``world_to_camera`` ``(V, 4, 4)`` float32 (camera
+        translations scaled with the points), ``index`` int64 (object index in the dataset),
+        ``label`` int64.
+    """
+
+    def __init__(self, store, num_points: int = 1024, views_per_sample: int | None = None,
+                 sampling: str = "random", shuffle: bool = True, buffer_size: int = 256,
+                 scale_range: tuple[float, float] | None = (0.9, 1.1), up_axis: int = 1,
+                 seed: int = 0, rank: int | None = None, world_size: int | None = None):
+        import zarr
+
+        super().__init__()
+        if sampling not in ("random", "fps"):
+            raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
+        self.store = store
+        group = zarr.open_group(store, mode="r")
+        self.num_objects, self.num_views = group["rgb"].shape[:2]
+        self.shard_size = int(group.attrs["shard_size"])
+        self.labels = group["label"][:].astype(np.int64)
+        stored_points = group["points"].shape[1]
+        if num_points > stored_points:
+            raise ValueError(f"{store}: num_points {num_points} > stored points {stored_points}")
+        self.num_points = num_points
+        self.views_per_sample = views_per_sample or max(1, self.num_views // 2)
+        if self.views_per_sample > self.num_views:
+            raise ValueError(f"views_per_sample {self.views_per_sample} > stored views "
+                             f"{self.num_views}")
+        self.sampling, self.shuffle, self.buffer_size = sampling, shuffle, buffer_size
+        self.scale_range, self.up_axis, self.seed = scale_range, up_axis, seed
+        if rank is None or world_size is None:
+            dist = torch.distributed
+            initialised = dist.is_available() and dist.is_initialized()
+            rank = dist.get_rank() if initialised else 0
+            world_size = dist.get_world_size() if initialised else 1
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.status = group["status"][:]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shard order and sample randomness the next iteration uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Done objects in the whole dataset (all ranks together)."""
+        return int((self.status == STATUS_DONE).sum())
+
+    def my_shards(self, worker: int = 0, num_workers: int = 1) -> list[tuple[int, int]]:
+        """The shard ranges that one reader (rank x worker) reads this epoch."""
+        shards = shard_ranges(self.num_objects, self.shard_size)
+        order = np.arange(len(shards))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(shards))
+        reader = self.rank * num_workers + worker
+        return [shards[i] for i in order[reader::self.world_size * num_workers]]
+
+    def _sample(self, index: int, arrays: dict, row: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        points = arrays["points"][row]
+        if self.sampling == "fps":
+            chosen = farthest_point_sample(points, self.num_points, int(rng.integers(len(points))))
+        else:
+            chosen = rng.choice(len(points), self.num_points, replace=False)
+        views = np.sort(rng.choice(self.num_views, self.views_per_sample, replace=False))
+        scale = rng.uniform(*self.scale_range) if self.scale_range else 1.0
+        xyz = (points[chosen] * scale).astype(np.float32)
+        height = xyz[:, self.up_axis:self.up_axis + 1] - xyz[:, self.up_axis].min()
+        world_to_camera = arrays["cameras/world_to_camera"][row, views].copy()
+        world_to_camera[:, :3, 3] *= scale
+        return {
+            "points": torch.from_numpy(xyz),
+            "features": torch.from_numpy(np.concatenate([xyz, height], 1)),
+            "images": torch.from_numpy(arrays["rgb"][row, views]).permute(0, 3, 1, 2).float()
+            / 255.0,
+            "masks": torch.from_numpy(arrays["mask"][row, views]),
+            "R": torch.from_numpy(arrays["cameras/R"][row, views]),
+            "T": torch.from_numpy(arrays["cameras/T"][row, views] * np.float32(scale)),
+            "fov": torch.from_numpy(arrays["cameras/fov"][row, views]),
+            "K": torch.from_numpy(arrays["cameras/K"][row, views]),
+            "world_to_camera": torch.from_numpy(world_to_camera),
+            "index": torch.tensor(index),
+            "label": torch.tensor(self.labels[index]),
+        }
+
+    def __iter__(self):
+        import zarr
+
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        group = zarr.open_group(self.store, mode="r")
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])
+        buffer: list[dict] = []
+        for start, stop in self.my_shards(worker, num_workers):
+            status = group["status"][start:stop]
+            if not (status == STATUS_DONE).any():
+                continue
+            arrays = {name: group[name][start:stop] for name in _ARRAYS[1:]}  # one read each
+            for row in np.flatnonzero(status == STATUS_DONE):
+                buffer.append(self._sample(start + int(row), arrays, int(row)))
+                if len(buffer) >= (self.buffer_size if self.shuffle else 1):
+                    yield buffer.pop(int(rng.integers(len(buffer))) if self.shuffle else 0)
+        while buffer:
+            yield buffer.pop(int(rng.integers(len(buffer))) if self.shuffle else 0)

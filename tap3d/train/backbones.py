@@ -1,0 +1,147 @@
+"""Point-cloud backbones: points -> per-point features and their coordinates.
+
+PointMLP (Ma et al., "Rethinking Network Design and Local Geometry in Point Cloud: A Simple
+Residual MLP Framework", ICLR 2022) in the configuration TAP pre-trains (DESIGN.md): embedding
+64, 4 stages with channel expansion 2 and point reduction 2, 2 pre- and 2 pos-blocks per stage,
+k = 24 neighbours, anchor normalization of the groups, no xyz in the grouped features; 1024
+points in, 1024-channel features on 64 points out.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Backbone", "PointMLP", "BACKBONES", "make_backbone", "farthest_point_sample_torch"]
+
+
+class Backbone(nn.Module):
+    """Interface of a backbone.
+
+    ``forward(features)`` takes ``(B, N, C_in)`` float32 point features whose first three
+    channels are xyz, and returns ``(features (B, M, C_out), xyz (B, M, 3))``: the last stage's
+    per-point features and the coordinates they sit at. ``out_channels`` is ``C_out``.
+    """
+
+    out_channels: int
+
+
+def farthest_point_sample_torch(xyz: torch.Tensor, count: int) -> torch.Tensor:
+    """``(B, count)`` int64 indices of farthest-point samples of ``xyz`` ``(B, N, 3)``.
+
+    Deterministic: starts at point 0 of every cloud.
+    """
+    B, N, _ = xyz.shape
+    chosen = torch.zeros(B, count, dtype=torch.long, device=xyz.device)
+    distance = torch.full((B, N), float("inf"), device=xyz.device)
+    current = torch.zeros(B, dtype=torch.long, device=xyz.device)
+    rows = torch.arange(B, device=xyz.device)
+    for i in range(count):
+        chosen[:, i] = current
+        d = ((xyz - xyz[rows, current][:, None, :]) ** 2).sum(-1)
+        distance = torch.minimum(distance, d)
+        current = distance.argmax(-1)
+    return chosen
+
+
+def _gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values ``(B, N, C)``, index ``(B, ...)`` -> ``(B, ..., C)``."""
+    B = values.shape[0]
+    flat = index.reshape(B, -1)
+    out = torch.gather(values, 1, flat[..., None].expand(-1, -1, values.shape[-1]))
+    return out.reshape(*index.shape, values.shape[-1])
+
+
+class _ConvBNReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class _ResBlock(nn.Module):
+    """PointMLP's residual MLP block on ``(B, C, N)``: conv-BN-ReLU-conv-BN + identity, ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(channels, channels, 1, bias=False), nn.BatchNorm1d(channels),
+            nn.ReLU(inplace=True), nn.Conv1d(channels, channels, 1, bias=False),
+            nn.BatchNorm1d(channels))
+
+    def forward(self, x):
+        return torch.relu(self.net(x) + x)
+
+
+class _Stage(nn.Module):
+    """Group (FPS + kNN, anchor normalization), pre-blocks, max-pool, pos-blocks."""
+
+    def __init__(self, cin: int, cout: int, k: int, pre: int, pos: int):
+        super().__init__()
+        self.k = k
+        # geometric affine of the anchor-normalized groups (alpha, beta per channel)
+        self.alpha = nn.Parameter(torch.ones(1, 1, 1, cin))
+        self.beta = nn.Parameter(torch.zeros(1, 1, 1, cin))
+        self.transfer = _ConvBNReLU(2 * cin, cout)
+        self.pre = nn.Sequential(*[_ResBlock(cout) for _ in range(pre)])
+        self.pos = nn.Sequential(*[_ResBlock(cout) for _ in range(pos)])
+
+    def forward(self, xyz, features, count):
+        B, N, C = features.shape
+        centre_index = farthest_point_sample_torch(xyz, count)
+        new_xyz = _gather(xyz, centre_index)  # (B, S, 3)
+        anchor = _gather(features, centre_index)  # (B, S, C)
+        knn = torch.cdist(new_xyz, xyz).topk(self.k, dim=-1, largest=False).indices  # (B, S, k)
+        grouped = _gather(features, knn)  # (B, S, k, C)
+        offset = grouped - anchor[:, :, None, :]
+        std = offset.reshape(B, -1).std(dim=-1).reshape(B, 1, 1, 1)
+        grouped = self.alpha * offset / (std + 1e-5) + self.beta
+        grouped = torch.cat([grouped, anchor[:, :, None, :].expand(-1, -1, self.k, -1)], -1)
+        S = grouped.shape[1]
+        x = grouped.permute(0, 1, 3, 2).reshape(B * S, 2 * C, self.k)
+        x = self.pre(self.transfer(x)).max(dim=-1).values  # (B * S, C_out)
+        x = x.reshape(B, S, -1).permute(0, 2, 1)
+        x = self.pos(x).permute(0, 2, 1)  # (B, S, C_out)
+        return new_xyz, x
+
+
+class PointMLP(Backbone):
+    """PointMLP (ICLR 2022) encoder, without its classification head.
+
+    Args:
+        in_channels: input feature channels (4: xyz + height, as TAP).
+        embed_dim: embedding channels (64).
+        stages: number of stages (4); channels double and points halve at each.
+        k: neighbours per group (24).
+        pre_blocks, pos_blocks: residual blocks before and after pooling per stage (2, 2).
+        reducer: point reduction per stage (2).
+
+    ``forward(features (B, N, in_channels))`` -> ``((B, N / reducer^stages, embed_dim *
+    2^stages), (B, N / reducer^stages, 3))``; for 1024 points: 1024 channels on 64 points.
+    """
+
+    def __init__(self, in_channels: int = 4, embed_dim: int = 64, stages: int = 4, k: int = 24,
+                 pre_blocks: int = 2, pos_blocks: int = 2, reducer: int = 2):
+        super().__init__()
+        self.reducer = reducer
+        self.embedding = _ConvBNReLU(in_channels, embed_dim)
+        channels = [embed_dim * 2 ** i for i in range(stages + 1)]
+        self.stages = nn.ModuleList(
+            _Stage(channels[i], channels[i + 1], k, pre_blocks, pos_blocks) for i in range(stages))
+        self.out_channels = channels[-1]
+
+    def forward(self, features: torch.Tensor):
+        xyz = features[..., :3].contiguous()
+        x = self.embedding(features.transpose(1, 2)).transpose(1, 2)
+        for stage in self.stages:
+            xyz, x = stage(xyz, x, max(1, xyz.shape[1] // self.reducer))
+        return x, xyz
+
+
+BACKBONES = {"pointmlp": PointMLP}
+
+
+def make_backbone(name: str, **kwargs) -> Backbone:
+    """Build a backbone by name (``pointmlp``). Raises ``ValueError`` on unknown names."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name](**kwargs)
