@@ -174,7 +174,7 @@ def _grid_png(path: str, generated: torch.Tensor, target: torch.Tensor, count: i
 
 
 def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
-          progress: bool = True) -> dict:
+          progress: bool = True, stop_at: int | None = None) -> dict:
     """Pre-train a backbone with TAP on a ``tap3d.views`` dataset.
 
     Args:
@@ -183,6 +183,8 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
         config: settings.
         resume: continue from ``out/checkpoints/last.pt``.
         progress: show a progress bar (rank 0).
+        stop_at: checkpoint and return after this step, as if the job were pre-empted there
+            (the schedule still runs to the configured end; ``resume`` continues).
 
     Returns:
         ``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step.
@@ -273,7 +275,7 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
     last: dict = {}
     window_began, window_samples = time.perf_counter(), 0
     metrics_path = os.path.join(out, "metrics.jsonl")
-    while step < total:
+    while step < total and step != stop_at:
         stream.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(stream, batch_size=config.batch_size,
                                              num_workers=config.num_workers, drop_last=True)
@@ -324,9 +326,9 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
                 if writer:
                     writer.add_image("samples/generated_over_target", grid, step,
                                      dataformats="HWC")
-            if step % config.checkpoint_every == 0 or step == total:
+            if step % config.checkpoint_every == 0 or step in (total, stop_at):
                 save(batch_in_epoch)
-            if step >= total:
+            if step >= total or step == stop_at:
                 break
         else:
             if batch_in_epoch == 0:

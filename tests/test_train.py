@@ -1,0 +1,124 @@
+"""The trainer's stream and loop on a small dataset of real meshes (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from tap3d.datasets import BuildConfig, build
+from tap3d.datasets.stream import ViewStream
+from tap3d.train import PhotographModule, TAPModel, camera_rays, export_backbone, load_config, train
+
+
+@pytest.fixture(scope="module")
+def train_set(tmp_path_factory, mesh_folder):
+    """8 objects, 6 views of 64 x 64, shards of 2, one object marked failed."""
+    out = str(tmp_path_factory.mktemp("train") / "train.zarr")
+    build(mesh_folder, out, BuildConfig(views=6, image_size=64, points=512, shard_size=2),
+          workers=0, progress=False)
+    zarr.open_group(out, mode="r+")["status"][5] = 2  # skipped by the stream
+    return out
+
+
+def _tiny(**overrides):
+    return load_config(None, **{"batch_size": 2, "num_points": 256, "views_per_sample": 2,
+                                "photograph_dim": 32, "embed_dim": 8, "log_every": 1,
+                                "checkpoint_every": 3, "sample_every": 3, "max_steps": 6,
+                                "device": "cpu", **overrides})
+
+
+def test_stream_yields_every_done_object_once_across_ranks_and_workers(train_set):
+    done = set(np.flatnonzero(zarr.open_group(train_set)["status"][:] == 1))
+    for epoch in (0, 1):
+        seen = []
+        for rank in range(2):
+            stream = ViewStream(train_set, num_points=64, rank=rank, world_size=2, seed=1)
+            stream.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
+            indices = [int(s["index"]) for s in loader]
+            assert indices, rank
+            seen.append(indices)
+        assert not set(seen[0]) & set(seen[1])  # ranks see different objects
+        assert sorted(seen[0] + seen[1]) == sorted(done)
+    assert len(ViewStream(train_set, num_points=64)) == len(done)
+
+
+def test_stream_sample_contents(train_set):
+    sample = next(iter(ViewStream(train_set, num_points=128, seed=0)))
+    g = zarr.open_group(train_set)
+    assert sample["points"].shape == (128, 3) and sample["features"].shape == (128, 4)
+    assert sample["images"].shape == (3, 3, 64, 64) and sample["masks"].shape == (3, 64, 64)
+    assert sample["images"].min() >= 0 and sample["images"].max() <= 1
+    assert float(sample["features"][:, 3].min()) == 0.0  # height above the lowest point
+    # scaling applies to points and camera translations together: projections stay on the mask
+    K, w2c, pts = sample["K"].numpy(), sample["world_to_camera"].numpy(), sample["points"].numpy()
+    stored_t = g["cameras/world_to_camera"][int(sample["index"])][:, :3, 3]
+    scale = np.linalg.norm(w2c[:, :3, 3], axis=1) / np.linalg.norm(stored_t[0])
+    np.testing.assert_allclose(scale, scale[0], rtol=1e-5)  # one scale for all views
+    scale = scale[0]
+    assert 0.9 <= scale < 1.1 + 1e-6 and abs(scale - 1) > 1e-4
+    # points scaled by the same factor: back in the unit sphere, touching it on the stored cloud
+    assert np.linalg.norm(pts / scale, axis=1).max() <= 1 + 1e-5
+    for v in range(3):
+        cam = pts @ w2c[v, :3, :3].T + w2c[v, :3, 3]
+        uv = (cam @ K[v].T)[:, :2] / cam[:, 2:]
+        pix = np.round(uv).astype(int).clip(0, 63)
+        assert sample["masks"][v].numpy()[pix[:, 1], pix[:, 0]].mean() > 0.85
+
+
+def test_model_shapes_and_queries():
+    config = _tiny()
+    model = TAPModel(config, 64)
+    K = torch.tensor([[[55.4, 0, 31.5], [0, 55.4, 31.5], [0, 0, 1]]]).expand(2, 3, 3, 3)
+    w2c = torch.eye(4).expand(2, 3, 4, 4).clone()
+    w2c[..., 2, 3] = 2.0
+    images = model(torch.randn(2, 256, 4), K, w2c)
+    assert images.shape == (2, 3, 3, 64, 64) and images.min() >= 0 and images.max() <= 1
+    features, xyz = model.backbone(torch.randn(2, 1024, 4))
+    assert features.shape == (2, 64, 128) and xyz.shape == (2, 64, 3)  # 8 x 2^4 on 1024 / 2^4
+    rays = camera_rays(K[0], w2c[0], 2, 64)
+    assert rays.shape == (3, 4, 8)
+    np.testing.assert_allclose(rays[..., :3].norm(dim=-1), 1.0, atol=1e-5)
+    # the ray of the top-left cell goes left (-x) and up (-y) from the camera at (0, 0, -2)
+    assert rays[0, 0, 0] < 0 and rays[0, 0, 1] < 0 and rays[0, 0, 2] > 0
+    with pytest.raises(ValueError, match="multiple of 32"):
+        PhotographModule(16, image_size=100)
+
+
+def test_train_logs_checkpoints_and_resume_is_exact(tmp_path, train_set):
+    full = str(tmp_path / "full")
+    last = train(train_set, full, _tiny(), progress=False)
+    assert last["step"] == 6
+    records = [json.loads(line) for line in open(os.path.join(full, "metrics.jsonl"))]
+    assert [r["step"] for r in records] == list(range(1, 7))
+    assert {"step", "loss", "loss_fg", "loss_bg", "lr", "samples_per_s"} <= set(records[0])
+    assert records[-1]["lr"] < records[0]["lr"]  # cosine decay
+    assert os.path.isfile(os.path.join(full, "samples", "step_6.png"))
+    assert os.path.isfile(os.path.join(full, "config.yaml"))
+    assert os.listdir(os.path.join(full, "tensorboard"))
+    # stop at step 3, then resume to 6: the same parameters as the unbroken run
+    part = str(tmp_path / "part")
+    train(train_set, part, _tiny(), progress=False, stop_at=3)
+    state = torch.load(os.path.join(part, "checkpoints", "last.pt"), weights_only=False)
+    assert state["step"] == 3
+    train(train_set, part, _tiny(), resume=True, progress=False)
+    a = torch.load(os.path.join(full, "checkpoints", "last.pt"), weights_only=False)["model"]
+    b = torch.load(os.path.join(part, "checkpoints", "last.pt"), weights_only=False)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    exported = export_backbone(full, str(tmp_path / "backbone.pt"))
+    assert exported["step"] == 6 and all(not k.startswith("photograph") for k in exported["state_dict"])
+
+
+def test_trainer_never_imports_pytorch3d(train_set):
+    code = ("import sys, tap3d.train, tap3d.datasets.stream;"
+            "print('pytorch3d' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
