@@ -87,7 +87,7 @@ class ViewStream(torch.utils.data.IterableDataset):
             raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
         self.store = store
         group = zarr.open_group(store, mode="r")
-        self.num_objects, self.num_views = group["rgb"].shape[:2]
+        self.num_objects, self.num_views, self.image_size = group["rgb"].shape[:3]
         self.shard_size = int(group.attrs["shard_size"])
         self.labels = group["label"][:].astype(np.int64)
         stored_points = group["points"].shape[1]

@@ -171,7 +171,7 @@ def _load_obj(path: str, atlas_size: int, notes: list[str]):
                      "rendered with the default colour")
         aux = None
     for message in messages:
-        if "does not exist" in message or "Texture" in message and "not" in message:
+        if "does not exist" in message:  # PyTorch3D's warning for a missing texture image
             notes.append(f"{path}: {message.strip()}; material colour used instead")
     verts_np = verts.numpy()
     faces_np = faces.verts_idx.numpy()

@@ -112,6 +112,15 @@ class EmbreeRasterizer:
         self.image_size = image_size
         self.threads = threads
 
+    def _pixel_ndc(self):
+        """``(S * S, 2)`` NDC (x, y) of the pixel centres, row-major (PyTorch3D: +X left, +Y up)."""
+        import torch
+
+        S = self.image_size
+        ndc = 1.0 - (2.0 * torch.arange(S, dtype=torch.float32) + 1.0) / S
+        y, x = torch.meshgrid(ndc, ndc, indexing="ij")
+        return torch.stack([x.reshape(-1), y.reshape(-1)], -1)
+
     def _rays(self, cameras):
         """World-space ray origins and unit directions, ``(N, S * S, 3)`` each, row-major pixels."""
         import torch
@@ -119,9 +128,7 @@ class EmbreeRasterizer:
         if not cameras.is_perspective():
             raise ValueError("the embree backend supports perspective cameras only")
         S, N = self.image_size, len(cameras)
-        ndc = 1.0 - (2.0 * torch.arange(S, dtype=torch.float32) + 1.0) / S
-        y, x = torch.meshgrid(ndc, ndc, indexing="ij")
-        xy = torch.stack([x.reshape(-1), y.reshape(-1)], -1).expand(N, S * S, 2)
+        xy = self._pixel_ndc().expand(N, S * S, 2)
         ones = torch.ones(N, S * S, 1)
         far = cameras.unproject_points(torch.cat([xy, ones], -1), world_coordinates=True)
         origin = cameras.get_camera_center()[:, None, :].expand(N, S * S, 3)
@@ -183,15 +190,13 @@ class EmbreeRasterizer:
         import torch
 
         S, N = self.image_size, len(meshes)
-        ndc = 1.0 - (2.0 * torch.arange(S, dtype=torch.float32) + 1.0) / S
-        y, x = torch.meshgrid(ndc, ndc, indexing="ij")
-        pixel = torch.stack([x.reshape(-1), y.reshape(-1)], -1).expand(N, S * S, 2)
+        pixel = self._pixel_ndc()
         projected = cameras.transform_points(meshes.verts_padded())[..., :2].cpu()  # (N, V, 2)
         view, pix = covered.nonzero(as_tuple=True)
         corner = meshes.faces_padded().cpu()[view, face[view, pix]]  # (M, 3) vertex indices
         tri = projected[view[:, None], corner]  # (M, 3, 2)
         a, b = tri, tri.roll(-1, dims=1)
-        ab, p = b - a, pixel[0, pix][:, None, :]
+        ab, p = b - a, pixel[pix][:, None, :]
         t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)).clamp(0, 1)
         dists = torch.full((N, S * S), -1.0)
         dists[view, pix] = -((p - a - t[..., None] * ab) ** 2).sum(-1).min(-1).values

@@ -211,7 +211,7 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
                         views_per_sample=config.views_per_sample or None,
                         sampling=config.sampling, scale_range=(config.scale_low, config.scale_high),
                         seed=config.seed, rank=rank, world_size=world)
-    image_size = int(__import__("zarr").open_group(dataset, mode="r").attrs["image_size"])
+    image_size = int(stream.image_size)
     model = TAPModel(config, image_size).to(device)
     ddp_model = model
     if world > 1:
