@@ -1,4 +1,5 @@
-# tap3d: `make render` builds the demo dataset, `make test` runs the tests.
+# tap3d: `make render` builds the demo dataset, `make train` pre-trains on it (CPU, minutes),
+# `make test` runs the tests.
 # Both create the virtual environment (.venv) and install everything first.
 
 PYTHON ?= python3
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tap3d-installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps render test clean
+.PHONY: install system-deps render train test clean
 
 install: $(STAMP)
 
@@ -32,8 +33,14 @@ render: install
 	$(BIN)/tap-cli build-dataset pybullet -o data/demo.zarr --views 10 --image-size 224 --shard-size 8 --overwrite
 	$(BIN)/tap-cli preview data/demo.zarr -o data/demo.png --objects 12
 
+# A few minutes of TAP pre-training on the demo set (configs/demo-cpu.yaml); run folder runs/demo.
+train: install
+	@[ -d data/demo.zarr ] || $(MAKE) --no-print-directory render
+	rm -rf runs/demo
+	$(BIN)/tap-cli train data/demo.zarr --out runs/demo --config configs/demo-cpu.yaml --device cpu
+
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf data/demo.zarr data/demo.png .pytest_cache
+	rm -rf data/demo.zarr data/demo.png runs/demo .pytest_cache

@@ -38,7 +38,8 @@ def main():
 @click.option("--workers", default=None, type=int,
               help="Local Dask worker processes (default: one per core; 0: no Dask).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output (default: resume it when the settings match).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_dataset(source, output, views, layout, image_size, fov, points, synsets, limit, seed,
                   shard_size, device, backend, workers, scheduler, overwrite, quiet):
@@ -95,6 +96,11 @@ def preview(dataset, output, objects):
 @click.option("--log-every", type=int, default=None, help="Steps between logs (10).")
 @click.option("--checkpoint-every", type=int, default=None)
 @click.option("--sample-every", type=int, default=None)
+@click.option("--warmup-steps", type=int, default=None)
+@click.option("--w-fg", type=float, default=None, help="Foreground loss weight (20).")
+@click.option("--w-bg", type=float, default=None, help="Background loss weight (1).")
+@click.option("--log-objects", is_flag=True, default=None,
+              help="Log each step's object indices to RUN/objects/rank_R.jsonl.")
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt.")
 @click.option("--quiet", is_flag=True)
 def train_command(dataset, out, config_path, resume, quiet, **options):

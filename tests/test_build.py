@@ -117,10 +117,19 @@ def test_cli_build_and_preview(tmp_path, mesh_folder):
     assert "2 of 2 objects done, 0 failed" in run.stdout and "views/s" in run.stdout
     g = zarr.open_group(str(out))
     assert g["rgb"].shape == (2, 6, 32, 32, 3) and g.attrs["layout"]["name"] == "orthogonal"
-    # the same output again is refused, unchanged
+    # the same output with other settings is refused, naming them, and left unchanged
+    before = {name: os.path.getmtime(os.path.join(d, f)) for d, _, files in os.walk(out)
+              for f in files for name in [os.path.join(d, f)]}
     again = _cli("build-dataset", mesh_folder, "-o", str(out), "--workers", "0")
-    assert again.returncode != 0 and "already exists" in again.stderr
-    assert zarr.open_group(str(out))["rgb"].shape == (2, 6, 32, 32, 3)
+    assert again.returncode != 0 and "different settings" in again.stderr
+    for setting in ("views: existing 6, this build 10", "image_size: existing 32",
+                    "points_per_object", "objects: existing 2, this build 8"):
+        assert setting in again.stderr, again.stderr
+    assert {name: os.path.getmtime(name) for name in before} == before
+    # the same command again resumes: nothing left to render
+    same = _cli("build-dataset", mesh_folder, "-o", str(out), "--views", "6", "--image-size",
+                "32", "--points", "64", "--synsets", "textured", "--workers", "0", "--quiet")
+    assert same.returncode == 0 and "resumed: 0 of 1 shards rendered" in same.stdout, same.stdout
     sheet = tmp_path / "sheet.png"
     run = _cli("preview", str(out), "-o", str(sheet))
     assert run.returncode == 0, run.stderr

@@ -103,6 +103,8 @@ class BuildSummary:
     views: int
     seconds: float
     bytes_on_disk: int
+    shards: int = 0
+    shards_rendered: int = 0
 
     @property
     def views_per_second(self) -> float:
@@ -118,6 +120,9 @@ class BuildSummary:
             + (f" ({self.bytes_on_disk / (self.done * self.views) / 1024:.1f} KiB per view)"
                if self.done else ""),
         ]
+        if self.shards_rendered < self.shards:
+            lines.append(f"resumed: {self.shards_rendered} of {self.shards} shards rendered, "
+                         f"{self.shards - self.shards_rendered} already complete")
         for object_id, error in self.failed:
             lines.append(f"  failed {object_id}: {error}")
         return "\n".join(lines)
@@ -297,7 +302,9 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
         workers: Dask worker processes of a local cluster (one thread each; default: one per
             CPU core, or 1 with CUDA); ``0`` renders in this process without Dask.
         scheduler: address of an existing Dask scheduler to use instead of a local cluster.
-        overwrite: replace an existing dataset at ``output``.
+        overwrite: replace an existing dataset at ``output``; without it an existing dataset
+            built with the same settings is resumed: complete shards are kept, the others
+            (never started, or torn by a kill) are rendered again.
         progress: show a progress bar.
 
     Returns:
@@ -305,8 +312,8 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
 
     Raises:
         SourceError: the source does not exist or holds no meshes (nothing is written).
-        FileExistsError: ``output`` exists and ``overwrite`` is false (nothing is written).
-        ValueError: invalid settings (nothing is written).
+        ValueError: invalid settings, or ``output`` exists with other settings or objects
+            (nothing is written).
     """
     config.validate()
     if config.backend == "auto":  # record the backend that renders (local device)
@@ -314,8 +321,6 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
 
         config = replace(config, backend=resolve_backend("auto", _resolve_device(config.device)))
     found = discover(source, synsets=synsets, limit=limit)
-    if _exists(output) and not overwrite:
-        raise FileExistsError(f"{output}: already exists; pass --overwrite to replace it")
     layout_name = resolve_layout_name(config.layout, config.views)
     objects = found.objects
     specs = fmt.array_specs(len(objects), config.views, config.image_size, config.points)
@@ -324,23 +329,84 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
         "category": np.array([o.category for o in objects], dtype=str),
         "label": np.array([found.label(o.category) for o in objects], dtype=np.int32),
     }
+    attributes = _attributes(found, config, layout_name)
+    ranges = fmt.shard_ranges(len(objects), config.shard_size)
     began = time.perf_counter()
-    fmt.create_dataset(os.fspath(output), specs, config.shard_size,
-                       _attributes(found, config, layout_name), index, overwrite=overwrite)
-    tasks = [(shard, start, objects[start:stop]) for shard, (start, stop)
-             in enumerate(fmt.shard_ranges(len(objects), config.shard_size))]
-    reports = _run(tasks, os.fspath(output), config, workers, scheduler, progress, len(objects))
-    failed = [f for r in sorted(reports, key=lambda r: r.shard) for f in r.failed]
+    if _exists(output) and not overwrite:
+        pending = _pending_shards(os.fspath(output), attributes, index, ranges)
+    else:
+        fmt.create_dataset(os.fspath(output), specs, config.shard_size, attributes, index,
+                           overwrite=overwrite)
+        pending = list(range(len(ranges)))
+    tasks = [(shard, ranges[shard][0], objects[slice(*ranges[shard])]) for shard in pending]
+    reports = _run(tasks, os.fspath(output), config, workers, scheduler, progress,
+                   sum(len(t[2]) for t in tasks))
+    import zarr
+
+    group = zarr.open_group(os.fspath(output), mode="r")
+    status, errors = group["status"][:], group["error"][:]
+    failed = [(index["object_id"][i], str(errors[i]))
+              for i in np.flatnonzero(status == fmt.STATUS_FAILED)]
     return BuildSummary(
-        output=os.fspath(output), objects=len(objects), done=sum(r.done for r in reports),
-        failed=failed, views=config.views, seconds=time.perf_counter() - began,
-        bytes_on_disk=_bytes_on_disk(output))
+        output=os.fspath(output), objects=len(objects),
+        done=int((status == fmt.STATUS_DONE).sum()), failed=failed, views=config.views,
+        seconds=time.perf_counter() - began, bytes_on_disk=_bytes_on_disk(output),
+        shards=len(ranges), shards_rendered=len(reports))
+
+
+#: Attributes that must match for a build to continue an existing dataset.
+RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", "shard_size",
+                   "seed", "backend", "background", "texture_atlas_size", "source", "categories")
+
+
+def _pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:
+    """Shards of an existing dataset that a resumed build must (re)render.
+
+    A shard is complete when every object's ``status`` is set (``write_shard`` writes it last);
+    a shard whose ``status`` chunk is missing, unreadable or still pending is rendered again.
+
+    Raises:
+        ValueError: the existing dataset was made with other settings or objects (the
+            message names each difference; nothing is written).
+    """
+    import zarr
+
+    try:
+        group = zarr.open_group(store, mode="r")
+        existing = dict(group.attrs)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"{store}: exists but is not a readable tap3d dataset ({error}); "
+                         "pass --overwrite to replace it") from None
+    if existing.get("format") != fmt.FORMAT:
+        raise ValueError(f"{store}: exists and is not a {fmt.FORMAT} dataset; pass --overwrite "
+                         "to replace it")
+    differences = [f"{key}: existing {existing.get(key)!r}, this build {attributes[key]!r}"
+                   for key in RESUME_SETTINGS if existing.get(key) != attributes[key]]
+    ids = group["object_id"][:]
+    if len(ids) != len(index["object_id"]) or (ids != index["object_id"]).any():
+        differences.append(f"objects: existing {len(ids)}, this build {len(index['object_id'])}"
+                           " (the source or --synsets/--limit changed)")
+    if differences:
+        raise ValueError(f"{store}: exists with different settings; pass --overwrite to start "
+                         "over, or the original settings to resume:\n  " +
+                         "\n  ".join(differences))
+    pending = []
+    for shard, (start, stop) in enumerate(ranges):
+        try:
+            complete = bool((group["status"][start:stop] != fmt.STATUS_PENDING).all())
+        except Exception:  # noqa: BLE001 - a torn status chunk means the shard is redone
+            complete = False
+        if not complete:
+            pending.append(shard)
+    return pending
 
 
 def _run(tasks, store, config, workers, scheduler, progress, total) -> list[ShardReport]:
     """Run the shard tasks in process, on a local cluster or on an existing scheduler."""
     from tqdm.auto import tqdm
 
+    if not tasks:
+        return []
     bar = tqdm(total=total, unit="obj", desc="render", disable=not progress)
     reports = []
     if workers == 0 and scheduler is None:

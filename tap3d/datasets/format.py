@@ -110,9 +110,10 @@ def shard_ranges(num_objects: int, shard_size: int) -> list[tuple[int, int]]:
 def _compressor(dtype):
     import zarr
 
-    # Byte-wise shuffle groups the high and low bytes of float16/float32 values; bit-shuffle
-    # packs booleans. Both help zstd on images that are mostly background.
-    shuffle = "bitshuffle" if dtype in ("bool", "uint8") else "shuffle"
+    # Byte-wise shuffle groups the high and low bytes of float16/float32 values. One-byte
+    # types are left alone: on the demo renders bit-shuffle made RGB larger (ratio 11.2 vs
+    # 19.3) and twice as slow to decode (1.09 vs 0.51 ms per object of 10 views at 224 px).
+    shuffle = "noshuffle" if dtype in ("bool", "uint8") else "shuffle"
     return zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle=shuffle)
 
 

@@ -17,6 +17,8 @@ torch is installed.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -25,8 +27,7 @@ from tap3d.datasets.format import STATUS_DONE, shard_ranges
 __all__ = ["ViewStream", "farthest_point_sample"]
 
 #: Arrays read per shard.
-_ARRAYS = ("status", "points", "rgb", "mask", "cameras/R", "cameras/T", "cameras/fov",
-           "cameras/K", "cameras/world_to_camera")
+_ARRAYS = ("status", "points", "rgb", "mask", "cameras/K", "cameras/world_to_camera")
 
 
 def farthest_point_sample(points: np.ndarray, count: int, start: int = 0) -> np.ndarray:
@@ -70,10 +71,12 @@ class ViewStream(torch.utils.data.IterableDataset):
     Each sample is a dict of tensors:
         ``points`` ``(num_points, 3)`` float32 (scaled), ``features`` ``(num_points, 4)`` float32
         (xyz and height above the lowest point along ``up_axis``), ``images`` ``(V, 3, S, S)``
-        float32 in [0, 1], ``masks`` ``(V, S, S)`` bool, ``R`` ``(V, 3, 3)``, ``T`` ``(V, 3)``,
-        ``fov`` ``(V,)``, ``K`` ``(V, 3, 3)``, ``world_to_camera`` ``(V, 4, 4)`` float32 (camera
-        translations scaled with the points), ``index`` int64 (object index in the dataset),
-        ``label`` int64.
+        uint8 (the stored RGB, channels first; convert with ``.float() / 255`` on the device:
+        a quarter of the bytes through collation, worker queues and host-to-device copies),
+        ``masks`` ``(V, S, S)`` bool, ``K`` ``(V, 3, 3)`` and ``world_to_camera`` ``(V, 4, 4)``
+        float32 (OpenCV cameras, translations scaled with the points), ``index`` int64 (object
+        index in the dataset), ``label`` int64. The PyTorch3D ``R``/``T``/``fov`` stay in the
+        store (the trainer needs the OpenCV matrices only; each array read costs a request).
     """
 
     def __init__(self, store, num_points: int = 1024, views_per_sample: int | None = None,
@@ -117,14 +120,33 @@ class ViewStream(torch.utils.data.IterableDataset):
         """Done objects in the whole dataset (all ranks together)."""
         return int((self.status == STATUS_DONE).sum())
 
-    def my_shards(self, worker: int = 0, num_workers: int = 1) -> list[tuple[int, int]]:
-        """The shard ranges that one reader (rank x worker) reads this epoch."""
+    def my_shards(self, worker: int = 0, num_workers: int = 1,
+                  rank: int | None = None) -> list[tuple[int, int]]:
+        """The shard ranges that one reader (``rank`` x ``worker``) reads this epoch."""
         shards = shard_ranges(self.num_objects, self.shard_size)
         order = np.arange(len(shards))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(shards))
-        reader = self.rank * num_workers + worker
+        reader = (self.rank if rank is None else rank) * num_workers + worker
         return [shards[i] for i in order[reader::self.world_size * num_workers]]
+
+    def batches_per_epoch(self, batch_size: int, num_workers: int = 0) -> int:
+        """Full batches that every rank gets this epoch: the minimum over ranks.
+
+        A DataLoader batches each worker's samples separately, so a rank gets
+        ``sum over workers of floor(objects / batch_size)`` full batches; ranks whose shards hold
+        more objects than others must stop at the common count, or DistributedDataParallel's
+        collectives would pair steps of different epochs. Every rank computes the same number
+        from the status array, without communication.
+        """
+        readers = max(1, num_workers)
+        done = self.status == STATUS_DONE
+        counts = []
+        for rank in range(self.world_size):
+            counts.append(sum(
+                int(sum(done[a:b].sum() for a, b in self.my_shards(w, readers, rank)))
+                // batch_size for w in range(readers)))
+        return min(counts)
 
     def _sample(self, index: int, arrays: dict, row: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -142,12 +164,8 @@ class ViewStream(torch.utils.data.IterableDataset):
         return {
             "points": torch.from_numpy(xyz),
             "features": torch.from_numpy(np.concatenate([xyz, height], 1)),
-            "images": torch.from_numpy(arrays["rgb"][row, views]).permute(0, 3, 1, 2).float()
-            / 255.0,
+            "images": torch.from_numpy(arrays["rgb"][row, views]).permute(0, 3, 1, 2),
             "masks": torch.from_numpy(arrays["mask"][row, views]),
-            "R": torch.from_numpy(arrays["cameras/R"][row, views]),
-            "T": torch.from_numpy(arrays["cameras/T"][row, views] * np.float32(scale)),
-            "fov": torch.from_numpy(arrays["cameras/fov"][row, views]),
             "K": torch.from_numpy(arrays["cameras/K"][row, views]),
             "world_to_camera": torch.from_numpy(world_to_camera),
             "index": torch.tensor(index),
@@ -160,16 +178,23 @@ class ViewStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
         group = zarr.open_group(self.store, mode="r")
+        handles = {name: group[name] for name in _ARRAYS}
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])
         buffer: list[dict] = []
+        # The arrays of a shard are read concurrently: each zarr read costs a round trip (a few
+        # ms locally, more on object stores) that would otherwise add up per array.
+        pool = ThreadPoolExecutor(len(_ARRAYS) - 1)
         for start, stop in self.my_shards(worker, num_workers):
-            status = group["status"][start:stop]
-            if not (status == STATUS_DONE).any():
+            if not (self.status[start:stop] == STATUS_DONE).any():
                 continue
-            arrays = {name: group[name][start:stop] for name in _ARRAYS[1:]}  # one read each
+            futures = {name: pool.submit(handles[name].__getitem__, slice(start, stop))
+                       for name in _ARRAYS[1:]}  # one read per array
+            arrays = {name: future.result() for name, future in futures.items()}
+            status = self.status[start:stop]
             for row in np.flatnonzero(status == STATUS_DONE):
                 buffer.append(self._sample(start + int(row), arrays, int(row)))
                 if len(buffer) >= (self.buffer_size if self.shuffle else 1):
                     yield buffer.pop(int(rng.integers(len(buffer))) if self.shuffle else 0)
+        pool.shutdown()
         while buffer:
             yield buffer.pop(int(rng.integers(len(buffer))) if self.shuffle else 0)

@@ -33,8 +33,8 @@ from tap3d.train.backbones import make_backbone
 from tap3d.train.generator import Generator, tap_loss
 from tap3d.train.photograph import PhotographModule
 
-__all__ = ["TrainConfig", "TAPModel", "train", "load_config", "export_backbone",
-           "NonFiniteLossError"]
+__all__ = ["TrainConfig", "TAPModel", "train", "load_config", "export_backbone", "load_model",
+           "evaluate", "psnr", "NonFiniteLossError"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -60,6 +60,8 @@ class TrainConfig:
             (TAP supplement Table 1a: 128 channels, 2 layers).
         w_fg, w_bg: loss weights (TAP supplement Table 1b: 20 : 1).
         seed, device, num_workers, log_every, checkpoint_every, sample_every.
+        log_objects: append each step's object indices to ``RUN_DIR/objects/rank_R.jsonl``
+            (which objects each rank trained on, for debugging data order).
     """
 
     epochs: int = 100
@@ -89,6 +91,7 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 500
     sample_every: int = 500
+    log_objects: bool = False
 
 
 def load_config(path: str | None = None, **overrides) -> TrainConfig:
@@ -221,8 +224,17 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    steps_per_epoch = max(1, len(stream) // (config.batch_size * world))
-    total = steps_per_epoch * config.epochs
+    steps_per_epoch = []
+    for e in range(config.epochs):
+        stream.set_epoch(e)
+        steps_per_epoch.append(stream.batches_per_epoch(config.batch_size, config.num_workers))
+        if steps_per_epoch[-1] == 0:
+            raise ValueError(f"{dataset}: a rank gets no full batch of {config.batch_size} in "
+                             f"epoch {e} ({len(stream)} objects, {world} ranks); lower "
+                             "--batch-size")
+        if config.max_steps and sum(steps_per_epoch) >= config.max_steps:
+            break
+    total = sum(steps_per_epoch)
     if config.max_steps:
         total = min(total, config.max_steps)
 
@@ -275,16 +287,26 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
     last: dict = {}
     window_began, window_samples = time.perf_counter(), 0
     metrics_path = os.path.join(out, "metrics.jsonl")
+    objects_log = None
+    if config.log_objects:
+        os.makedirs(os.path.join(out, "objects"), exist_ok=True)
+        objects_log = open(os.path.join(out, "objects", f"rank_{rank}.jsonl"), "a")
     while step < total and step != stop_at:
         stream.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(stream, batch_size=config.batch_size,
                                              num_workers=config.num_workers, drop_last=True)
         batch_in_epoch = 0
         for batch in loader:
+            if batch_in_epoch == steps_per_epoch[epoch]:  # the common count of all ranks
+                break
             if batch_in_epoch < skip:  # replaying a resumed epoch
                 batch_in_epoch += 1
                 continue
+            if objects_log:
+                objects_log.write(json.dumps({"step": step + 1, "epoch": epoch,
+                                              "index": batch["index"].tolist()}) + "\n")
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            batch["images"] = batch["images"].float() / 255.0
             model.train()
             with autocast:
                 generated = ddp_model(batch["features"], batch["K"], batch["world_to_camera"])
@@ -330,20 +352,98 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
                 save(batch_in_epoch)
             if step >= total or step == stop_at:
                 break
-        else:
-            if batch_in_epoch == 0:
-                raise ValueError(f"{dataset}: rank {rank} got no full batch of {config.batch_size}"
-                                 f" in epoch {epoch}; lower --batch-size")
-            epoch += 1
-            skip = 0
-            continue
-        break
+        if step >= total or step == stop_at:
+            break
+        epoch += 1
+        skip = 0
     bar.close()
+    if objects_log:
+        objects_log.close()
     if writer:
         writer.close()
     if world > 1:
         torch.distributed.barrier()
     return last
+
+
+def _checkpoint_path(run_or_checkpoint: str) -> str:
+    path = run_or_checkpoint
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoints", "last.pt")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no checkpoint")
+    return path
+
+
+def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, TrainConfig]:
+    """The TAP model of a checkpoint, in eval mode, and its config.
+
+    Args:
+        run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
+        device: where to load it.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+    """
+    state = torch.load(_checkpoint_path(run_or_checkpoint), map_location=device,
+                       weights_only=False)
+    config = TrainConfig(**state["config"])
+    model = TAPModel(config, state["image_size"]).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval(), config
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of images in [0, 1], one value per image.
+
+    Args:
+        prediction, target: ``(B, 3, S, S)`` float.
+
+    Returns:
+        ``(B,)`` float32, ``-10 log10(MSE)`` (MSE clamped at 1e-10).
+    """
+    mse = ((prediction.float() - target.float()) ** 2).flatten(1).mean(1)
+    return -10 * torch.log10(mse.clamp_min(1e-10))
+
+
+@torch.no_grad()
+def evaluate(model: TAPModel, dataset: str, config: TrainConfig, device: str = "cpu",
+             batch_size: int = 8) -> dict:
+    """Generated views of every done object against their targets, and a baseline.
+
+    Every stored view of every done object is generated from ``config.num_points`` points
+    (the stream's sampling, seed ``config.seed``, no scaling). The baseline is the dataset's mean
+    image (the per-pixel mean of all those targets), the best constant prediction in MSE.
+
+    Returns:
+        ``{"psnr", "psnr_mean_image", "loss_fg", "loss_bg", "objects", "views"}``: mean PSNR
+        (dB) over views of the generated and of the mean image, and TAP's foreground/background
+        MSEs of the generated views.
+    """
+    import zarr
+
+    from tap3d.datasets.stream import ViewStream
+
+    views = zarr.open_group(dataset, mode="r")["rgb"].shape[1]
+    stream = ViewStream(dataset, num_points=config.num_points, views_per_sample=views,
+                        sampling=config.sampling, shuffle=False, scale_range=None,
+                        seed=config.seed)
+    loader = torch.utils.data.DataLoader(stream, batch_size=batch_size)
+    generated, targets, masks = [], [], []
+    model.eval()
+    for batch in loader:
+        images = model(batch["features"].to(device), batch["K"].to(device),
+                       batch["world_to_camera"].to(device)).float().cpu()
+        generated.append(images.flatten(0, 1))
+        targets.append(batch["images"].flatten(0, 1).float() / 255.0)
+        masks.append(batch["masks"].flatten(0, 1))
+    generated, targets, masks = torch.cat(generated), torch.cat(targets), torch.cat(masks)
+    mean_image = targets.mean(0, keepdim=True).expand_as(targets)
+    losses = tap_loss(generated, targets, masks)
+    return {"psnr": float(psnr(generated, targets).mean()),
+            "psnr_mean_image": float(psnr(mean_image, targets).mean()),
+            "loss_fg": float(losses["loss_fg"]), "loss_bg": float(losses["loss_bg"]),
+            "objects": len(stream), "views": len(targets)}
 
 
 def export_backbone(run_or_checkpoint: str, output: str) -> dict:
@@ -356,12 +456,7 @@ def export_backbone(run_or_checkpoint: str, output: str) -> dict:
     Raises:
         FileNotFoundError: no checkpoint there.
     """
-    path = run_or_checkpoint
-    if os.path.isdir(path):
-        path = os.path.join(path, "checkpoints", "last.pt")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(_checkpoint_path(run_or_checkpoint), map_location="cpu", weights_only=False)
     backbone = {k[len("backbone."):]: v for k, v in state["model"].items()
                 if k.startswith("backbone.")}
     exported = {"backbone": state["config"]["backbone"], "state_dict": backbone,
