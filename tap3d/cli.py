@@ -115,6 +115,22 @@ def train_command(dataset, out, config_path, resume, quiet, **options):
     click.echo(f"{out}: step {last.get('step')} loss {last.get('loss', float('nan')):.4f}")
 
 
+@main.command("verify")
+@click.argument("dataset")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def verify_command(dataset, quiet):
+    """Check DATASET (path or fsspec URL): format, shapes, dtypes, chunks, values, cameras.
+
+    Prints a report; exits with status 1 on any defect.
+    """
+    from tap3d.datasets.verify import verify
+
+    report = verify(dataset, progress=not quiet)
+    click.echo(report.format())
+    if not report.ok:
+        raise SystemExit(1)
+
+
 @main.command("export-backbone")
 @click.argument("run")
 @click.option("-o", "--output", required=True, help="Output .pt file.")

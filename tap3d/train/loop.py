@@ -4,7 +4,8 @@
 
     RUN_DIR/config.yaml          the resolved configuration
     RUN_DIR/metrics.jsonl        one JSON object per logged step: step, epoch, loss, loss_fg,
-                                 loss_bg, lr, samples_per_s
+                                 loss_bg (means over the steps since the previous record), lr,
+                                 samples_per_s
     RUN_DIR/samples/step_N.png   generated views (top) above their targets (bottom)
     RUN_DIR/checkpoints/step_N.pt, last.pt (always the newest)
     RUN_DIR/tensorboard/         TensorBoard scalars and image grids (when tensorboard is installed)
@@ -286,6 +287,8 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
         torch.autocast("cpu", enabled=False)
     last: dict = {}
     window_began, window_samples = time.perf_counter(), 0
+    window_losses: dict[str, float] = {}  # summed since the last log: records hold window means
+    window_steps = 0
     metrics_path = os.path.join(out, "metrics.jsonl")
     objects_log = None
     if config.log_objects:
@@ -331,11 +334,16 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
             bar.update(1)
             last = {"step": step, "epoch": epoch,
                     **{k: float(v.detach()) for k, v in losses.items()}}
+            for key in ("loss", "loss_fg", "loss_bg"):
+                window_losses[key] = window_losses.get(key, 0.0) + last[key]
+            window_steps += 1
             if rank == 0 and (step % config.log_every == 0 or step == total):
                 elapsed = time.perf_counter() - window_began
-                record = {**last, "lr": scheduler.get_last_lr()[0],
+                record = {**last, **{k: v / window_steps for k, v in window_losses.items()},
+                          "lr": scheduler.get_last_lr()[0],
                           "samples_per_s": window_samples / max(elapsed, 1e-9)}
                 window_began, window_samples = time.perf_counter(), 0
+                window_losses, window_steps = {}, 0
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
