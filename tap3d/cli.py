@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -38,11 +39,17 @@ def main():
 @click.option("--workers", default=None, type=int,
               help="Local Dask worker processes (default: one per core; 0: no Dask).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler.")
+@click.option("--timeout", default=600.0, show_default=True,
+              help="Seconds per object before its Dask worker is ended (retried once, then the "
+                   "object is recorded as failed).")
+@click.option("--memory-limit", default=None,
+              help="Memory per Dask worker, e.g. 4GiB (default: system memory / workers).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output (default: resume it when the settings match).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_dataset(source, output, views, layout, image_size, fov, points, synsets, limit, seed,
-                  shard_size, device, backend, workers, scheduler, overwrite, quiet):
+                  shard_size, device, backend, workers, scheduler, timeout, memory_limit,
+                  overwrite, quiet):
     """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset."""
     from tap3d.datasets import BuildConfig, SourceError, build
 
@@ -53,7 +60,7 @@ def build_dataset(source, output, views, layout, image_size, fov, points, synset
         summary = build(source, output, config,
                         synsets=[s for s in synsets.split(",") if s] if synsets else None,
                         limit=limit, workers=workers, scheduler=scheduler, overwrite=overwrite,
-                        progress=not quiet)
+                        progress=not quiet, timeout=timeout, memory_limit=memory_limit)
     except (SourceError, FileExistsError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(summary.format())
@@ -113,6 +120,40 @@ def train_command(dataset, out, config_path, resume, quiet, **options):
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{out}: step {last.get('step')} loss {last.get('loss', float('nan')):.4f}")
+
+
+@main.command("inspect")
+@click.argument("path")
+@click.option("--out", "output", default=None,
+              help="PNG to write (default: inspect.png next to a run, none for a dataset).")
+@click.option("--objects", default=3, show_default=True, help="Objects in a dataset's sheet.")
+@click.option("--cameras", "cameras_png", default=None,
+              help="Also write the camera plot of the first object alone to this PNG.")
+def inspect_command(path, output, objects, cameras_png):
+    """Summarize a dataset (and draw views + cameras), or a training run (loss curves +
+    the latest generated views)."""
+    from tap3d.datasets import inspect
+
+    try:
+        if inspect.is_run_folder(path):
+            output = output or os.path.join(path, "inspect.png")
+            result = inspect.run_sheet(path, output)
+            last = result["last"] or {}
+            click.echo(f"{path}: {result['steps']} logged steps, last step {last.get('step')}: "
+                       f"loss {last.get('loss', float('nan')):.4f} (fg "
+                       f"{last.get('loss_fg', float('nan')):.4f}, bg "
+                       f"{last.get('loss_bg', float('nan')):.4f})")
+            click.echo(f"wrote {output}" + (f" (samples: {result['sample']})"
+                                              if result["sample"] else ""))
+            return
+        click.echo(inspect.format_summary(inspect.summarize(path)))
+        if output:
+            sheet = inspect.dataset_sheet(path, output, objects=objects)
+            click.echo(f"wrote {output} ({sheet['size'][0]} x {sheet['size'][1]})")
+        if cameras_png:
+            click.echo(f"wrote {inspect.camera_plot(path, cameras_png)}")
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        raise click.ClickException(f"{path}: {error}") from None
 
 
 @main.command("verify")

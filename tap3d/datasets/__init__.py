@@ -5,12 +5,14 @@
 
 from tap3d.datasets.build import BuildConfig, BuildSummary, build
 from tap3d.datasets.format import FORMAT, FORMAT_VERSION, STATUS_DONE, STATUS_FAILED
+from tap3d.datasets.reader import open_dataset
 from tap3d.datasets.sources import Source, SourceError, discover
 
 __all__ = [
     "BuildConfig",
     "BuildSummary",
     "build",
+    "open_dataset",
     "discover",
     "Source",
     "SourceError",

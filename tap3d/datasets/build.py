@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -179,12 +181,69 @@ def _render_object(spec: ObjectSpec, config: BuildConfig, renderer, device) -> d
     }
 
 
+#: Dask event topic of the shard tasks: ``start``/``end`` of each object and watchdog kills.
+EVENT_TOPIC = "tap3d-build"
+
+
+class _Watchdog(threading.Thread):
+    """Ends this Dask worker process when one object runs too long or memory grows too large.
+
+    Python cannot interrupt native code (a rasterizer, a mesh loader) from another thread, so
+    the only way to stop a hung or runaway object is to end the process. Before it does, it logs
+    the reason as a Dask event (``EVENT_TOPIC``) so that the driver can record it; the nanny then
+    starts a fresh worker and the scheduler reschedules the shard.
+    """
+
+    def __init__(self, worker, shard: int, timeout: float | None, memory_limit: int | None):
+        super().__init__(daemon=True, name=f"tap3d-watchdog-{shard}")
+        self.worker, self.shard = worker, shard
+        self.timeout, self.memory_limit = timeout, memory_limit
+        self.current: tuple[int, str, float] | None = None
+        self.finished = threading.Event()
+
+    def begin(self, index: int, object_id: str) -> None:
+        self.current = (index, object_id, time.monotonic())
+        self.worker.log_event(EVENT_TOPIC, {"shard": self.shard, "index": index,
+                                            "object_id": object_id, "event": "start"})
+
+    def end(self) -> None:
+        if self.current is not None:
+            self.worker.log_event(EVENT_TOPIC, {"shard": self.shard, "index": self.current[0],
+                                                "event": "end"})
+        self.current = None
+
+    def run(self) -> None:
+        import psutil
+
+        process = psutil.Process()
+        while not self.finished.wait(0.1):
+            current = self.current
+            if current is None:
+                continue
+            index, object_id, began = current
+            reason = None
+            if self.timeout and time.monotonic() - began > self.timeout:
+                reason = f"exceeded the time limit of {self.timeout:g} s per object (--timeout)"
+            elif self.memory_limit and process.memory_info().rss > self.memory_limit:
+                reason = (f"exceeded the worker memory limit of {self.memory_limit / 2**30:.2f} "
+                          f"GiB (--memory-limit)")
+            if reason:
+                self.worker.log_event(EVENT_TOPIC, {"shard": self.shard, "index": index,
+                                                    "object_id": object_id, "event": "killed",
+                                                    "reason": reason})
+                time.sleep(1.0)  # let the event reach the scheduler
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
 def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], config: BuildConfig,
-                 threads: int = 1) -> ShardReport:
+                 threads: int = 1, failed: dict[int, str] | None = None,
+                 timeout: float | None = None, memory_limit: int | None = None) -> ShardReport:
     """Render the objects of one shard and write the shard of every array.
 
     Runs in a Dask worker (or in-process). Objects that fail are recorded with ``status`` 2 and
-    their error; their other arrays keep the fill value 0.
+    their error; their other arrays keep the fill value 0. In a Dask worker, a watchdog ends the
+    worker process when one object exceeds ``timeout`` seconds or the process exceeds
+    ``memory_limit`` bytes (see :class:`_Watchdog`); in-process builds have no such limits.
 
     Args:
         store: the dataset's path or fsspec URL (the group must exist).
@@ -193,6 +252,10 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
         objects: the shard's objects, in dataset order.
         config: the build settings.
         threads: torch intra-op threads for this task.
+        failed: objects (index within the shard) already known to kill their worker, with the
+            reason: recorded as failed without being rendered again.
+        timeout: seconds per object (Dask workers only).
+        memory_limit: bytes of resident memory per worker process (Dask workers only).
 
     Returns:
         A :class:`ShardReport`.
@@ -214,9 +277,24 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
     for name in ("error", "warnings"):
         arrays[name][:] = ""
     report = ShardReport(shard, 0)
-    for i, spec in enumerate(objects):
+    failed = failed or {}
+    watchdog = None
+    if timeout or memory_limit:
         try:
-            values = _render_object(spec, config, renderer, device)
+            from distributed import get_worker
+
+            watchdog = _Watchdog(get_worker(), shard, timeout, memory_limit)
+            watchdog.start()
+        except ValueError:  # not in a Dask worker
+            watchdog = None
+    for i, spec in enumerate(objects):
+        if watchdog:
+            watchdog.begin(i, spec.object_id)
+        try:
+            if i in failed:
+                values = {"status": fmt.STATUS_FAILED, "error": f"{spec.path}: {failed[i]}"}
+            else:
+                values = _render_object(spec, config, renderer, device)
         except MeshError as error:
             values = {"status": fmt.STATUS_FAILED, "error": str(error)}
         except Exception as error:  # noqa: BLE001 - one bad object must not stop the shard
@@ -224,6 +302,8 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
             values = {"status": fmt.STATUS_FAILED,
                       "error": f"{spec.path}: {type(error).__name__}: {error} "
                                f"(at {os.path.basename(last.filename)}:{last.lineno})"}
+        if watchdog:
+            watchdog.end()
         for name, value in values.items():
             arrays[name][i] = value
         if values["status"] == fmt.STATUS_DONE:
@@ -232,6 +312,8 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
             report.failed.append((spec.object_id, values["error"]))
     for name in ("error", "warnings"):
         arrays[name] = arrays[name].astype(str)
+    if watchdog:
+        watchdog.finished.set()
     group = zarr.open_group(store, mode="r+", zarr_format=3)
     fmt.write_shard(group, start, arrays)
     report.seconds = time.perf_counter() - began
@@ -289,7 +371,8 @@ def _exists(store) -> bool:
 def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildConfig = BuildConfig(),
           *, synsets: list[str] | None = None, limit: int | None = None,
           workers: int | None = None, scheduler: str | None = None, overwrite: bool = False,
-          progress: bool = True) -> BuildSummary:
+          progress: bool = True, timeout: float | None = 600.0,
+          memory_limit: int | str | None = None) -> BuildSummary:
     """Build a ``tap3d.views`` dataset from a mesh source.
 
     Args:
@@ -302,6 +385,11 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
         workers: Dask worker processes of a local cluster (one thread each; default: one per
             CPU core, or 1 with CUDA); ``0`` renders in this process without Dask.
         scheduler: address of an existing Dask scheduler to use instead of a local cluster.
+        timeout: seconds one object may take before its Dask worker is ended and the object
+            retried, then recorded as failed (not enforced with ``workers=0``).
+        memory_limit: bytes (or ``"4GiB"``) of memory per Dask worker process; an object that
+            drives its worker past 90% of it is retried, then recorded as failed. Default for
+            a local cluster: system memory / workers; for ``scheduler``: the workers' own limits.
         overwrite: replace an existing dataset at ``output``; without it an existing dataset
             built with the same settings is resumed: complete shards are kept, the others
             (never started, or torn by a kill) are rendered again.
@@ -340,7 +428,7 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
         pending = list(range(len(ranges)))
     tasks = [(shard, ranges[shard][0], objects[slice(*ranges[shard])]) for shard in pending]
     reports = _run(tasks, os.fspath(output), config, workers, scheduler, progress,
-                   sum(len(t[2]) for t in tasks))
+                   sum(len(t[2]) for t in tasks), timeout, memory_limit)
     import zarr
 
     group = zarr.open_group(os.fspath(output), mode="r")
@@ -401,8 +489,35 @@ def _pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[i
     return pending
 
 
-def _run(tasks, store, config, workers, scheduler, progress, total) -> list[ShardReport]:
-    """Run the shard tasks in process, on a local cluster or on an existing scheduler."""
+def _culprit(client, shard: int, failed: dict[int, str]) -> tuple[int | None, str | None]:
+    """The object a dead shard task was rendering, from the task's Dask events, and the
+    watchdog's reason when it ended the worker."""
+    last_start, reason = None, None
+    for _, msg in client.get_events(EVENT_TOPIC):
+        if msg.get("shard") != shard:
+            continue
+        if msg["event"] == "start":
+            last_start = msg["index"]
+        elif msg["event"] == "end" and msg["index"] == last_start:
+            last_start = None
+    if last_start is None or last_start in failed:
+        return None, None
+    for _, msg in client.get_events(EVENT_TOPIC):
+        if msg.get("shard") == shard and msg["event"] == "killed" and msg["index"] == last_start:
+            reason = msg["reason"]
+    return last_start, reason
+
+
+def _run(tasks, store, config, workers, scheduler, progress, total, timeout=None,
+         memory_limit=None) -> list[ShardReport]:
+    """Run the shard tasks in process, on a local cluster or on an existing scheduler.
+
+    On Dask, a shard task whose worker dies (the watchdog's time or memory limit, the nanny's
+    memory limit, a native crash) is rescheduled by Dask; when it dies again (``KilledWorker``;
+    the local cluster allows one retry, an existing scheduler its
+    ``distributed.scheduler.allowed-failures``), the object it was rendering is found from the
+    task's events and the shard is submitted again with that object recorded as failed.
+    """
     from tqdm.auto import tqdm
 
     if not tasks:
@@ -417,28 +532,54 @@ def _run(tasks, store, config, workers, scheduler, progress, total) -> list[Shar
         bar.close()
         return reports
 
+    import dask
+    import psutil
     from dask.distributed import Client, LocalCluster, as_completed
+    from dask.utils import parse_bytes
 
+    limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else memory_limit
     cluster = None
     if scheduler is None:
         gpu = config.device.startswith("cuda") or (
             config.device == "auto" and _resolve_device("auto") == "cuda")
         n = workers or (1 if gpu else (os.cpu_count() or 1))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+        limit = limit or psutil.virtual_memory().total // n
+        with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=50, memory_limit=limit)
         client = Client(cluster)
     else:
         client = Client(scheduler)
+    # The watchdog acts below the nanny's own limit (it terminates at 95%) so that the reason
+    # is recorded.
+    watch = int(0.9 * limit) if limit else None
+    submitted = {}
+
+    def submit(shard, start, objs, failed):
+        future = client.submit(render_shard, store, shard, start, objs, config, 1, failed,
+                               timeout, watch, pure=False)
+        submitted[future] = (shard, start, objs, failed)
+        return future
+
     try:
-        futures = {client.submit(render_shard, store, shard, start, objs, config, 1, pure=False):
-                   len(objs) for shard, start, objs in tasks}
-        for future in as_completed(futures):
-            reports.append(future.result())
-            bar.update(futures[future])
+        pending = as_completed([submit(shard, start, objs, {}) for shard, start, objs in tasks])
+        for future in pending:
+            shard, start, objs, failed = submitted.pop(future)
+            try:
+                reports.append(future.result())
+            except Exception as error:  # noqa: BLE001 - KilledWorker or an error in the task
+                index, reason = _culprit(client, shard, failed)
+                if index is None:
+                    raise RuntimeError(f"shard {shard} (objects {start}-{start + len(objs) - 1}) "
+                                       f"failed outside any object: {error!r}") from error
+                reason = reason or (f"its worker process died twice while rendering it "
+                                    f"({type(error).__name__}: a native crash or out of memory)")
+                pending.add(submit(shard, start, objs, {**failed, index: reason}))
+                continue
+            bar.update(len(objs))
     finally:
         bar.close()
         client.close()
         if cluster is not None:
             cluster.close()
     return reports
-

@@ -1,0 +1,126 @@
+"""Bad input does not stop a build: eight kinds of broken models, hung or runaway objects."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import MESHES, copy_obj
+from tap3d.datasets import BuildConfig, build
+
+CONFIG = BuildConfig(views=4, image_size=48, points=256, shard_size=4, seed=2)
+SYNSET = "02958343"  # car
+MODEL = ("models", "model_normalized.obj")
+
+
+@pytest.fixture(scope="module")
+def big_obj(tmp_path_factory, pybullet_root) -> str:
+    """499,156 faces: pybullet's samurai monastery (124,789 faces) subdivided once."""
+    import trimesh
+
+    path = str(tmp_path_factory.mktemp("big") / "big.obj")
+    mesh = trimesh.load(os.path.join(pybullet_root, "samurai_monastry.obj"), force="mesh",
+                        process=False)
+    trimesh.Trimesh(*trimesh.remesh.subdivide(mesh.vertices, mesh.faces), process=False).export(path)
+    return path
+
+
+def _model(root, name) -> str:
+    path = os.path.join(root, SYNSET, name, *MODEL)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shapenet_with_bad_models(tmp_path_factory, pybullet_root, big_obj):
+    """A ShapeNetCore v2 tree: 3 good models, 2 recoverable, 8 broken. Returns the root and,
+    per model, the expected status and words of the error (or warning)."""
+    import shutil
+
+    root = str(tmp_path_factory.mktemp("shapenet"))
+    expected = {}
+    for name in ("duck", "mug", "bunny"):
+        copy_obj(os.path.join(pybullet_root, MESHES[name]), _model(root, f"good_{name}"))
+        expected[f"good_{name}"] = (1, "")
+    copy_obj(os.path.join(pybullet_root, MESHES["duck"]), _model(root, "missing_texture"))
+    os.remove(os.path.join(os.path.dirname(_model(root, "missing_texture")), "duckCM.png"))
+    expected["missing_texture"] = (1, "duckCM.png")  # falls back to a colour, with a warning
+    shutil.copyfile(big_obj, _model(root, "big_499k_faces"))
+    expected["big_499k_faces"] = (1, "")
+    bunny = open(os.path.join(pybullet_root, "bunny.obj")).read()
+    open(_model(root, "empty"), "w").close()
+    expected["empty"] = (2, "empty file")
+    with open(_model(root, "garbage"), "wb") as f:
+        f.write(bytes(np.random.default_rng(1).integers(0, 256, 8192, dtype=np.uint8)))
+    expected["garbage"] = (2, "")
+    cut = bunny.index("\nf ")  # truncated inside the vertex list: no faces were written
+    with open(_model(root, "truncated"), "w") as f:
+        f.write(bunny[:cut // 2])
+    expected["truncated"] = (2, "unreadable OBJ")  # cut inside a number
+    lines = bunny.splitlines()
+    lines[next(i for i, line in enumerate(lines) if line.startswith("v "))] = "v 0.1 nan 0.2"
+    with open(_model(root, "nan_vertex"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    expected["nan_vertex"] = (2, "NaN")
+    with open(_model(root, "index_past_end"), "w") as f:
+        f.write("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 2 3 7\n")
+    expected["index_past_end"] = (2, "index vertices")
+    with open(_model(root, "zero_area"), "w") as f:
+        f.write("v 0 0 0\nv 1 1 1\nv 2 2 2\nf 1 2 3\nf 3 2 1\n")
+    expected["zero_area"] = (2, "zero area")
+    os.makedirs(os.path.join(root, SYNSET, "no_obj", "models"))  # the folder, not the file
+    expected["no_obj"] = (2, "")
+    # a texture image that PyTorch3D cannot read: the mug's material points at garbage bytes
+    copy_obj(os.path.join(pybullet_root, MESHES["duck"]), _model(root, "corrupt_texture"))
+    with open(os.path.join(os.path.dirname(_model(root, "corrupt_texture")), "duckCM.png"),
+              "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    expected["corrupt_texture"] = (1, "duckCM.png")
+    return root, expected
+
+
+def test_bad_models_fail_with_reasons_and_the_build_completes(tmp_path,
+                                                               shapenet_with_bad_models):
+    root, expected = shapenet_with_bad_models
+    out = str(tmp_path / "out.zarr")
+    summary = build(root, out, CONFIG, workers=2, progress=False)
+    g = zarr.open_group(out, mode="r")
+    ids = [i.split("/")[1] for i in g["object_id"][:]]
+    status, errors, warnings = g["status"][:], g["error"][:], g["warnings"][:]
+    assert sorted(ids) == sorted(expected) and len(ids) == 13
+    for name, (code, words) in expected.items():
+        i = ids.index(name)
+        assert status[i] == code, (name, errors[i])
+        if code == 2:
+            assert os.path.join(SYNSET, name) in errors[i] and words in errors[i], (name, errors[i])
+            assert not g["mask"][i].any()
+        else:
+            assert errors[i] == "" and g["mask"][i].any(), name
+            assert words in warnings[i], (name, warnings[i])
+    assert summary.done == 6 and len(summary.failed) == 7
+
+
+def test_hung_and_runaway_objects_are_retried_then_failed(tmp_path, big_obj, pybullet_root):
+    """The 499k-face model takes seconds and ~1.9 GB: a 1 s time limit, then a memory limit
+    below its needs, end its worker twice; it is recorded as failed with the reason and the
+    other objects are done."""
+    src = tmp_path / "src"
+    for name in ("duck", "mug"):
+        copy_obj(os.path.join(pybullet_root, MESHES[name]), str(src / "c" / f"{name}.obj"))
+    import shutil
+
+    shutil.copyfile(big_obj, src / "c" / "big.obj")
+    for kwargs, reason in (({"timeout": 1.0}, "exceeded the time limit of 1 s per object"),
+                           ({"memory_limit": "1.2GiB"}, "exceeded the worker memory limit")):
+        out = str(tmp_path / f"{list(kwargs)[0]}.zarr")
+        summary = build(str(src), out, CONFIG, workers=1, progress=False, **kwargs)
+        g = zarr.open_group(out, mode="r")
+        ids = list(g["object_id"][:])
+        big = ids.index("c/big.obj")
+        error = str(g["error"][big])
+        assert g["status"][big] == 2 and reason in error and str(src / "c" / "big.obj") in error, \
+            error
+        assert summary.done == 2, summary.format()
