@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tap3d.datasets import format as fmt
-from tap3d.datasets.sources import ObjectSpec, Source, SourceError, discover
+from tap3d.datasets.sources import ObjectSpec, Source, discover
 from tap3d.render.cameras import DEFAULT_DISTANCE, DEFAULT_FOV, make_layout, resolve_layout_name
 from tap3d.render.meshes import MeshError
 
@@ -351,16 +351,6 @@ def _attributes(source: Source, config: BuildConfig, layout_name: str) -> dict:
     }
 
 
-def _bytes_on_disk(store) -> int:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(os.fspath(store))
-    try:
-        return int(fs.du(path, total=True))
-    except Exception:  # noqa: BLE001 - size is informative only
-        return 0
-
-
 def _exists(store) -> bool:
     import fsspec
 
@@ -438,7 +428,7 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
     return BuildSummary(
         output=os.fspath(output), objects=len(objects),
         done=int((status == fmt.STATUS_DONE).sum()), failed=failed, views=config.views,
-        seconds=time.perf_counter() - began, bytes_on_disk=_bytes_on_disk(output),
+        seconds=time.perf_counter() - began, bytes_on_disk=fmt.bytes_on_disk(output),
         shards=len(ranges), shards_rendered=len(reports))
 
 

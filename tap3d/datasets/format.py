@@ -107,6 +107,20 @@ def shard_ranges(num_objects: int, shard_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + shard_size, num_objects)) for s in range(0, num_objects, shard_size)]
 
 
+def bytes_on_disk(store) -> int:
+    """Total size in bytes of the files (objects) under a local path or fsspec URL; 0 when
+    the storage cannot list them."""
+    import os
+
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(os.fspath(store))
+    try:
+        return int(fs.du(path, total=True))
+    except Exception:  # noqa: BLE001 - size is informative only
+        return 0
+
+
 def _compressor(dtype):
     import zarr
 

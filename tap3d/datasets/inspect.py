@@ -22,13 +22,6 @@ __all__ = ["summarize", "format_summary", "dataset_sheet", "camera_plot", "run_s
            "is_run_folder"]
 
 
-def _bytes_on_disk(store) -> int:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(os.fspath(store))
-    return int(fs.du(path, total=True))
-
-
 def summarize(store) -> dict:
     """Counts and sizes of a dataset.
 
@@ -41,7 +34,7 @@ def summarize(store) -> dict:
     """
     import zarr
 
-    from tap3d.datasets.format import STATUS_DONE, STATUS_FAILED, STATUS_PENDING
+    from tap3d.datasets.format import STATUS_DONE, STATUS_FAILED, STATUS_PENDING, bytes_on_disk
 
     group = zarr.open_group(store, mode="r")
     attrs = dict(group.attrs)
@@ -56,7 +49,7 @@ def summarize(store) -> dict:
         for _, array in sub.arrays():
             itemsize = 16 if array.dtype.kind in "OT" else array.dtype.itemsize
             decoded += int(np.prod(array.shape)) * itemsize
-    disk = _bytes_on_disk(store)
+    disk = bytes_on_disk(store)
     done = int((status == STATUS_DONE).sum())
     return {
         "store": str(store), "objects": int(len(status)),
