@@ -124,3 +124,71 @@ def test_hung_and_runaway_objects_are_retried_then_failed(tmp_path, big_obj, pyb
         assert g["status"][big] == 2 and reason in error and str(src / "c" / "big.obj") in error, \
             error
         assert summary.done == 2, summary.format()
+
+
+def test_worker_crash_twice_on_one_object_is_recorded(tmp_path, big_obj, pybullet_root):
+    """A worker process that dies while rendering (SIGKILL from outside, as the kernel's OOM
+    killer or a segfault would end it) is replaced by its nanny, the shard is retried, and
+    after the second death the object is recorded as failed; the build completes."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from dask.distributed import Client
+
+    from tap3d.datasets.build import EVENT_TOPIC
+
+    src = tmp_path / "src"
+    for name in ("duck", "mug"):
+        copy_obj(os.path.join(pybullet_root, MESHES[name]), str(src / "c" / f"{name}.obj"))
+    import shutil
+
+    shutil.copyfile(big_obj, src / "c" / "big.obj")  # object 0 of the shard (sorted ids)
+    bin_dir = os.path.dirname(sys.executable)
+    scheduler_file = str(tmp_path / "scheduler.json")
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+           "OMP_NUM_THREADS": "1"}
+    processes = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--host",
+                                   "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", scheduler_file],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        while not os.path.exists(scheduler_file):
+            time.sleep(0.1)
+        processes.append(subprocess.Popen(
+            [os.path.join(bin_dir, "dask"), "worker", "--scheduler-file", scheduler_file,
+             "--nthreads", "1", "--no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        client = Client(scheduler_file=scheduler_file, timeout=60)
+        client.wait_for_workers(1, timeout=120)
+        out = str(tmp_path / "out.zarr")
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(summary=build(
+            str(src), out, CONFIG, scheduler=client.scheduler.address, progress=False)))
+        thread.start()
+        kills, deadline = 0, time.time() + 300
+        while kills < 2 and time.time() < deadline:
+            events = [m for _, m in client.get_events(EVENT_TOPIC)]
+            starts = [m for m in events if m["event"] == "start" and m["index"] == 0]
+            if len(starts) > kills and events[-1]["event"] == "start":
+                time.sleep(0.5)  # inside the big object's rendering
+                pids = client.run(os.getpid)
+                for pid in pids.values():
+                    os.kill(pid, signal.SIGKILL)
+                kills += 1
+            time.sleep(0.1)
+        thread.join(timeout=300)
+        assert kills == 2 and "summary" in result
+        g = zarr.open_group(out, mode="r")
+        ids = list(g["object_id"][:])
+        error = str(g["error"][ids.index("c/big.obj")])
+        assert "its worker process died twice while rendering it" in error, error
+        assert str(src / "c" / "big.obj") in error
+        assert result["summary"].done == 2, result["summary"].format()
+        client.close()
+    finally:
+        for process in processes[::-1]:
+            process.terminate()
+            process.wait(timeout=30)
