@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import zarr
 
-from conftest import copy_obj
+from conftest import assert_same_arrays, copy_obj, tap_cli
 from tap3d.datasets import BuildConfig, build
 from tap3d.render.meshes import MeshError, load_mesh
 
@@ -89,11 +87,8 @@ def test_same_seed_same_arrays_whatever_the_workers(tmp_path, mesh_folder):
                         workers=workers, progress=False)
         assert summary.done == 4
     ref = zarr.open_group(outs[0])
-    names = [n for n, _ in ref.arrays()] + [f"cameras/{n}" for n, _ in ref["cameras"].arrays()]
     for workers in (1, 2):
-        other = zarr.open_group(outs[workers])
-        for name in names + ["points", "normalization/center"]:
-            np.testing.assert_array_equal(ref[name][:], other[name][:], err_msg=name)
+        assert_same_arrays(outs[0], outs[workers])
     # the random layout is drawn per object: objects differ, and another seed differs
     dist = ref["cameras/distance"][:]
     assert not np.allclose(dist[0], dist[1]) and ((dist >= 1.8) & (dist < 2.2)).all()
@@ -103,14 +98,9 @@ def test_same_seed_same_arrays_whatever_the_workers(tmp_path, mesh_folder):
     assert not np.array_equal(ref["points"][:], zarr.open_group(reseeded)["points"][:])
 
 
-def _cli(*args, cwd=None):
-    exe = os.path.join(os.path.dirname(sys.executable), "tap-cli")
-    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd)
-
-
 def test_cli_build_and_preview(tmp_path, mesh_folder):
     out = tmp_path / "cli.zarr"
-    run = _cli("build-dataset", mesh_folder, "-o", str(out), "--views", "6", "--image-size", "32",
+    run = tap_cli("build-dataset", mesh_folder, "-o", str(out), "--views", "6", "--image-size", "32",
                "--points", "64", "--synsets", "textured", "--workers", "0", "--quiet")
     assert run.returncode == 0, run.stderr
     assert "2 of 2 objects done, 0 failed" in run.stdout and "views/s" in run.stdout
@@ -119,18 +109,18 @@ def test_cli_build_and_preview(tmp_path, mesh_folder):
     # the same output with other settings is refused, naming them, and left unchanged
     before = {name: os.path.getmtime(os.path.join(d, f)) for d, _, files in os.walk(out)
               for f in files for name in [os.path.join(d, f)]}
-    again = _cli("build-dataset", mesh_folder, "-o", str(out), "--workers", "0")
+    again = tap_cli("build-dataset", mesh_folder, "-o", str(out), "--workers", "0")
     assert again.returncode != 0 and "different settings" in again.stderr
     for setting in ("views: existing 6, this build 10", "image_size: existing 32",
                     "points_per_object", "objects: existing 2, this build 8"):
         assert setting in again.stderr, again.stderr
     assert {name: os.path.getmtime(name) for name in before} == before
     # the same command again resumes: nothing left to render
-    same = _cli("build-dataset", mesh_folder, "-o", str(out), "--views", "6", "--image-size",
+    same = tap_cli("build-dataset", mesh_folder, "-o", str(out), "--views", "6", "--image-size",
                 "32", "--points", "64", "--synsets", "textured", "--workers", "0", "--quiet")
     assert same.returncode == 0 and "resumed: 0 of 1 shards rendered" in same.stdout, same.stdout
     sheet = tmp_path / "sheet.png"
-    run = _cli("preview", str(out), "-o", str(sheet))
+    run = tap_cli("preview", str(out), "-o", str(sheet))
     assert run.returncode == 0, run.stderr
     from PIL import Image
 
@@ -143,7 +133,7 @@ def test_cli_bad_source_writes_nothing(tmp_path, source):
     if source == "empty":
         (tmp_path / "empty").mkdir()
     out = tmp_path / "never.zarr"
-    run = _cli("build-dataset", source, "-o", str(out), "--workers", "0", cwd=tmp_path)
+    run = tap_cli("build-dataset", source, "-o", str(out), "--workers", "0", cwd=tmp_path)
     assert run.returncode != 0
     assert len(run.stderr.strip().splitlines()) == 1 and source in run.stderr
     assert not out.exists()

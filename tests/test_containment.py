@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 
 import numpy as np
 import pytest
 import zarr
 
-from conftest import MESHES, copy_obj
+from conftest import MESHES, copy_obj, dask_cluster
 from tap3d.datasets import BuildConfig, build
 
 CONFIG = BuildConfig(views=4, image_size=48, points=256, shard_size=4, seed=2)
@@ -38,8 +40,6 @@ def _model(root, name) -> str:
 def shapenet_with_bad_models(tmp_path_factory, pybullet_root, big_obj):
     """A ShapeNetCore v2 tree: 3 good models, 2 recoverable, 8 broken. Returns the root and,
     per model, the expected status and words of the error (or warning)."""
-    import shutil
-
     root = str(tmp_path_factory.mktemp("shapenet"))
     expected = {}
     for name in ("duck", "mug", "bunny"):
@@ -110,8 +110,6 @@ def test_hung_and_runaway_objects_are_retried_then_failed(tmp_path, big_obj, pyb
     src = tmp_path / "src"
     for name in ("duck", "mug"):
         copy_obj(os.path.join(pybullet_root, MESHES[name]), str(src / "c" / f"{name}.obj"))
-    import shutil
-
     shutil.copyfile(big_obj, src / "c" / "big.obj")
     for kwargs, reason in (({"timeout": 1.0}, "exceeded the time limit of 1 s per object"),
                            ({"memory_limit": "1.2GiB"}, "exceeded the worker memory limit")):
@@ -131,8 +129,6 @@ def test_worker_crash_twice_on_one_object_is_recorded(tmp_path, big_obj, pybulle
     killer or a segfault would end it) is replaced by its nanny, the shard is retried, and
     after the second death the object is recorded as failed; the build completes."""
     import signal
-    import subprocess
-    import sys
     import threading
     import time
 
@@ -143,25 +139,12 @@ def test_worker_crash_twice_on_one_object_is_recorded(tmp_path, big_obj, pybulle
     src = tmp_path / "src"
     for name in ("duck", "mug"):
         copy_obj(os.path.join(pybullet_root, MESHES[name]), str(src / "c" / f"{name}.obj"))
-    import shutil
-
     shutil.copyfile(big_obj, src / "c" / "big.obj")  # object 0 of the shard (sorted ids)
-    bin_dir = os.path.dirname(sys.executable)
-    scheduler_file = str(tmp_path / "scheduler.json")
-    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
-           "OMP_NUM_THREADS": "1"}
-    processes = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--host",
-                                   "127.0.0.1", "--port", "0", "--no-dashboard",
-                                   "--scheduler-file", scheduler_file],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    try:
-        while not os.path.exists(scheduler_file):
-            time.sleep(0.1)
-        processes.append(subprocess.Popen(
-            [os.path.join(bin_dir, "dask"), "worker", "--scheduler-file", scheduler_file,
-             "--nthreads", "1", "--no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-        client = Client(scheduler_file=scheduler_file, timeout=60)
+    allow_one_retry = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    with contextlib.ExitStack() as stack:
+        scheduler_file = stack.enter_context(dask_cluster(tmp_path, workers=1,
+                                                          env=allow_one_retry))
+        client = stack.enter_context(Client(scheduler_file=scheduler_file, timeout=60))
         client.wait_for_workers(1, timeout=120)
         out = str(tmp_path / "out.zarr")
         result = {}
@@ -187,8 +170,3 @@ def test_worker_crash_twice_on_one_object_is_recorded(tmp_path, big_obj, pybulle
         assert "its worker process died twice while rendering it" in error, error
         assert str(src / "c" / "big.obj") in error
         assert result["summary"].done == 2, result["summary"].format()
-        client.close()
-    finally:
-        for process in processes[::-1]:
-            process.terminate()
-            process.wait(timeout=30)

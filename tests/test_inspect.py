@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import zarr
 from PIL import Image
+
+from conftest import tap_cli
 
 from tap3d.datasets import BuildConfig, build, open_dataset
 from tap3d.datasets.inspect import dataset_sheet
@@ -28,11 +28,6 @@ def small(tmp_path_factory, mesh_folder):
     g["status"][6] = 2
     g["error"][6] = "made-up failure for the summary"
     return out
-
-
-def _cli(*args):
-    exe = os.path.join(os.path.dirname(sys.executable), "tap-cli")
-    return subprocess.run([exe, *args], capture_output=True, text=True)
 
 
 def test_open_dataset_dims_coords_and_values(small):
@@ -63,7 +58,7 @@ def test_open_dataset_dims_coords_and_values(small):
 
 def test_inspect_dataset_prints_counts_and_draws_panels(small, tmp_path):
     sheet = tmp_path / "sheet.png"
-    run = _cli("inspect", small, "--out", str(sheet), "--objects", "2", "--cameras",
+    run = tap_cli("inspect", small, "--out", str(sheet), "--objects", "2", "--cameras",
                str(tmp_path / "cams.png"))
     assert run.returncode == 0, run.stderr
     out = run.stdout
@@ -95,7 +90,7 @@ def test_inspect_run_draws_curves_and_latest_grid(tmp_path):
     for step in (50, 100):
         Image.fromarray(rng.integers(0, 255, (64, 192, 3), dtype=np.uint8)).save(
             run / "samples" / f"step_{step}.png")
-    done = _cli("inspect", str(run))
+    done = tap_cli("inspect", str(run))
     assert done.returncode == 0, done.stderr
     assert "10 logged steps, last step 100" in done.stdout
     assert "step_100.png" in done.stdout

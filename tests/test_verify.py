@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import zarr
 
+from conftest import tap_cli
+
 from tap3d.datasets.verify import verify
-
-
-def _cli(*args):
-    exe = os.path.join(os.path.dirname(sys.executable), "tap-cli")
-    return subprocess.run([exe, *args], capture_output=True, text=True)
 
 
 def test_verify_passes_on_good_datasets(dataset):
@@ -24,7 +18,7 @@ def test_verify_passes_on_good_datasets(dataset):
     assert report.ok, report.format()
     assert report.objects == 8 and report.status == {"pending": 0, "done": 8, "failed": 0}
     assert report.arrays_checked == 21
-    run = _cli("verify", dataset, "--quiet")
+    run = tap_cli("verify", dataset, "--quiet")
     assert run.returncode == 0 and "OK" in run.stdout, run.stdout + run.stderr
 
 
@@ -41,7 +35,7 @@ def test_corrupted_chunk_is_named(copy):
     data = bytearray(path.read_bytes())
     data[200:600] = bytes(np.random.default_rng(0).integers(0, 256, 400, dtype=np.uint8))
     path.write_bytes(bytes(data))
-    run = _cli("verify", str(copy), "--quiet")
+    run = tap_cli("verify", str(copy), "--quiet")
     assert run.returncode == 1
     defects = [line for line in run.stdout.splitlines() if "DEFECT" in line]
     assert len(defects) == 1 and "rgb chunk 3 (objects 3-3)" in defects[0], run.stdout

@@ -468,10 +468,15 @@ def _pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[i
         raise ValueError(f"{store}: exists with different settings; pass --overwrite to start "
                          "over, or the original settings to resume:\n  " +
                          "\n  ".join(differences))
+    try:
+        status = group["status"][:]  # one read; shard by shard only when a chunk is torn
+    except Exception:  # noqa: BLE001
+        status = None
     pending = []
     for shard, (start, stop) in enumerate(ranges):
         try:
-            complete = bool((group["status"][start:stop] != fmt.STATUS_PENDING).all())
+            part = status[start:stop] if status is not None else group["status"][start:stop]
+            complete = bool((part != fmt.STATUS_PENDING).all())
         except Exception:  # noqa: BLE001 - a torn status chunk means the shard is redone
             complete = False
         if not complete:

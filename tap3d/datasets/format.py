@@ -13,6 +13,7 @@ Every array carries ``dimension_names``; images carry a ``coordinates`` attribut
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -110,8 +111,6 @@ def shard_ranges(num_objects: int, shard_size: int) -> list[tuple[int, int]]:
 def bytes_on_disk(store) -> int:
     """Total size in bytes of the files (objects) under a local path or fsspec URL; 0 when
     the storage cannot list them."""
-    import os
-
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(os.fspath(store))

@@ -18,6 +18,8 @@ from collections import Counter
 
 import numpy as np
 
+from tap3d.datasets.preview import pick_objects
+
 __all__ = ["summarize", "format_summary", "dataset_sheet", "camera_plot", "run_sheet",
            "is_run_folder"]
 
@@ -84,19 +86,6 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _pick_objects(group, count: int) -> list[int]:
-    """Up to ``count`` done objects, one per category first, in dataset order."""
-    status, category = group["status"][:], group["category"][:]
-    done = [int(i) for i in np.flatnonzero(status == 1)]
-    chosen, seen = [], set()
-    for i in done:
-        if str(category[i]) not in seen:
-            chosen.append(i)
-            seen.add(str(category[i]))
-    chosen += [i for i in done if i not in chosen]
-    return sorted(chosen[:count])
-
-
 def _camera_centres(world_to_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Camera centres ``-R^T t`` and viewing directions (camera +z in world), ``(V, 3)`` each."""
     R, t = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
@@ -138,7 +127,7 @@ def dataset_sheet(store, output: str, objects: int = 3, dpi: int = 80) -> dict:
     import zarr
 
     group = zarr.open_group(store, mode="r")
-    chosen = _pick_objects(group, objects)
+    chosen = pick_objects(group, objects)
     if not chosen:
         raise ValueError(f"{store}: no done object to show")
     views = group["rgb"].shape[1]
@@ -189,7 +178,7 @@ def camera_plot(store, output: str, index: int | None = None, dpi: int = 100) ->
 
     group = zarr.open_group(store, mode="r")
     if index is None:
-        index = _pick_objects(group, 1)[0]
+        index = pick_objects(group, 1)[0]
     fig = plt.figure(figsize=(5, 5), dpi=dpi)
     ax = fig.add_subplot(projection="3d")
     _draw_cameras(ax, group["points"][index], group["cameras/world_to_camera"][index],

@@ -8,7 +8,23 @@ import numpy as np
 
 from tap3d.datasets.format import STATUS_DONE
 
-__all__ = ["contact_sheet"]
+__all__ = ["contact_sheet", "pick_objects"]
+
+
+def pick_objects(group, count: int) -> list[int]:
+    """Up to ``count`` done objects to show: one of each category first (the first in dataset
+    order), then the rest spread evenly; returned sorted. Empty when none is done."""
+    done = np.flatnonzero(group["status"][:] == STATUS_DONE)
+    categories = group["category"][:]
+    first: dict[str, int] = {}
+    for i in done:
+        first.setdefault(str(categories[i]), int(i))
+    pick = list(first.values())[:count]
+    rest = [int(i) for i in done if i not in set(pick)]
+    if len(pick) < count and rest:
+        spread = np.linspace(0, len(rest) - 1, min(count - len(pick), len(rest))).round()
+        pick += [rest[int(j)] for j in np.unique(spread)]
+    return sorted(pick)
 
 
 def contact_sheet(store, output: str | os.PathLike, objects: int = 8, tile: int = 112) -> np.ndarray:
@@ -30,21 +46,10 @@ def contact_sheet(store, output: str | os.PathLike, objects: int = 8, tile: int 
     from PIL import Image, ImageDraw
 
     group = zarr.open_group(store, mode="r")
-    done = np.flatnonzero(group["status"][:] == STATUS_DONE)
-    if done.size == 0:
+    pick = pick_objects(group, objects)
+    if not pick:
         raise ValueError(f"{store}: no object was rendered successfully")
     ids = group["object_id"][:]
-    categories = group["category"][:]
-    # one object of each category first, then the rest spread evenly
-    first = {}
-    for i in done:
-        first.setdefault(str(categories[i]), int(i))
-    pick = list(first.values())[:objects]
-    rest = [int(i) for i in done if i not in set(pick)]
-    if len(pick) < objects and rest:
-        spread = np.linspace(0, len(rest) - 1, min(objects - len(pick), len(rest))).round()
-        pick += [rest[int(j)] for j in np.unique(spread)]
-    pick = sorted(pick)
     rows = []
     for i in pick:
         views = group["rgb"][int(i)]  # (V, S, S, 3)

@@ -120,15 +120,18 @@ class ViewStream(torch.utils.data.IterableDataset):
         """Done objects in the whole dataset (all ranks together)."""
         return int((self.status == STATUS_DONE).sum())
 
-    def my_shards(self, worker: int = 0, num_workers: int = 1,
-                  rank: int | None = None) -> list[tuple[int, int]]:
-        """The shard ranges that one reader (``rank`` x ``worker``) reads this epoch."""
+    def _shard_order(self) -> np.ndarray:
+        """This epoch's order of the shard indices (seeded by ``seed`` and the epoch)."""
+        count = len(shard_ranges(self.num_objects, self.shard_size))
+        if not self.shuffle:
+            return np.arange(count)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(count)
+
+    def my_shards(self, worker: int = 0, num_workers: int = 1) -> list[tuple[int, int]]:
+        """The shard ranges that one reader (this rank x ``worker``) reads this epoch."""
         shards = shard_ranges(self.num_objects, self.shard_size)
-        order = np.arange(len(shards))
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(shards))
-        reader = (self.rank if rank is None else rank) * num_workers + worker
-        return [shards[i] for i in order[reader::self.world_size * num_workers]]
+        reader = self.rank * num_workers + worker
+        return [shards[i] for i in self._shard_order()[reader::self.world_size * num_workers]]
 
     def batches_per_epoch(self, batch_size: int, num_workers: int = 0) -> int:
         """Full batches that every rank gets this epoch: the minimum over ranks.
@@ -140,13 +143,14 @@ class ViewStream(torch.utils.data.IterableDataset):
         from the status array, without communication.
         """
         readers = max(1, num_workers)
-        done = self.status == STATUS_DONE
-        counts = []
-        for rank in range(self.world_size):
-            counts.append(sum(
-                int(sum(done[a:b].sum() for a, b in self.my_shards(w, readers, rank)))
-                // batch_size for w in range(readers)))
-        return min(counts)
+        starts = [start for start, _ in shard_ranges(self.num_objects, self.shard_size)]
+        done_per_shard = np.add.reduceat((self.status == STATUS_DONE).astype(np.int64), starts)
+        order = self._shard_order()
+        total = self.world_size * readers
+        per_reader = [int(done_per_shard[order[r::total]].sum()) // batch_size
+                      for r in range(total)]
+        return min(sum(per_reader[rank * readers:(rank + 1) * readers])
+                   for rank in range(self.world_size))
 
     def _sample(self, index: int, arrays: dict, row: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, index])

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -279,8 +280,16 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
         path = os.path.join(checkpoints, f"step_{step}.pt")
         torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
-        torch.save(state, os.path.join(checkpoints, "last.pt.tmp"))
-        os.replace(os.path.join(checkpoints, "last.pt.tmp"), os.path.join(checkpoints, "last.pt"))
+        # last.pt is the same file: serialize once, then a hard link (a copy where the file
+        # system has none), swapped in atomically.
+        last = os.path.join(checkpoints, "last.pt")
+        if os.path.exists(last + ".tmp"):
+            os.remove(last + ".tmp")
+        try:
+            os.link(path, last + ".tmp")
+        except OSError:
+            shutil.copyfile(path, last + ".tmp")
+        os.replace(last + ".tmp", last)
 
     bar = tqdm(total=total, initial=step, unit="step", disable=not progress or rank != 0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else \
