@@ -8,7 +8,7 @@ one file per object. This benchmark writes the same dataset in that layout
 (``<object>/view_VV.png`` RGB, ``<object>/mask_VV.png``, ``<object>/cameras.npz``,
 ``<object>/points.ply``) and times, in one run, samples per second of
 
-- ``zarr``: :class:`tap3d.datasets.stream.ViewStream` (whole-shard reads, shuffle buffer);
+- ``zarr``: :class:`tap3d.stream.ViewStream` (whole-shard reads, shuffle buffer);
 - ``png+ply``: a map-style ``Dataset`` that opens the drawn views' PNGs with Pillow and the PLY
   with trimesh (through fsspec), shuffled by the DataLoader;
 
@@ -155,7 +155,8 @@ def repeat_dataset(source: str, output: str, times: int, shard_size: int) -> str
     shards of 64, which is what the stream's per-shard reads are made for."""
     import zarr
 
-    from tap3d.datasets.format import (INDEX_ARRAYS, SHARD_ARRAYS, array_specs, create_dataset,
+    from tap3d.views.schema import INDEX_ARRAYS, SHARD_ARRAYS, array_specs
+    from tap3d.views.writer import (create_dataset,
                                        write_shard)
 
     group = zarr.open_group(source, mode="r")
@@ -203,8 +204,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from tap3d.datasets.format import bytes_on_disk
-    from tap3d.datasets.stream import ViewStream
+    from tap3d.views.schema import bytes_on_disk
+    from tap3d.stream import ViewStream
 
     with tempfile.TemporaryDirectory() as workdir:
         dataset = args.dataset
@@ -221,7 +222,7 @@ def main() -> None:
         began = time.perf_counter()
         count = export_png_ply(dataset, root)
         print(f"exported {count} objects as PNG + PLY in {time.perf_counter() - began:.1f} s\n")
-        stream = ViewStream(dataset, num_points=1024, seed=0)
+        stream = ViewStream(dataset, points=1024, seed=0)
         zarr_bytes = bytes_on_disk(dataset)
         print(f"{count} objects, {stream.views_per_sample} of {stream.num_views} views per "
               f"sample, {stream.image_size} px, 1024 points, batch {args.batch_size}; on disk: "
@@ -232,7 +233,7 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|")
 
         def compare(label, zarr_url, files_url, workers_list):
-            stream = ViewStream(zarr_url, num_points=1024, seed=0)
+            stream = ViewStream(zarr_url, points=1024, seed=0)
             files = PngPlyDataset(files_url, num_points=1024,
                                   views_per_sample=stream.views_per_sample)
             for workers in workers_list:

@@ -54,7 +54,8 @@ def _measure(step, steps: int, device) -> tuple[float, float]:
 
 def rows(device: torch.device, batch: int, points: int, views: int, size: int,
          steps: int) -> list[str]:
-    from tap3d.train import TAPModel, load_config, tap_loss
+    from tap3d.models import TAPModel
+    from tap3d.pretrain import load_config, tap_loss
 
     config = load_config(None, device=str(device))
     model = TAPModel(config, size).to(device)

@@ -88,7 +88,7 @@ def rasterizer_table(root: str, workdir: str, threads: int, repeats: int) -> lis
 
 
 def build_table(workdir: str) -> list[str]:
-    from tap3d.datasets import BuildConfig, build
+    from tap3d.build import BuildConfig, build
 
     rows = ["| backend | objects | seconds | objects/s | views/s | ratio |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -106,17 +106,16 @@ def build_table(workdir: str) -> list[str]:
 
 _MEMORY_CHILD = """
 import resource, sys, time
-from tap3d.datasets.build import BuildConfig, _render_object
-from tap3d.datasets.sources import ObjectSpec
-from tap3d.render.rasterize import make_rasterizer
-from tap3d.render.shade import ViewRenderer
+from dataclasses import replace
+from tap3d.build import BuildConfig, make_renderer, render_object
+from tap3d.sources import ObjectSpec
 import torch
 torch.set_num_threads(1)
 backend, path = sys.argv[1], sys.argv[2]
-config = BuildConfig(backend=backend)
-renderer = ViewRenderer(make_rasterizer(backend, 224, "cpu", 1))
+config = replace(BuildConfig(backend=backend, device="cpu"), layout="clip2point")
+renderer = make_renderer(config, threads=1)
 began = time.perf_counter()
-out = _render_object(ObjectSpec("big", "big", path), config, renderer, "cpu")
+out = render_object(ObjectSpec("big", "big", path), config, renderer)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - began)
 """
 

@@ -18,7 +18,8 @@ def main():
 
 @main.command("build-dataset")
 @click.argument("source")
-@click.option("-o", "--output", required=True, help="Output Zarr path or fsspec URL.")
+@click.option("-o", "--out", "--output", "output", required=True,
+              help="Output Zarr path or fsspec URL.")
 @click.option("--views", default=10, show_default=True, help="Views per object.")
 @click.option("--layout", default="auto", show_default=True,
               type=click.Choice(["auto", "clip2point", "orthogonal", "mvcnn", "sphere", "random"]),
@@ -51,7 +52,8 @@ def build_dataset(source, output, views, layout, image_size, fov, points, synset
                   shard_size, device, backend, workers, scheduler, timeout, memory_limit,
                   overwrite, quiet):
     """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset."""
-    from tap3d.datasets import BuildConfig, SourceError, build
+    from tap3d.build import BuildConfig, build
+    from tap3d.sources import SourceError
 
     config = BuildConfig(views=views, layout=layout, image_size=image_size, fov=fov,
                          points=points, shard_size=shard_size, seed=seed, device=device,
@@ -70,11 +72,11 @@ def build_dataset(source, output, views, layout, image_size, fov, points, synset
 
 @main.command("preview")
 @click.argument("dataset")
-@click.option("-o", "--output", required=True, help="PNG file to write.")
+@click.option("-o", "--out", "--output", "output", required=True, help="PNG file to write.")
 @click.option("--objects", default=8, show_default=True, help="Rows (objects) in the sheet.")
 def preview(dataset, output, objects):
     """Write a contact sheet (objects x views) of DATASET's RGB views."""
-    from tap3d.datasets.preview import contact_sheet
+    from tap3d.views.pictures import contact_sheet
 
     try:
         sheet = contact_sheet(dataset, output, objects=objects)
@@ -85,7 +87,7 @@ def preview(dataset, output, objects):
 
 @main.command("train")
 @click.argument("dataset")
-@click.option("--out", required=True, help="Run folder.")
+@click.option("-o", "--out", "--output", "out", required=True, help="Run folder.")
 @click.option("--config", "config_path", default=None, help="YAML config (CLI options override).")
 @click.option("--epochs", type=int, default=None)
 @click.option("--max-steps", type=int, default=None)
@@ -93,7 +95,7 @@ def preview(dataset, output, objects):
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto, cpu or cuda.")
-@click.option("--num-points", type=int, default=None)
+@click.option("--points", type=int, default=None, help="Points per sample (1024).")
 @click.option("--views-per-sample", type=int, default=None)
 @click.option("--photograph-depth", type=int, default=None)
 @click.option("--photograph-dim", type=int, default=None)
@@ -112,7 +114,7 @@ def preview(dataset, output, objects):
 @click.option("--quiet", is_flag=True)
 def train_command(dataset, out, config_path, resume, quiet, **options):
     """Pre-train a backbone with TAP on DATASET (path or fsspec URL)."""
-    from tap3d.train import load_config, train
+    from tap3d.pretrain import load_config, train
 
     try:
         config = load_config(config_path, **options)
@@ -124,7 +126,7 @@ def train_command(dataset, out, config_path, resume, quiet, **options):
 
 @main.command("inspect")
 @click.argument("path")
-@click.option("--out", "output", default=None,
+@click.option("-o", "--out", "--output", "output", default=None,
               help="PNG to write (default: inspect.png next to a run, none for a dataset).")
 @click.option("--objects", default=3, show_default=True, help="Objects in a dataset's sheet.")
 @click.option("--cameras", "cameras_png", default=None,
@@ -132,12 +134,13 @@ def train_command(dataset, out, config_path, resume, quiet, **options):
 def inspect_command(path, output, objects, cameras_png):
     """Summarize a dataset (and draw views + cameras), or a training run (loss curves +
     the latest generated views)."""
-    from tap3d.datasets import inspect
+    from tap3d.pretrain import runfolder
+    from tap3d.views import pictures, summary
 
     try:
-        if inspect.is_run_folder(path):
+        if runfolder.is_run_folder(path):
             output = output or os.path.join(path, "inspect.png")
-            result = inspect.run_sheet(path, output)
+            result = runfolder.run_sheet(path, output)
             last = result["last"] or {}
             click.echo(f"{path}: {result['steps']} logged steps, last step {last.get('step')}: "
                        f"loss {last.get('loss', float('nan')):.4f} (fg "
@@ -146,12 +149,12 @@ def inspect_command(path, output, objects, cameras_png):
             click.echo(f"wrote {output}" + (f" (samples: {result['sample']})"
                                               if result["sample"] else ""))
             return
-        click.echo(inspect.format_summary(inspect.summarize(path)))
+        click.echo(summary.format_summary(summary.summarize(path)))
         if output:
-            sheet = inspect.dataset_sheet(path, output, objects=objects)
+            sheet = pictures.dataset_sheet(path, output, objects=objects)
             click.echo(f"wrote {output} ({sheet['size'][0]} x {sheet['size'][1]})")
         if cameras_png:
-            click.echo(f"wrote {inspect.camera_plot(path, cameras_png)}")
+            click.echo(f"wrote {pictures.camera_plot(path, cameras_png)}")
     except (ValueError, FileNotFoundError, KeyError) as error:
         raise click.ClickException(f"{path}: {error}") from None
 
@@ -164,7 +167,7 @@ def verify_command(dataset, quiet):
 
     Prints a report; exits with status 1 on any defect.
     """
-    from tap3d.datasets.verify import verify
+    from tap3d.views.verify import verify
 
     report = verify(dataset, progress=not quiet)
     click.echo(report.format())
@@ -174,10 +177,10 @@ def verify_command(dataset, quiet):
 
 @main.command("export-backbone")
 @click.argument("run")
-@click.option("-o", "--output", required=True, help="Output .pt file.")
+@click.option("-o", "--out", "--output", "output", required=True, help="Output .pt file.")
 def export_backbone_command(run, output):
     """Save the backbone of RUN (folder or checkpoint) alone, for fine-tuning."""
-    from tap3d.train import export_backbone
+    from tap3d.pretrain import export_backbone
 
     try:
         exported = export_backbone(run, output)

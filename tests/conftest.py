@@ -60,7 +60,7 @@ def mesh_folder(tmp_path_factory, pybullet_root) -> str:
 
 @pytest.fixture(scope="session")
 def small_config():
-    from tap3d.datasets import BuildConfig
+    from tap3d.build import BuildConfig
 
     return BuildConfig(image_size=IMAGE_SIZE, points=POINTS, shard_size=3, seed=7)
 
@@ -70,7 +70,7 @@ def dataset(request, tmp_path_factory, mesh_folder, small_config) -> str:
     """The mesh folder built once per backend, in process: 8 objects, 10 views, 3 shards."""
     from dataclasses import replace
 
-    from tap3d.datasets import build
+    from tap3d.build import build
 
     out = str(tmp_path_factory.mktemp("ds") / f"small-{request.param}.zarr")
     summary = build(mesh_folder, out, replace(small_config, backend=request.param), workers=0,
@@ -106,7 +106,7 @@ def assert_same_arrays(a_store, b_store) -> None:
     """Every array of the format equal between two datasets (attributes may differ)."""
     import zarr
 
-    from tap3d.datasets.format import array_specs
+    from tap3d.views.schema import array_specs
 
     a, b = zarr.open_group(a_store, mode="r"), zarr.open_group(b_store, mode="r")
     for name in array_specs(1, 1, 1, 1):

@@ -12,8 +12,9 @@ from PIL import Image
 
 from conftest import tap_cli
 
-from tap3d.datasets import BuildConfig, build, open_dataset
-from tap3d.datasets.inspect import dataset_sheet
+from tap3d.build import BuildConfig, build
+from tap3d.views import open_dataset
+from tap3d.views.pictures import dataset_sheet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import assert_same_arrays, dask_cluster, tap_cli
-from tap3d.datasets import BuildConfig, build
+from tap3d.build import BuildConfig, build
 
 CONFIG = BuildConfig(views=4, image_size=48, points=256, shard_size=2, seed=11)
 BIN = os.path.dirname(sys.executable)
@@ -75,8 +75,8 @@ def s3(monkeypatch):
 
 
 def test_build_verify_and_stream_on_s3(tmp_path, mesh_folder, s3):
-    from tap3d.datasets.stream import ViewStream
-    from tap3d.datasets.verify import verify
+    from tap3d.stream import ViewStream
+    from tap3d.views.verify import verify
 
     url = "s3://bucket/ds.zarr"
     run = tap_cli("build-dataset", mesh_folder, "-o", url, "--views", "4", "--image-size", "48",
@@ -90,7 +90,7 @@ def test_build_verify_and_stream_on_s3(tmp_path, mesh_folder, s3):
     local = str(tmp_path / "local.zarr")
     build(mesh_folder, local, CONFIG, workers=0, progress=False)
     assert_same_arrays(url, local)
-    stream = ViewStream(url, num_points=128, views_per_sample=2, seed=0)
+    stream = ViewStream(url, points=128, views_per_sample=2, seed=0)
     samples = list(stream)
     assert sorted(int(s["index"]) for s in samples) == list(range(8))
     assert samples[0]["images"].shape == (2, 3, 48, 48)

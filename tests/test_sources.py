@@ -10,7 +10,8 @@ import pytest
 import zarr
 
 from conftest import copy_obj
-from tap3d.datasets import BuildConfig, SourceError, build, discover
+from tap3d.build import BuildConfig, build
+from tap3d.sources import SourceError, discover
 
 AIRPLANE, MUG = "02691156", "03797390"
 TINY = BuildConfig(views=2, layout="sphere", image_size=32, points=64, shard_size=2)

@@ -12,10 +12,10 @@ import pytest
 import torch
 import zarr
 
-from tap3d.datasets import BuildConfig, build
-from tap3d.datasets.stream import ViewStream
-from tap3d.train import (PhotographModule, TAPModel, camera_rays, evaluate, export_backbone,
-                         load_config, load_model, train)
+from tap3d.build import BuildConfig, build
+from tap3d.stream import ViewStream
+from tap3d.models import PhotographModule, TAPModel, camera_rays
+from tap3d.pretrain import evaluate, export_backbone, load_config, load_model, train
 
 from conftest import MESHES, copy_obj
 
@@ -73,7 +73,7 @@ def test_generated_views_beat_the_mean_image(tmp_path, two_objects):
 
 
 def _tiny(**overrides):
-    return load_config(None, **{"batch_size": 2, "num_points": 256, "views_per_sample": 2,
+    return load_config(None, **{"batch_size": 2, "points": 256, "views_per_sample": 2,
                                 "photograph_dim": 32, "embed_dim": 8, "log_every": 1,
                                 "checkpoint_every": 3, "sample_every": 3, "max_steps": 6,
                                 "device": "cpu", **overrides})
@@ -84,7 +84,7 @@ def test_stream_yields_every_done_object_once_across_ranks_and_workers(train_set
     for epoch in (0, 1):
         seen = []
         for rank in range(2):
-            stream = ViewStream(train_set, num_points=64, rank=rank, world_size=2, seed=1)
+            stream = ViewStream(train_set, points=64, rank=rank, world_size=2, seed=1)
             stream.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
             indices = [int(s["index"]) for s in loader]
@@ -92,12 +92,12 @@ def test_stream_yields_every_done_object_once_across_ranks_and_workers(train_set
             seen.append(indices)
         assert not set(seen[0]) & set(seen[1])  # ranks see different objects
         assert sorted(seen[0] + seen[1]) == sorted(done)
-    assert len(ViewStream(train_set, num_points=64)) == len(done)
+    assert len(ViewStream(train_set, points=64)) == len(done)
 
 
 def test_stream_sample_contents(train_set):
     g = zarr.open_group(train_set)
-    sample = next(iter(ViewStream(train_set, num_points=128, seed=0)))
+    sample = next(iter(ViewStream(train_set, points=128, seed=0)))
     assert sample["points"].shape == (128, 3) and sample["features"].shape == (128, 4)
     assert sample["images"].shape == (3, 3, 64, 64) and sample["masks"].shape == (3, 64, 64)
     assert sample["images"].dtype == torch.uint8
@@ -166,7 +166,7 @@ def test_train_logs_checkpoints_and_resume_is_exact(tmp_path, train_set):
 
 
 def test_trainer_never_imports_pytorch3d(train_set):
-    code = ("import sys, tap3d.train, tap3d.datasets.stream;"
+    code = ("import sys, tap3d.pretrain, tap3d.models, tap3d.evaluate, tap3d.stream;"
             "print('pytorch3d' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -177,7 +177,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, train_set):
     run = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", "2", "-m", "tap3d.cli", "train", train_set, "--out", str(run),
-               "--device", "cpu", "--batch-size", "1", "--epochs", "2", "--num-points", "256",
+               "--device", "cpu", "--batch-size", "1", "--epochs", "2", "--points", "256",
                "--views-per-sample", "2", "--photograph-dim", "32", "--embed-dim", "8",
                "--log-every", "1", "--log-objects", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

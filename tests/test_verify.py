@@ -10,7 +10,7 @@ import zarr
 
 from conftest import tap_cli
 
-from tap3d.datasets.verify import verify
+from tap3d.views.verify import verify
 
 
 def test_verify_passes_on_good_datasets(dataset):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Backbone", "PointMLP", "BACKBONES", "make_backbone", "farthest_point_sample_torch"]
+from tap3d.models.pointops import farthest_point_sample, gather, knn
+
+__all__ = ["Backbone", "PointMLP", "BACKBONES", "make_backbone"]
 
 
 class Backbone(nn.Module):
@@ -24,32 +26,6 @@ class Backbone(nn.Module):
     """
 
     out_channels: int
-
-
-def farthest_point_sample_torch(xyz: torch.Tensor, count: int) -> torch.Tensor:
-    """``(B, count)`` int64 indices of farthest-point samples of ``xyz`` ``(B, N, 3)``.
-
-    Deterministic: starts at point 0 of every cloud.
-    """
-    B, N, _ = xyz.shape
-    chosen = torch.zeros(B, count, dtype=torch.long, device=xyz.device)
-    distance = torch.full((B, N), float("inf"), device=xyz.device)
-    current = torch.zeros(B, dtype=torch.long, device=xyz.device)
-    rows = torch.arange(B, device=xyz.device)
-    for i in range(count):
-        chosen[:, i] = current
-        d = ((xyz - xyz[rows, current][:, None, :]) ** 2).sum(-1)
-        distance = torch.minimum(distance, d)
-        current = distance.argmax(-1)
-    return chosen
-
-
-def _gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values ``(B, N, C)``, index ``(B, ...)`` -> ``(B, ..., C)``."""
-    B = values.shape[0]
-    flat = index.reshape(B, -1)
-    out = torch.gather(values, 1, flat[..., None].expand(-1, -1, values.shape[-1]))
-    return out.reshape(*index.shape, values.shape[-1])
 
 
 class _ConvBNReLU(nn.Sequential):
@@ -87,11 +63,11 @@ class _Stage(nn.Module):
 
     def forward(self, xyz, features, count):
         B, N, C = features.shape
-        centre_index = farthest_point_sample_torch(xyz, count)
-        new_xyz = _gather(xyz, centre_index)  # (B, S, 3)
-        anchor = _gather(features, centre_index)  # (B, S, C)
-        knn = torch.cdist(new_xyz, xyz).topk(self.k, dim=-1, largest=False).indices  # (B, S, k)
-        grouped = _gather(features, knn)  # (B, S, k, C)
+        centre_index = farthest_point_sample(xyz, count)
+        new_xyz = gather(xyz, centre_index)  # (B, S, 3)
+        anchor = gather(features, centre_index)  # (B, S, C)
+        neighbours = knn(new_xyz, xyz, self.k)  # (B, S, k)
+        grouped = gather(features, neighbours)  # (B, S, k, C)
         offset = grouped - anchor[:, :, None, :]
         std = offset.reshape(B, -1).std(dim=-1).reshape(B, 1, 1, 1)
         grouped = self.alpha * offset / (std + 1e-5) + self.beta

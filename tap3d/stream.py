@@ -22,33 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from tap3d.datasets.format import STATUS_DONE, shard_ranges
+from tap3d.models.pointops import farthest_point_sample
+from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges
 
-__all__ = ["ViewStream", "farthest_point_sample"]
+__all__ = ["ViewStream"]
 
 #: Arrays read per shard.
 _ARRAYS = ("status", "points", "rgb", "mask", "cameras/K", "cameras/world_to_camera")
-
-
-def farthest_point_sample(points: np.ndarray, count: int, start: int = 0) -> np.ndarray:
-    """Indices of ``count`` points chosen by farthest-point sampling.
-
-    Args:
-        points: ``(P, 3)`` float array.
-        count: number of indices to return (``<= P``).
-        start: index of the first point.
-
-    Returns:
-        ``(count,)`` int64 indices, each point the farthest from those chosen before it.
-    """
-    chosen = np.empty(count, dtype=np.int64)
-    distance = np.full(points.shape[0], np.inf)
-    current = start
-    for i in range(count):
-        chosen[i] = current
-        distance = np.minimum(distance, ((points - points[current]) ** 2).sum(1))
-        current = int(distance.argmax())
-    return chosen
 
 
 class ViewStream(torch.utils.data.IterableDataset):
@@ -56,7 +36,7 @@ class ViewStream(torch.utils.data.IterableDataset):
 
     Args:
         store: dataset path or fsspec URL (anything ``zarr.open_group`` opens).
-        num_points: points per sample (subsampled from the stored ones).
+        points: points per sample (subsampled from the stored ones).
         views_per_sample: views per sample; default half of the stored views (TAP draws 6 of 12).
         sampling: ``random`` or ``fps`` (farthest-point, from a random start) point subsets.
         shuffle: shuffle shard order and objects (a buffer of ``buffer_size``).
@@ -69,7 +49,7 @@ class ViewStream(torch.utils.data.IterableDataset):
             ``torch.distributed`` when it is initialised, else 0 and 1.
 
     Each sample is a dict of tensors:
-        ``points`` ``(num_points, 3)`` float32 (scaled), ``features`` ``(num_points, 4)`` float32
+        ``points`` ``(points, 3)`` float32 (scaled), ``features`` ``(points, 4)`` float32
         (xyz and height above the lowest point along ``up_axis``), ``images`` ``(V, 3, S, S)``
         uint8 (the stored RGB, channels first; convert with ``.float() / 255`` on the device:
         a quarter of the bytes through collation, worker queues and host-to-device copies),
@@ -79,24 +59,22 @@ class ViewStream(torch.utils.data.IterableDataset):
         store (the trainer needs the OpenCV matrices only; each array read costs a request).
     """
 
-    def __init__(self, store, num_points: int = 1024, views_per_sample: int | None = None,
+    def __init__(self, store, points: int = 1024, views_per_sample: int | None = None,
                  sampling: str = "random", shuffle: bool = True, buffer_size: int = 256,
                  scale_range: tuple[float, float] | None = (0.9, 1.1), up_axis: int = 1,
                  seed: int = 0, rank: int | None = None, world_size: int | None = None):
-        import zarr
-
         super().__init__()
         if sampling not in ("random", "fps"):
             raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
         self.store = store
-        group = zarr.open_group(store, mode="r")
+        group = open_views(store)
         self.num_objects, self.num_views, self.image_size = group["rgb"].shape[:3]
         self.shard_size = int(group.attrs["shard_size"])
         self.labels = group["label"][:].astype(np.int64)
         stored_points = group["points"].shape[1]
-        if num_points > stored_points:
-            raise ValueError(f"{store}: num_points {num_points} > stored points {stored_points}")
-        self.num_points = num_points
+        if points > stored_points:
+            raise ValueError(f"{store}: {points} points per sample > {stored_points} stored")
+        self.points = points
         self.views_per_sample = views_per_sample or max(1, self.num_views // 2)
         if self.views_per_sample > self.num_views:
             raise ValueError(f"views_per_sample {self.views_per_sample} > stored views "
@@ -156,9 +134,10 @@ class ViewStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         points = arrays["points"][row]
         if self.sampling == "fps":
-            chosen = farthest_point_sample(points, self.num_points, int(rng.integers(len(points))))
+            chosen = farthest_point_sample(torch.from_numpy(points), self.points,
+                                           int(rng.integers(len(points)))).numpy()
         else:
-            chosen = rng.choice(len(points), self.num_points, replace=False)
+            chosen = rng.choice(len(points), self.points, replace=False)
         views = np.sort(rng.choice(self.num_views, self.views_per_sample, replace=False))
         scale = rng.uniform(*self.scale_range) if self.scale_range else 1.0
         xyz = (points[chosen] * scale).astype(np.float32)
@@ -177,11 +156,9 @@ class ViewStream(torch.utils.data.IterableDataset):
         }
 
     def __iter__(self):
-        import zarr
-
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        group = zarr.open_group(self.store, mode="r")
+        group = open_views(self.store)
         handles = {name: group[name] for name in _ARRAYS}
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])
         buffer: list[dict] = []

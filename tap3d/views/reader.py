@@ -41,17 +41,14 @@ def open_dataset(store, chunks: str | dict | None = "shard"):
         (degrees / object units, per object and view). Attributes: the group's.
 
     Raises:
-        ValueError: the store is not a ``tap3d.views`` dataset.
+        FormatError: the store is not a ``tap3d.views`` dataset.
     """
     import xarray as xr
-    import zarr
 
-    from tap3d.datasets.format import FORMAT
+    from tap3d.views.schema import open_views
 
-    group = zarr.open_group(store, mode="r")
+    group = open_views(store)
     attrs = dict(group.attrs)
-    if attrs.get("format") != FORMAT:
-        raise ValueError(f"{store}: not a {FORMAT} dataset (format {attrs.get('format')!r})")
     if chunks == "shard":
         chunks = {"object": int(attrs["shard_size"])}
     with warnings.catch_warnings():

@@ -27,9 +27,10 @@ __all__ = [
     "STATUS_FAILED",
     "ArraySpec",
     "array_specs",
-    "create_dataset",
-    "write_shard",
     "shard_ranges",
+    "bytes_on_disk",
+    "FormatError",
+    "open_views",
 ]
 
 FORMAT = "tap3d.views"
@@ -120,72 +121,37 @@ def bytes_on_disk(store) -> int:
         return 0
 
 
-def _compressor(dtype):
-    import zarr
-
-    # Byte-wise shuffle groups the high and low bytes of float16/float32 values. One-byte
-    # types are left alone: on the demo renders bit-shuffle made RGB larger (ratio 11.2 vs
-    # 19.3) and twice as slow to decode (1.09 vs 0.51 ms per object of 10 views at 224 px).
-    shuffle = "noshuffle" if dtype in ("bool", "uint8") else "shuffle"
-    # A CRC-32C of every compressed chunk: Blosc decodes some corrupted chunks without error,
-    # the checksum turns them into a read error that `tap-cli verify` reports.
-    return (zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle=shuffle),
-            zarr.codecs.Crc32cCodec())
+class FormatError(ValueError):
+    """A store that is not a readable ``tap3d.views`` dataset of a version this code reads."""
 
 
-def create_dataset(store, specs: dict[str, ArraySpec], shard_size: int, attributes: dict,
-                   index: dict[str, np.ndarray], overwrite: bool = False):
-    """Create the group and every (empty) array, and write the index arrays.
+def open_views(store, mode: str = "r"):
+    """The dataset's ``zarr.Group``, after checking that it is one: every reader opens it here.
 
     Args:
         store: a local path, an fsspec URL or a zarr store.
-        specs: from :func:`array_specs`.
-        shard_size: objects per shard.
-        attributes: the group attributes (DESIGN.md); ``format`` and ``format_version`` are added.
-        index: ``object_id`` and ``category`` (str) and ``label`` (int32) arrays of length ``N``.
-        overwrite: replace an existing group at ``store``.
+        mode: ``r`` (read) or ``r+`` (write into an existing dataset).
 
     Returns:
         The open ``zarr.Group``.
+
+    Raises:
+        FormatError: the store cannot be opened, is not a ``tap3d.views`` group, or has another
+            ``format_version`` (the message names the store and the reason).
     """
     import zarr
 
-    group = zarr.open_group(store, mode="w" if overwrite else "w-", zarr_format=3)
-    group.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, **attributes})
-    for name, spec in specs.items():
-        parent, _, leaf = name.rpartition("/")
-        target = group.require_group(parent) if parent else group
-        num = spec.shape[0]
-        if spec.sharded:
-            chunks = (1,) + spec.shape[1:]
-            shards = (max(1, min(shard_size, num)),) + spec.shape[1:]
-        else:
-            chunks, shards = (max(1, min(shard_size, num)),) + spec.shape[1:], None
-        kwargs = {} if spec.dtype is str else {"compressors": _compressor(spec.dtype)}
-        array = target.create_array(
-            leaf, shape=spec.shape, chunks=chunks, shards=shards, dtype=spec.dtype,
-            dimension_names=spec.dims, fill_value=spec.fill_value, **kwargs)
-        if spec.dims[:2] == ("object", "view") or spec.dims[:2] == ("object", "point"):
-            array.attrs["coordinates"] = "object_id category label"
-    for name in INDEX_ARRAYS:
-        group[name][:] = index[name]
-    with warnings.catch_warnings():
-        # zarr warns that consolidated metadata is not in the v3 spec yet; xarray and zarr both
-        # read it, and it saves one request per array when opening a remote dataset.
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(store)
-    return zarr.open_group(store, mode="r+", zarr_format=3)
-
-
-def write_shard(group, start: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write one shard's objects ``[start, start + n)`` into every array, ``status`` last.
-
-    Args:
-        group: the dataset's ``zarr.Group`` opened for writing.
-        start: first object index of the shard (a multiple of ``shard_size``).
-        arrays: for each name in :data:`SHARD_ARRAYS`, an array whose first axis has the shard's
-            ``n`` objects, in the dtype of the format.
-    """
-    for name in SHARD_ARRAYS:
-        data = arrays[name]
-        group[name][start:start + len(data)] = data
+    name = store if isinstance(store, (str, os.PathLike)) else type(store).__name__
+    try:
+        group = zarr.open_group(store, mode=mode, zarr_format=3)
+        attrs = group.attrs
+        found = attrs.get("format")
+    except Exception as error:  # noqa: BLE001 - any failure to open is the same for a reader
+        raise FormatError(f"{os.fspath(name) if not isinstance(name, str) else name}: cannot be "
+                          f"opened as a {FORMAT} dataset ({type(error).__name__}: {error})") from None
+    if found != FORMAT:
+        raise FormatError(f"{name}: not a {FORMAT} dataset (format {found!r})")
+    if attrs.get("format_version") != FORMAT_VERSION:
+        raise FormatError(f"{name}: format_version {attrs.get('format_version')!r}, this "
+                          f"version of tap3d reads {FORMAT_VERSION}")
+    return group

@@ -2,7 +2,7 @@
 
 :func:`verify` opens a dataset (path or fsspec URL) and checks, in this order: the format name
 and version and the attributes the format requires; every array's presence, shape and dtype
-against :func:`tap3d.datasets.format.array_specs`; that every chunk decodes (each array is read
+against :func:`tap3d.views.schema.array_specs`; that every chunk decodes (each array is read
 shard by shard, and a shard that fails is read object by object to name the chunk; every chunk
 carries a CRC-32C, so corrupted bytes fail instead of decoding to wrong values); status counts
 (pending objects mean an unfinished build); NaN/inf in float arrays; that camera rotations are
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tap3d.datasets import format as fmt
+from tap3d.views import schema as fmt
 
 __all__ = ["Defect", "VerifyReport", "verify"]
 

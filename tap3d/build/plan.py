@@ -1,0 +1,165 @@
+"""What a build will do, resolved once: settings, device, backend, layout and the object list.
+
+:class:`BuildConfig` holds the user's settings (every field is recorded in the dataset's
+attributes); :func:`make_plan` resolves ``auto`` device/backend/layout once, discovers the
+objects and computes the index arrays, the group attributes and the shard ranges that the driver,
+the shard tasks and resume share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+import numpy as np
+
+from tap3d.devices import resolve_device
+from tap3d.render.cameras import DEFAULT_DISTANCE, DEFAULT_FOV, make_layout, resolve_layout_name
+from tap3d.sources import ObjectSpec, Source, discover
+from tap3d.views import schema
+
+__all__ = ["BuildConfig", "Plan", "make_plan", "object_seed"]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of a build; every field is recorded in the dataset's attributes.
+
+    Attributes:
+        views: views per object ``V``.
+        layout: view layout name (``auto`` resolves by ``views``, see DESIGN.md).
+        image_size: side ``S`` of the square images, pixels.
+        fov: vertical field of view, degrees.
+        distance: camera distance, normalized object units (CLIP2Point: 2 x unit distance).
+        points: surface points per object ``P``.
+        shard_size: objects per shard.
+        seed: base seed; each object's seed derives from it and the ``object_id``.
+        device: ``auto`` (CUDA when the worker has it), ``cpu`` or ``cuda``.
+        backend: rasterizer backend name; ``auto`` is PyTorch3D's rasterizer on CUDA and Embree
+            ray casting on CPU (see :mod:`tap3d.render.rasterize`).
+        background: background colour, RGB in [0, 1].
+        texture_atlas_size: per-face texture resolution for OBJ texture atlases.
+    """
+
+    views: int = 10
+    layout: str = "auto"
+    image_size: int = 224
+    fov: float = DEFAULT_FOV
+    distance: float = DEFAULT_DISTANCE
+    points: int = 8192
+    shard_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+    backend: str = "auto"
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    texture_atlas_size: int = 4
+
+    def validate(self) -> "BuildConfig":
+        """Raise ``ValueError`` on settings that cannot be built; return self."""
+        resolve_layout_name(self.layout, self.views)
+        if self.image_size < 8:
+            raise ValueError(f"--image-size must be at least 8, got {self.image_size}")
+        if self.points < 1:
+            raise ValueError(f"--points must be at least 1, got {self.points}")
+        if self.shard_size < 1:
+            raise ValueError(f"--shard-size must be at least 1, got {self.shard_size}")
+        if not 0 < self.fov < 180:
+            raise ValueError(f"--fov must be in (0, 180) degrees, got {self.fov}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        from tap3d.render.rasterize import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A build resolved once (see :func:`make_plan`).
+
+    Attributes:
+        config: the settings with ``device``, ``backend`` and ``layout`` resolved (``auto``
+            replaced by what renders on this machine).
+        source: the discovered source.
+        objects: the objects in dataset order.
+        index: ``object_id``/``category`` (str) and ``label`` (int32) arrays.
+        attributes: the group attributes (DESIGN.md).
+        ranges: ``[(start, stop), ...]`` of the shards.
+    """
+
+    config: BuildConfig
+    source: Source
+    objects: list[ObjectSpec]
+    index: dict
+    attributes: dict
+    ranges: list[tuple[int, int]]
+
+    def specs(self) -> dict:
+        """The format's array specs for this build."""
+        c = self.config
+        return schema.array_specs(len(self.objects), c.views, c.image_size, c.points)
+
+
+def make_plan(source, config: "BuildConfig", synsets=None, limit=None) -> Plan:
+    """Validate ``config``, resolve ``auto`` settings and discover the objects.
+
+    Raises:
+        ValueError: invalid settings.
+        SourceError: the source does not exist or holds no meshes.
+    """
+    from tap3d.render.rasterize import resolve_backend
+
+    config.validate()
+    device = resolve_device(config.device)
+    config = replace(config, device=device, backend=resolve_backend(config.backend, device),
+                     layout=resolve_layout_name(config.layout, config.views))
+    found = discover(source, synsets=synsets, limit=limit)
+    objects = found.objects
+    index = {
+        "object_id": np.array([o.object_id for o in objects], dtype=str),
+        "category": np.array([o.category for o in objects], dtype=str),
+        "label": np.array([found.label(o.category) for o in objects], dtype=np.int32),
+    }
+    return Plan(config, found, objects, index, _attributes(found, config),
+                schema.shard_ranges(len(objects), config.shard_size))
+
+
+def object_seed(seed: int, object_id: str) -> int:
+    """A 63-bit seed for one object, from the build seed and the object id (SHA-256)."""
+    digest = hashlib.sha256(f"{seed}:{object_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _attributes(source: Source, config: BuildConfig) -> dict:
+    import tap3d
+    from tap3d.render.shade import LIGHTS
+
+    layout = make_layout(config.layout, config.views, config.distance,
+                         rng=np.random.default_rng(0))
+    layout_attr = {"name": config.layout, "azimuth": layout.azimuth.tolist(),
+                   "elevation": layout.elevation.tolist(), "distance": layout.distance.tolist()}
+    if config.layout == "random":
+        layout_attr.update(azimuth=None, elevation=None, distance=None,
+                           note="drawn per object; see cameras/* arrays")
+    return {
+        "categories": source.categories,
+        "category_names": [source.category_names.get(c, c) for c in source.categories],
+        "layout": layout_attr,
+        "views": config.views,
+        "image_size": config.image_size,
+        "fov": config.fov,
+        "lights": LIGHTS,
+        "background": list(config.background),
+        "backend": config.backend,
+        "points_per_object": config.points,
+        "shard_size": config.shard_size,
+        "texture_atlas_size": config.texture_atlas_size,
+        "source": {"root": source.root, "kind": source.kind},
+        "seed": config.seed,
+        "tap3d_version": tap3d.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+

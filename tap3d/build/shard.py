@@ -1,0 +1,172 @@
+"""One object and one shard: what a Dask task does.
+
+:func:`render_object` loads, renders and samples one object into its per-object arrays;
+:func:`render_shard` renders the objects of one shard and writes the shard of every array,
+``status`` last. An object that fails is recorded (``status`` 2, ``error`` naming the file and
+the reason) and the shard goes on. Randomness (surface samples, the ``random`` layout) is seeded
+per object from the build seed and the ``object_id``, so a build is the same whatever the number
+of workers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tap3d.build.containment import Watchdog
+from tap3d.build.plan import BuildConfig, object_seed
+from tap3d.render.cameras import make_layout
+from tap3d.render.meshes import MeshError
+from tap3d.sources import ObjectSpec
+from tap3d.views import schema
+
+__all__ = ["ShardReport", "render_object", "make_renderer", "render_shard"]
+
+
+@dataclass
+class ShardReport:
+    """What one shard task did: objects done, failures ``(object_id, error)``, seconds."""
+
+    shard: int
+    done: int
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def make_renderer(config: BuildConfig, threads: int = 1):
+    """The :class:`~tap3d.render.shade.ViewRenderer` of a resolved config (see
+    :func:`tap3d.build.plan.make_plan`)."""
+    from tap3d.render.rasterize import make_rasterizer
+    from tap3d.render.shade import ViewRenderer
+
+    return ViewRenderer(make_rasterizer(config.backend, config.image_size, config.device, threads),
+                        device=config.device, background=config.background)
+
+
+def render_object(spec: ObjectSpec, config: BuildConfig, renderer) -> dict:
+    """Load, render and sample one object.
+
+    Args:
+        spec: the object.
+        config: a resolved config (``device``, ``backend``, ``layout`` not ``auto``).
+        renderer: from :func:`make_renderer`.
+
+    Returns:
+        Its per-object arrays by format name (``rgb`` ``(V, S, S, 3)`` uint8, ``mask``,
+        ``depth`` float16, ``cameras/*``, ``points``/``normals`` ``(P, 3)`` float32, ...),
+        ``status`` done, ``error`` empty and ``warnings``.
+
+    Raises:
+        MeshError: the mesh cannot be loaded or is invalid (the message names the file).
+    """
+    from tap3d.render.cameras import make_cameras, opencv_cameras
+    from tap3d.render.meshes import load_mesh, sample_surface
+
+    seeds = np.random.SeedSequence(object_seed(config.seed, spec.object_id)).spawn(2)
+    mesh = load_mesh(spec.path, texture_atlas_size=config.texture_atlas_size)
+    layout = make_layout(config.layout, config.views, config.distance,
+                         rng=np.random.default_rng(seeds[0]))
+    cameras = make_cameras(layout, config.fov, device=config.device)
+    views = renderer(mesh, cameras)
+    points, normals = sample_surface(mesh, config.points, seed=int(seeds[1].generate_state(1)[0]))
+    R = cameras.R.cpu().numpy()
+    T = cameras.T.cpu().numpy()
+    K, world_to_camera = opencv_cameras(R, T, config.fov, config.image_size)
+    return {
+        "rgb": views.rgb,
+        "mask": views.mask,
+        "depth": views.depth.astype(np.float16),
+        "cameras/R": R,
+        "cameras/T": T,
+        "cameras/fov": np.full(config.views, config.fov, np.float32),
+        "cameras/K": K,
+        "cameras/world_to_camera": world_to_camera,
+        "cameras/azimuth": layout.azimuth,
+        "cameras/elevation": layout.elevation,
+        "cameras/distance": layout.distance,
+        "points": points,
+        "normals": normals,
+        "normalization/center": mesh.center,
+        "normalization/scale": np.float32(mesh.scale),
+        "status": schema.STATUS_DONE,
+        "error": "",
+        "warnings": "\n".join(mesh.warnings),
+    }
+
+
+def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], config: BuildConfig,
+                 threads: int = 1, failed: dict[int, str] | None = None,
+                 timeout: float | None = None, memory_limit: int | None = None) -> ShardReport:
+    """Render the objects of one shard and write the shard of every array.
+
+    Runs in a Dask worker (or in-process). Objects that fail are recorded with ``status`` 2 and
+    their error; their other arrays keep the fill value 0. In a Dask worker, a watchdog ends the
+    worker process when one object exceeds ``timeout`` seconds or the process exceeds
+    ``memory_limit`` bytes (see :class:`~tap3d.build.containment.Watchdog`); in-process builds have no such limits.
+
+    Args:
+        store: the dataset's path or fsspec URL (the group must exist).
+        shard: shard index.
+        start: index of the shard's first object.
+        objects: the shard's objects, in dataset order.
+        config: the build settings.
+        threads: torch intra-op threads for this task.
+        failed: objects (index within the shard) already known to kill their worker, with the
+            reason: recorded as failed without being rendered again.
+        timeout: seconds per object (Dask workers only).
+        memory_limit: bytes of resident memory per worker process (Dask workers only).
+
+    Returns:
+        A :class:`ShardReport`.
+    """
+    import torch
+    from tap3d.views.writer import write_shard
+
+    torch.set_num_threads(max(1, threads))
+    began = time.perf_counter()
+    renderer = make_renderer(config, threads)
+    specs = schema.array_specs(len(objects), config.views, config.image_size, config.points)
+    arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
+                             else specs[name].dtype) for name in schema.SHARD_ARRAYS}
+    for name in ("error", "warnings"):
+        arrays[name][:] = ""
+    report = ShardReport(shard, 0)
+    failed = failed or {}
+    watchdog = Watchdog.start_in_worker(shard, timeout, memory_limit)
+    for i, spec in enumerate(objects):
+        if watchdog:
+            watchdog.begin(i, spec.object_id)
+        try:
+            if i in failed:
+                values = {"status": schema.STATUS_FAILED, "error": f"{spec.path}: {failed[i]}"}
+            else:
+                values = render_object(spec, config, renderer)
+        except MeshError as error:
+            values = {"status": schema.STATUS_FAILED, "error": str(error)}
+        except Exception as error:  # noqa: BLE001 - one bad object must not stop the shard
+            last = traceback.extract_tb(error.__traceback__)[-1]
+            values = {"status": schema.STATUS_FAILED,
+                      "error": f"{spec.path}: {type(error).__name__}: {error} "
+                               f"(at {os.path.basename(last.filename)}:{last.lineno})"}
+        if watchdog:
+            watchdog.end()
+        for name, value in values.items():
+            arrays[name][i] = value
+        if values["status"] == schema.STATUS_DONE:
+            report.done += 1
+        else:
+            report.failed.append((spec.object_id, values["error"]))
+    for name in ("error", "warnings"):
+        arrays[name] = arrays[name].astype(str)
+    if watchdog:
+        watchdog.finished.set()
+    group = schema.open_views(store, mode="r+")
+    write_shard(group, start, arrays)
+    report.seconds = time.perf_counter() - began
+    return report
+
+

@@ -1,0 +1,1 @@
+"""Downstream evaluation of pre-trained backbones (labelled datasets, fine-tuning, probes)."""

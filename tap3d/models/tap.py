@@ -1,0 +1,40 @@
+"""The TAP model: backbone -> Photograph module -> generator (Take-A-Photo, ICCV 2023)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tap3d.models.backbones import make_backbone
+from tap3d.models.generator import Generator
+from tap3d.models.photograph import PhotographModule
+
+__all__ = ["TAPModel"]
+
+
+class TAPModel(nn.Module):
+    """Backbone -> Photograph module -> generator.
+
+    ``forward(features (B, N, 4), K (B, V, 3, 3), world_to_camera (B, V, 4, 4))`` returns the
+    generated views ``(B, V, 3, S, S)`` in [0, 1].
+
+    Args:
+        config: any object with the model fields of :class:`tap3d.pretrain.TrainConfig`
+            (``backbone``, ``embed_dim``, ``photograph_dim``, ``photograph_depth``,
+            ``photograph_heads``, ``query``).
+        image_size: side ``S`` of the generated views, pixels.
+    """
+
+    def __init__(self, config, image_size: int):
+        super().__init__()
+        self.backbone = make_backbone(config.backbone, embed_dim=config.embed_dim)
+        self.photograph = PhotographModule(
+            self.backbone.out_channels, dim=config.photograph_dim, depth=config.photograph_depth,
+            heads=config.photograph_heads, image_size=image_size, query=config.query)
+        self.generator = Generator(config.photograph_dim)
+
+    def forward(self, features, K, world_to_camera):
+        B, V = K.shape[:2]
+        point_features, xyz = self.backbone(features)
+        grid = self.photograph(point_features, xyz, K, world_to_camera)
+        images = self.generator(grid)
+        return images.reshape(B, V, *images.shape[1:])

@@ -1,0 +1,120 @@
+"""Checkpoints of a pre-training run: one dict (after nanoGPT), written atomically.
+
+A checkpoint holds ``model``, ``optimizer``, ``scheduler`` (state dicts), ``step``, ``epoch``,
+``batch_in_epoch``, ``rng`` (Python, NumPy, torch and CUDA generator states), ``config`` (the
+:class:`~tap3d.pretrain.config.TrainConfig` as a dict) and ``image_size``. ``RUN/checkpoints/``
+holds ``step_N.pt`` and ``last.pt`` (a hard link to the newest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import shutil
+
+import numpy as np
+import torch
+
+from tap3d.models.tap import TAPModel
+from tap3d.pretrain.config import TrainConfig
+
+__all__ = ["rng_state", "set_rng_state", "save_checkpoint", "checkpoint_path", "load_checkpoint",
+           "load_model", "export_backbone"]
+
+
+def rng_state() -> dict:
+    """The Python, NumPy, torch and CUDA generator states of this process."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(folder: str, state: dict) -> str:
+    """Write ``state`` to ``folder/step_{state['step']}.pt`` and point ``last.pt`` at it.
+
+    Serialized once, renamed into place (a reader never sees half a file); ``last.pt`` is a
+    hard link (a copy where the file system has none), swapped in atomically.
+
+    Returns:
+        The path of ``step_N.pt``.
+    """
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"step_{state['step']}.pt")
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    last = os.path.join(folder, "last.pt")
+    if os.path.exists(last + ".tmp"):
+        os.remove(last + ".tmp")
+    try:
+        os.link(path, last + ".tmp")
+    except OSError:
+        shutil.copyfile(path, last + ".tmp")
+    os.replace(last + ".tmp", last)
+    return path
+
+
+def checkpoint_path(run_or_checkpoint: str) -> str:
+    """The checkpoint file of a run folder (``checkpoints/last.pt``) or the file itself.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+    """
+    path = os.fspath(run_or_checkpoint)
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoints", "last.pt")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no checkpoint")
+    return path
+
+
+def load_checkpoint(run_or_checkpoint: str, device="cpu") -> dict:
+    """The checkpoint dict of a run folder or checkpoint file (see :func:`checkpoint_path`)."""
+    return torch.load(checkpoint_path(run_or_checkpoint), map_location=device,
+                      weights_only=False)
+
+
+def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, TrainConfig]:
+    """The TAP model of a checkpoint, in eval mode, and its config.
+
+    Args:
+        run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
+        device: where to load it.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+    """
+    state = load_checkpoint(run_or_checkpoint, device)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
+    model = TAPModel(config, state["image_size"]).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval(), config
+
+
+def export_backbone(run_or_checkpoint: str, output: str) -> dict:
+    """Save the backbone alone (for fine-tuning): ``{"backbone", "state_dict", "config", "step"}``.
+
+    Args:
+        run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
+        output: ``.pt`` file to write.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+    """
+    state = load_checkpoint(run_or_checkpoint)
+    backbone = {k[len("backbone."):]: v for k, v in state["model"].items()
+                if k.startswith("backbone.")}
+    exported = {"backbone": state["config"]["backbone"], "state_dict": backbone,
+                "config": state["config"], "step": state["step"]}
+    torch.save(exported, output)
+    return exported

@@ -1,0 +1,206 @@
+"""The run folder of ``tap-cli train``, written and read here only.
+
+    RUN/config.yaml          the resolved configuration (and the dataset path)
+    RUN/metrics.jsonl        one JSON object per logged step: step, epoch, loss, loss_fg, loss_bg
+                             (means over the steps since the previous record), lr, samples_per_s,
+                             and the ``eval_*`` metrics on the steps that evaluate
+    RUN/samples/step_N.png   generated views (top row) above their targets (bottom row)
+    RUN/checkpoints/         step_N.pt, last.pt (see :mod:`tap3d.pretrain.checkpoint`)
+    RUN/objects/rank_R.jsonl each step's object indices (``log_objects``)
+    RUN/tensorboard/         TensorBoard scalars and sample grids (when tensorboard is installed)
+
+Only rank 0 writes, except ``objects/rank_R.jsonl`` (one file per rank).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+
+import numpy as np
+
+__all__ = ["RunFolder", "WindowMeter", "is_run_folder", "read_metrics", "latest_sample",
+           "run_sheet"]
+
+
+class WindowMeter:
+    """Sums of scalars and the sample count since the last :meth:`flush`, for window means.
+
+    Single-step losses swing by an order of magnitude on small batches; records hold the mean
+    over the steps since the previous record, and the throughput over the same wall time.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.steps, self.samples, self.began = 0, 0, time.perf_counter()
+
+    def update(self, values: dict[str, float], samples: int) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.steps += 1
+        self.samples += samples
+
+    def flush(self) -> dict[str, float]:
+        """Means since the last flush and ``samples_per_s``; starts a new window."""
+        elapsed = max(time.perf_counter() - self.began, 1e-9)
+        means = {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+        means["samples_per_s"] = self.samples / elapsed
+        self.reset()
+        return means
+
+
+def _grid(generated, target, count: int = 6) -> np.ndarray:
+    """``(2 S, count S, 3)`` uint8: generated views (top) above targets (bottom)."""
+    def row(images):
+        return np.concatenate([(im.permute(1, 2, 0).float().clamp(0, 1).cpu().numpy() * 255)
+                               .astype(np.uint8) for im in images[:count]], 1)
+
+    return np.concatenate([row(generated), row(target)], 0)
+
+
+class RunFolder:
+    """Writes one run's files (see the module docstring).
+
+    Args:
+        path: the run folder (created).
+        rank: this process's rank; only rank 0 writes config, metrics, samples, TensorBoard.
+        log_objects: open ``objects/rank_R.jsonl`` for :meth:`log_objects`.
+    """
+
+    def __init__(self, path: str, rank: int = 0, log_objects: bool = False):
+        self.path, self.rank = os.fspath(path), rank
+        self.checkpoints = os.path.join(self.path, "checkpoints")
+        self.writer = None
+        self._objects = None
+        if rank == 0:
+            os.makedirs(self.checkpoints, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(os.path.join(self.path, "tensorboard"))
+            except ImportError:
+                self.writer = None
+        if log_objects:
+            os.makedirs(os.path.join(self.path, "objects"), exist_ok=True)
+            self._objects = open(os.path.join(self.path, "objects", f"rank_{rank}.jsonl"), "a")
+
+    def write_config(self, config, dataset: str) -> None:
+        """``config.yaml``: the dataclass ``config`` and the dataset path."""
+        import yaml
+
+        if self.rank == 0:
+            with open(os.path.join(self.path, "config.yaml"), "w") as f:
+                yaml.safe_dump({**dataclasses.asdict(config), "dataset": str(dataset)}, f)
+
+    def log(self, record: dict) -> None:
+        """Append ``record`` (with ``step``) to ``metrics.jsonl`` and TensorBoard (rank 0)."""
+        if self.rank != 0:
+            return
+        with open(os.path.join(self.path, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer:
+            for key, value in record.items():
+                if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                    group = "eval" if key.startswith("eval_") else "train"
+                    self.writer.add_scalar(f"{group}/{key}", value, record["step"])
+
+    def log_samples(self, step: int, generated, target) -> np.ndarray | None:
+        """Save ``samples/step_N.png`` from ``(V, 3, S, S)`` images in [0, 1] (rank 0)."""
+        if self.rank != 0:
+            return None
+        from PIL import Image
+
+        grid = _grid(generated, target)
+        os.makedirs(os.path.join(self.path, "samples"), exist_ok=True)
+        Image.fromarray(grid).save(os.path.join(self.path, "samples", f"step_{step}.png"))
+        if self.writer:
+            self.writer.add_image("samples/generated_over_target", grid, step, dataformats="HWC")
+        return grid
+
+    def log_objects(self, step: int, epoch: int, index) -> None:
+        """Append one step's object indices to ``objects/rank_R.jsonl``."""
+        if self._objects:
+            self._objects.write(json.dumps({"step": step, "epoch": epoch,
+                                            "index": list(map(int, index))}) + "\n")
+
+    def close(self) -> None:
+        if self._objects:
+            self._objects.close()
+        if self.writer:
+            self.writer.close()
+
+
+def is_run_folder(path) -> bool:
+    """True for a training run folder (``metrics.jsonl`` or ``checkpoints/``)."""
+    return os.path.isdir(path) and (os.path.isfile(os.path.join(path, "metrics.jsonl"))
+                                    or os.path.isdir(os.path.join(path, "checkpoints")))
+
+
+def read_metrics(run: str) -> list[dict]:
+    """The records of ``RUN/metrics.jsonl``, in order.
+
+    Raises:
+        FileNotFoundError: no ``metrics.jsonl`` in ``run``.
+    """
+    path = os.path.join(run, "metrics.jsonl")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no metrics (not a run folder, or no step logged)")
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def latest_sample(run: str) -> tuple[int, str] | None:
+    """``(step, path)`` of the newest ``samples/step_N.png``, or None."""
+    samples = os.path.join(run, "samples")
+    grids = sorted((int(m.group(1)), os.path.join(samples, f))
+                   for f in (os.listdir(samples) if os.path.isdir(samples) else [])
+                   if (m := re.fullmatch(r"step_(\d+)\.png", f)))
+    return grids[-1] if grids else None
+
+
+def run_sheet(run: str, output: str, dpi: int = 80) -> dict:
+    """Write a PNG of a run's loss curves and its latest generated-versus-target grid.
+
+    Returns:
+        ``{"path", "steps", "last": last metrics record, "sample": grid file or None}``.
+
+    Raises:
+        FileNotFoundError: no ``metrics.jsonl`` in ``run``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    records = read_metrics(run)
+    latest = latest_sample(run)
+    fig, axes = plt.subplots(1, 3 if latest else 2, figsize=(15 if latest else 10, 4), dpi=dpi,
+                             gridspec_kw={"width_ratios": [1, 1, 2] if latest else [1, 1]})
+    train = [r for r in records if "loss" in r]
+    steps = [r["step"] for r in train]
+    for key, style in (("loss", "-"), ("loss_fg", "--"), ("loss_bg", ":")):
+        axes[0].plot(steps, [r[key] for r in train], style, label=key)
+    axes[0].set_yscale("log"), axes[0].set_xlabel("step"), axes[0].legend()
+    axes[0].set_title("TAP loss (w_fg MSE fg + w_bg MSE bg)")
+    axes[1].plot(steps, [r["lr"] for r in train], label="lr")
+    axes[1].set_xlabel("step"), axes[1].set_title("learning rate / samples per s")
+    twin = axes[1].twinx()
+    twin.plot(steps, [r["samples_per_s"] for r in train], color="gray", alpha=0.6)
+    sample = None
+    if latest:
+        step, sample = latest
+        axes[2].imshow(np.asarray(Image.open(sample)))
+        axes[2].set_title(f"step {step}: generated (top) / target (bottom)")
+        axes[2].axis("off")
+    fig.tight_layout()
+    fig.savefig(output, dpi=dpi)
+    plt.close(fig)
+    return {"path": output, "steps": len(records), "last": train[-1] if train else None,
+            "sample": sample}
