@@ -1,5 +1,5 @@
 # tap3d: `make render` builds the demo dataset, `make train` pre-trains on it (CPU, minutes),
-# `make test` runs the tests.
+# `make test` runs the tests (`make test-fast` skips the slow ones).
 # Both create the virtual environment (.venv) and install everything first.
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tap3d-installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps render train test clean
+.PHONY: install system-deps render train test test-fast clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ train: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests without the `slow` marker (each of those takes more than ~30 s on 2 cores).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf data/demo.zarr data/demo.png runs/demo .pytest_cache

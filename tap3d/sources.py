@@ -114,7 +114,7 @@ def _select_synsets(selected: list[str] | None, available: list[str],
         matches = [s for s in available
                    if item.lower() in [n.strip().lower() for n in names.get(s, "").split(",")]]
         if not matches:
-            raise SourceError(f"--synsets: {item!r} is neither a synset id nor a category name "
+            raise SourceError(f"synsets: {item!r} is neither a synset id nor a category name "
                               f"present in the source")
         out.extend(matches)
     return sorted(set(out))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import assert_same_arrays, copy_obj, tap_cli
+from helpers import assert_same_arrays, copy_obj, tap_cli
 from tap3d.build import BuildConfig, build
 from tap3d.render.meshes import MeshError, load_mesh
 
@@ -28,7 +28,7 @@ def _write_broken(folder, pybullet_root) -> dict[str, str]:
     (folder / "nan_vertex.obj").write_text("\n".join(lines) + "\n")
     (folder / "index_past_end.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2 9\n")
     (folder / "zero_area.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
-    return {"empty.obj": "empty file", "garbage.obj": "", "nan_vertex.obj": "NaN",
+    return {"empty.obj": "empty file", "garbage.obj": "not a text OBJ file", "nan_vertex.obj": "NaN",
             "index_past_end.obj": "index vertices", "zero_area.obj": "zero area"}
 
 
@@ -55,7 +55,7 @@ def test_broken_meshes_fail_with_reason_and_build_goes_on(tmp_path, pybullet_roo
 
 @pytest.mark.parametrize("content, reason", [
     ("v 0 0 0\nv 1 0 0\n", "no faces"),
-    ("f 1 2 3\n", ""),
+    ("f 1 2 3\n", "no vertices"),
     ("v 0 0 0\nv 0 0 0\nv 0 0 0\nf 1 2 3\n", "zero area"),
     ("v 0 0 0\nv inf 0 0\nv 0 1 0\nf 1 2 3\n", "infinite"),
 ])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import IMAGE_SIZE, MESHES, POINTS, project
+from helpers import IMAGE_SIZE, MESHES, POINTS, project
 
 N, V, S, P = len(MESHES), 10, IMAGE_SIZE, POINTS
 OV = ("object", "view")

@@ -10,7 +10,7 @@ import pytest
 import zarr
 from PIL import Image
 
-from conftest import tap_cli
+from helpers import tap_cli
 
 from tap3d.build import BuildConfig, build
 from tap3d.views import open_dataset
@@ -20,11 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory, mesh_folder):
+def small(make_dataset):
     """8 real meshes, 6 views of 48 px, shards of 3; one object marked failed afterwards."""
-    out = str(tmp_path_factory.mktemp("inspect") / "small.zarr")
-    build(mesh_folder, out, BuildConfig(views=6, image_size=48, points=512, shard_size=3),
-          workers=0, progress=False)
+    out = make_dataset("inspect", views=6, image_size=48, points=512, shard_size=3)
     g = zarr.open_group(out, mode="r+")
     g["status"][6] = 2
     g["error"][6] = "made-up failure for the summary"
@@ -52,8 +50,8 @@ def test_open_dataset_dims_coords_and_values(small):
     np.testing.assert_array_equal(ds.points.values, g["points"][:])
     np.testing.assert_array_equal(ds.scale.values, g["normalization/scale"][:])
     assert ds.sel(object=name).label.item() == g["label"][4]
+    zarr.open_group(str(small) + "-other", mode="w").attrs["format"] = "other"
     with pytest.raises(ValueError, match="not a tap3d.views dataset"):
-        zarr.open_group(str(small) + "-other", mode="w").attrs["format"] = "other"
         open_dataset(str(small) + "-other")
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import assert_same_arrays, dask_cluster, tap_cli
+from helpers import assert_same_arrays, dask_cluster, tap_cli
 from tap3d.build import BuildConfig, build
 
 CONFIG = BuildConfig(views=4, image_size=48, points=256, shard_size=2, seed=11)

@@ -11,7 +11,7 @@ import time
 
 import zarr
 
-from conftest import assert_same_arrays
+from helpers import assert_same_arrays
 
 ARGS = ["--views", "6", "--image-size", "96", "--points", "256", "--shard-size", "1",
         "--workers", "0", "--seed", "5", "--quiet"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import copy_obj
+from helpers import copy_obj
 from tap3d.build import BuildConfig, build
 from tap3d.sources import SourceError, discover
 

@@ -17,29 +17,25 @@ from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.pretrain import evaluate, export_backbone, load_config, load_model, train
 
-from conftest import MESHES, copy_obj
+from helpers import MESHES, copy_obj
 
 
 @pytest.fixture(scope="module")
-def train_set(tmp_path_factory, mesh_folder):
+def train_set(make_dataset):
     """8 objects, 6 views of 64 x 64, shards of 2, one object marked failed."""
-    out = str(tmp_path_factory.mktemp("train") / "train.zarr")
-    build(mesh_folder, out, BuildConfig(views=6, image_size=64, points=512, shard_size=2),
-          workers=0, progress=False)
+    out = make_dataset("train", views=6, image_size=64, points=512, shard_size=2)
     zarr.open_group(out, mode="r+")["status"][5] = 2  # skipped by the stream
     return out
 
 
 @pytest.fixture(scope="module")
-def two_objects(tmp_path_factory, pybullet_root):
+def two_objects(tmp_path_factory, pybullet_root, make_dataset):
     """The duck (textured) and the mug, 6 views of 64 x 64: a set to fit in a few hundred steps."""
     root = tmp_path_factory.mktemp("two")
     for name in ("duck", "mug"):
         copy_obj(os.path.join(pybullet_root, MESHES[name]), str(root / "meshes" / f"{name}.obj"))
-    out = str(root / "two.zarr")
-    build(str(root / "meshes"), out, BuildConfig(views=6, image_size=64, points=512, shard_size=2),
-          workers=0, progress=False)
-    return out
+    return make_dataset("two", str(root / "meshes"), views=6, image_size=64, points=512,
+                        shard_size=2)
 
 
 def _fit(dataset, out, steps, **overrides):

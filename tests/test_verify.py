@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import tap_cli
+from helpers import tap_cli
 
 from tap3d.views.verify import verify
 

@@ -73,10 +73,10 @@ class Watchdog(threading.Thread):
             index, object_id, began = current
             reason = None
             if self.timeout and time.monotonic() - began > self.timeout:
-                reason = f"exceeded the time limit of {self.timeout:g} s per object (--timeout)"
+                reason = f"exceeded the time limit of {self.timeout:g} s per object"
             elif self.memory_limit and process.memory_info().rss > self.memory_limit:
                 reason = (f"exceeded the worker memory limit of {self.memory_limit / 2**30:.2f} "
-                          f"GiB (--memory-limit)")
+                          f"GiB")
             if reason:
                 self.worker.log_event(EVENT_TOPIC, {"shard": self.shard, "index": index,
                                                     "object_id": object_id, "event": "killed",

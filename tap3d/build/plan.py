@@ -59,19 +59,19 @@ class BuildConfig:
         """Raise ``ValueError`` on settings that cannot be built; return self."""
         resolve_layout_name(self.layout, self.views)
         if self.image_size < 8:
-            raise ValueError(f"--image-size must be at least 8, got {self.image_size}")
+            raise ValueError(f"image_size must be at least 8, got {self.image_size}")
         if self.points < 1:
-            raise ValueError(f"--points must be at least 1, got {self.points}")
+            raise ValueError(f"points must be at least 1, got {self.points}")
         if self.shard_size < 1:
-            raise ValueError(f"--shard-size must be at least 1, got {self.shard_size}")
+            raise ValueError(f"shard_size must be at least 1, got {self.shard_size}")
         if not 0 < self.fov < 180:
-            raise ValueError(f"--fov must be in (0, 180) degrees, got {self.fov}")
+            raise ValueError(f"fov must be in (0, 180) degrees, got {self.fov}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         from tap3d.render.rasterize import BACKENDS
 
         if self.backend not in BACKENDS:
-            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         return self
 
 

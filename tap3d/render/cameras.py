@@ -79,7 +79,7 @@ def resolve_layout_name(layout: str, num_views: int) -> str:
             it does not have.
     """
     if num_views < 1:
-        raise ValueError(f"--views must be at least 1, got {num_views}")
+        raise ValueError(f"views must be at least 1, got {num_views}")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if layout == "auto":

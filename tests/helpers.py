@@ -1,0 +1,99 @@
+"""Helpers shared by the tests (plain functions; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+
+import numpy as np
+
+#: Real meshes used across the tests: textured (duck, table), material colours (toys), plain.
+MESHES = {
+    "duck": "duck.obj",
+    "table": "table/table.obj",
+    "mug": "objects/mug.obj",
+    "bunny": "bunny.obj",
+    "teddy": "teddy2_VHACD_CHs.obj",
+    "cylinder": "toys/cylinder.obj",
+    "random000": "random_urdfs/000/000.obj",
+    "random005": "random_urdfs/005/005.obj",
+}
+IMAGE_SIZE = 96
+POINTS = 2048
+
+
+def copy_obj(src: str, dst_obj: str) -> None:
+    """Copy an OBJ with its .mtl and texture images next to it, under a new name."""
+    os.makedirs(os.path.dirname(dst_obj), exist_ok=True)
+    shutil.copyfile(src, dst_obj)
+    folder = os.path.dirname(src)
+    for line in open(src, errors="ignore"):
+        if line.startswith("mtllib"):
+            mtl = line.split(maxsplit=1)[1].strip()
+            shutil.copyfile(os.path.join(folder, mtl), os.path.join(os.path.dirname(dst_obj), mtl))
+            for mline in open(os.path.join(folder, mtl), errors="ignore"):
+                parts = mline.split()
+                if parts and parts[0].startswith("map_"):
+                    image = os.path.join(folder, parts[-1])
+                    if os.path.isfile(image):
+                        shutil.copyfile(image, os.path.join(os.path.dirname(dst_obj), parts[-1]))
+
+
+def project(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray):
+    """Pixel coordinates (u, v) and camera z of world points with OpenCV matrices."""
+    cam = points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+    uvw = cam @ K.T
+    return uvw[:, :2] / uvw[:, 2:3], cam[:, 2]
+
+
+def tap_cli(*args, cwd=None, env=None):
+    """Run ``tap-cli`` from this environment; returns the CompletedProcess (text output)."""
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "tap-cli")
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def assert_same_arrays(a_store, b_store) -> None:
+    """Every array of the format equal between two datasets (attributes may differ)."""
+    import zarr
+
+    from tap3d.views.schema import array_specs
+
+    a, b = zarr.open_group(a_store, mode="r"), zarr.open_group(b_store, mode="r")
+    for name in array_specs(1, 1, 1, 1):
+        np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+@contextlib.contextmanager
+def dask_cluster(folder, workers: int = 2, env: dict | None = None,
+                 worker_args: tuple[str, ...] = ()):
+    """``dask scheduler`` and ``workers`` ``dask worker`` processes on 127.0.0.1, as a user
+    starts them; yields the scheduler file. Connect with ``Client(scheduler_file=...)``."""
+    import subprocess
+    import sys
+    import time
+
+    bin_dir = os.path.dirname(sys.executable)
+    scheduler_file = os.path.join(str(folder), "scheduler.json")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    processes = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--host",
+                                   "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", scheduler_file], **quiet)]
+    try:
+        while not os.path.exists(scheduler_file):
+            assert processes[0].poll() is None, "dask scheduler exited"
+            time.sleep(0.1)
+        for _ in range(workers):
+            processes.append(subprocess.Popen(
+                [os.path.join(bin_dir, "dask"), "worker", "--scheduler-file", scheduler_file,
+                 "--nthreads", "1", "--no-dashboard", *worker_args], **quiet))
+        yield scheduler_file
+    finally:
+        for process in processes[::-1]:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
