@@ -78,6 +78,7 @@ def test_missing_texture_falls_back_with_warning(tmp_path, pybullet_root):
     assert g["status"][0] == 1 and "duckCM.png" in str(g["warnings"][0])
 
 
+@pytest.mark.slow
 def test_same_seed_same_arrays_whatever_the_workers(tmp_path, mesh_folder):
     """In process, one Dask worker and two Dask workers give identical datasets."""
     outs = {}

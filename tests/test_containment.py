@@ -82,6 +82,7 @@ def shapenet_with_bad_models(tmp_path_factory, pybullet_root, big_obj):
     return root, expected
 
 
+@pytest.mark.slow
 def test_bad_models_fail_with_reasons_and_the_build_completes(tmp_path,
                                                                shapenet_with_bad_models):
     root, expected = shapenet_with_bad_models
@@ -104,6 +105,7 @@ def test_bad_models_fail_with_reasons_and_the_build_completes(tmp_path,
     assert summary.done == 6 and len(summary.failed) == 7
 
 
+@pytest.mark.slow
 def test_hung_and_runaway_objects_are_retried_then_failed(tmp_path, big_obj, pybullet_root):
     """The 499k-face model takes seconds and ~1.9 GB: a 1 s time limit, then a memory limit
     below its needs, end its worker twice; it is recorded as failed with the reason and the
@@ -125,6 +127,7 @@ def test_hung_and_runaway_objects_are_retried_then_failed(tmp_path, big_obj, pyb
         assert summary.done == 2, summary.format()
 
 
+@pytest.mark.slow
 def test_worker_crash_twice_on_one_object_is_recorded(tmp_path, big_obj, pybullet_root):
     """A worker process that dies while rendering (SIGKILL from outside, as the kernel's OOM
     killer or a segfault would end it) is replaced by its nanny, the shard is retried, and

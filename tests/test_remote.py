@@ -35,6 +35,7 @@ def scheduler_address(tmp_path):
         yield address
 
 
+@pytest.mark.slow
 def test_build_on_an_existing_dask_cluster_equals_a_local_build(tmp_path, mesh_folder,
                                                                  scheduler_address):
     remote = str(tmp_path / "remote.zarr")
@@ -74,6 +75,7 @@ def s3(monkeypatch):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_build_verify_and_stream_on_s3(tmp_path, mesh_folder, s3):
     from tap3d.stream import ViewStream
     from tap3d.views.verify import verify

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import zarr
 
 from helpers import assert_same_arrays
@@ -29,6 +30,7 @@ def _status(out):
         return None
 
 
+@pytest.mark.slow
 def test_sigkill_then_same_command_renders_only_missing_shards(tmp_path, mesh_folder):
     killed = str(tmp_path / "killed.zarr")
     process = subprocess.Popen(_command(mesh_folder, killed), stdout=subprocess.DEVNULL,

@@ -47,6 +47,7 @@ def _fit(dataset, out, steps, **overrides):
     return [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
 
 
+@pytest.mark.slow
 def test_foreground_loss_halves(tmp_path, two_objects):
     """TAP's 20 : 1 loss: the foreground MSE of the first logged steps at least halves."""
     records = _fit(two_objects, str(tmp_path / "fg"), 150)
@@ -55,6 +56,7 @@ def test_foreground_loss_halves(tmp_path, two_objects):
     assert last < 0.5 * first, (first, last)
 
 
+@pytest.mark.slow
 def test_generated_views_beat_the_mean_image(tmp_path, two_objects):
     """Every view of both objects regenerated (eval mode) beats the dataset's mean image in
     PSNR. At 20 : 1 the background is learned only after ~400 steps (see the README), so this
@@ -168,6 +170,7 @@ def test_trainer_never_imports_pytorch3d(train_set):
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tmp_path, train_set):
     """DDP over gloo: both ranks take the same number of steps, on different objects."""
     run = tmp_path / "ddp"
