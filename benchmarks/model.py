@@ -1,24 +1,32 @@
-"""Training throughput of the TAP model: PointMLP + Photograph module + generator.
+"""Training throughput of the TAP model with every backbone: backbone + Photograph module + generator.
 
     .venv/bin/python benchmarks/model.py                 # CPU, and CUDA (bf16) when present
-    .venv/bin/python benchmarks/model.py --device cpu --steps 3
+    .venv/bin/python benchmarks/model.py --device cpu --steps 2 --backbones dgcnn pointnet2
 
 One training step = forward, TAP loss, backward, gradient clip and AdamW step, at the default
-configuration (DESIGN.md: PointMLP embed 64, Photograph module 2 x 128, x32 generator) on
-random inputs of the paper's shape: batch 32, 1024 points, 6 views, 224 x 224. Rows: the whole
-model, and the PointMLP backbone alone (forward + backward of a sum of its features), to set
-against the PointMLP paper's 47.1 training samples/s on one V100 (Ma et al., ICLR 2022,
-Table 2). Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of this
-process's peak resident set while the row ran (the first row includes allocator warm-up).
+configuration (DESIGN.md: Photograph module 2 x 128, x32 generator; each backbone at its
+authors' configuration) on random inputs of the paper's shape: batch 32, 1024 points, 6 views,
+224 x 224. Rows per backbone: the whole model, and the backbone alone (forward + backward of a
+sum of its features), the latter to set against the PointMLP paper's 47.1 training samples/s on
+one V100 (Ma et al., ICLR 2022, Table 2). "point ops ms": the time of the backbone step spent
+computing neighbour indices (farthest-point sampling, kNN, ball query), timed in a separate
+step with the device synchronized around each call. Peak memory:
+``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of this process's peak resident
+set while the row ran (so only a row that needs more than every row before it shows a number).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import resource
 import time
 
 import torch
+
+POINT_OPS = ("farthest_point_sample", "knn", "ball_query")
+MODULES = ("pointmlp", "dgcnn", "pointnet2", "transformer")
 
 
 def _inputs(batch: int, points: int, views: int, size: int, device):
@@ -33,32 +41,65 @@ def _inputs(batch: int, points: int, views: int, size: int, device):
     return features, K, w2c, images, masks
 
 
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _measure(step, steps: int, device) -> tuple[float, float]:
     """(seconds per step after one warm-up step, peak MiB)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     began = time.perf_counter()
     for _ in range(steps):
         step()
+    _sync(device)
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
     return (time.perf_counter() - began) / steps, peak
 
 
-def rows(device: torch.device, batch: int, points: int, views: int, size: int,
+@contextlib.contextmanager
+def _timed_point_ops(device, total: list):
+    """Patch the point operations in every backbone module with synchronized timers that add
+    their seconds to ``total[0]``."""
+    patched = []
+    for name in MODULES:
+        module = importlib.import_module(f"tap3d.models.backbones.{name}")
+        for op in POINT_OPS:
+            if hasattr(module, op):
+                original = getattr(module, op)
+
+                def timed(*args, _original=original, **kwargs):
+                    _sync(device)
+                    began = time.perf_counter()
+                    out = _original(*args, **kwargs)
+                    _sync(device)
+                    total[0] += time.perf_counter() - began
+                    return out
+
+                setattr(module, op, timed)
+                patched.append((module, op, original))
+    try:
+        yield
+    finally:
+        for module, op, original in patched:
+            setattr(module, op, original)
+
+
+def rows(device: torch.device, backbone: str, batch: int, points: int, views: int, size: int,
          steps: int) -> list[str]:
     from tap3d.models import TAPModel
     from tap3d.pretrain import load_config, tap_loss
 
-    config = load_config(None, device=str(device))
+    config = load_config(None, device=str(device), backbone=backbone)
     model = TAPModel(config, size).to(device)
+    parameters = sum(p.numel() for p in model.backbone.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     features, K, w2c, images, masks = _inputs(batch, points, views, size, device)
     bf16 = device.type == "cuda"
@@ -80,19 +121,30 @@ def rows(device: torch.device, batch: int, points: int, views: int, size: int,
         point_features.float().sum().backward()
 
     precision = "bf16 autocast" if bf16 else "fp32"
+    where = f"{device.type} ({precision}, {torch.get_num_threads()} threads)"
     out = []
-    for name, step in (("PointMLP + Photograph + generator", full_step),
-                       ("PointMLP backbone alone", backbone_step)):
+    for name, step in ((f"{backbone} + Photograph + generator", full_step),
+                       (f"{backbone} backbone alone", backbone_step)):
         seconds, peak = _measure(step, steps, device)
-        out.append(f"| {name} | {device.type} ({precision}, {torch.get_num_threads()} threads) "
-                   f"| {batch / seconds:.1f} | {seconds * 1000:.0f} | {peak:.0f} |")
+        ops = ""
+        if step is backbone_step:
+            total = [0.0]
+            with _timed_point_ops(device, total):
+                backbone_step()
+            ops = f"{total[0] * 1000:.0f}"
+        out.append(f"| {name} | {parameters:,} | {where} | {batch / seconds:.1f} "
+                   f"| {seconds * 1000:.0f} | {ops} | {peak:.0f} |")
         print(out[-1], flush=True)
+    del model, optimizer
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="all", help="cpu, cuda or all (default)")
+    parser.add_argument("--backbones", nargs="+", default=list(MODULES), choices=MODULES)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--points", type=int, default=1024)
     parser.add_argument("--views", type=int, default=6)
@@ -104,11 +156,13 @@ def main() -> None:
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
     print(f"batch {args.batch_size}, {args.points} points, {args.views} views, "
           f"{args.image_size} x {args.image_size}; torch {torch.__version__}; {name}\n")
-    print("| model | device | training samples/s | ms per step | peak MiB |")
-    print("|---|---|---:|---:|---:|")
+    print("| model | backbone parameters | device | training samples/s | ms per step "
+          "| point ops ms | peak MiB |")
+    print("|---|---:|---|---:|---:|---:|---:|")
     for device in devices:
-        rows(torch.device(device), args.batch_size, args.points, args.views, args.image_size,
-             args.steps)
+        for backbone in args.backbones:
+            rows(torch.device(device), backbone, args.batch_size, args.points, args.views,
+                 args.image_size, args.steps)
 
 
 if __name__ == "__main__":
