@@ -10,9 +10,10 @@ authors' configuration) on random inputs of the paper's shape: batch 32, 1024 po
 sum of its features), the latter to set against the PointMLP paper's 47.1 training samples/s on
 one V100 (Ma et al., ICLR 2022, Table 2). "point ops ms": the time of the backbone step spent
 computing neighbour indices (farthest-point sampling, kNN, ball query), timed in a separate
-step with the device synchronized around each call. Peak memory:
-``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of this process's peak resident
-set while the row ran (so only a row that needs more than every row before it shows a number).
+step with the device synchronized around each call. Peak memory: the model, optimizer state,
+inputs and activations: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the peak resident
+set while the row ran (reset per row through ``/proc/self/clear_refs``) minus the resident set
+before the model was built. The last table times the point operations alone.
 """
 
 from __future__ import annotations
@@ -46,22 +47,47 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _measure(step, steps: int, device) -> tuple[float, float]:
-    """(seconds per step after one warm-up step, peak MiB)."""
+def _rss_mib(field: str) -> float | None:
+    """``VmRSS`` or ``VmHWM`` (peak) of this process from ``/proc/self/status``, MiB (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (Linux >= 4.0: ``5 > /proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _measure(step, steps: int, device, baseline: float) -> tuple[float, float]:
+    """(seconds per step after one warm-up step, peak MiB above ``baseline``): CUDA's peak
+    allocation, or on CPU the process's peak resident set since the row began."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset = _reset_peak_rss()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     step()
     _sync(device)
     began = time.perf_counter()
     for _ in range(steps):
         step()
     _sync(device)
+    seconds = (time.perf_counter() - began) / steps
     if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
-    return (time.perf_counter() - began) / steps, peak
+        return seconds, torch.cuda.max_memory_allocated(device) / 2**20
+    if reset and _rss_mib("VmHWM") is not None:
+        return seconds, _rss_mib("VmHWM") - baseline
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss
 
 
 @contextlib.contextmanager
@@ -97,6 +123,7 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
     from tap3d.models import TAPModel
     from tap3d.pretrain import load_config, tap_loss
 
+    baseline = (_rss_mib("VmRSS") or 0.0) if device.type == "cpu" else 0.0
     config = load_config(None, device=str(device), backbone=backbone)
     model = TAPModel(config, size).to(device)
     parameters = sum(p.numel() for p in model.backbone.parameters())
@@ -125,7 +152,7 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
     out = []
     for name, step in ((f"{backbone} + Photograph + generator", full_step),
                        (f"{backbone} backbone alone", backbone_step)):
-        seconds, peak = _measure(step, steps, device)
+        seconds, peak = _measure(step, steps, device, baseline)
         ops = ""
         if step is backbone_step:
             total = [0.0]
@@ -139,6 +166,35 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
+
+
+def point_op_rows(device: torch.device, batch: int, points: int, repeats: int = 5) -> None:
+    """Time the neighbour-index operations at the backbones' largest shapes: FPS of half the
+    points (PointMLP and PointNet++ stage 1; eagerly and, on CUDA, replayed from a CUDA graph),
+    kNN 24 around those centres (PointMLP), ball query 32 in radius 0.2 (PointNet++)."""
+    from tap3d.models import pointops
+
+    xyz = torch.rand(batch, points, 3, device=device) * 2 - 1
+    centres = xyz[:, : points // 2].contiguous()
+    cases = [("farthest_point_sample eager", False,
+              lambda: pointops.farthest_point_sample(xyz, points // 2)),
+             ("knn", None, lambda: pointops.knn(centres, xyz, 24)),
+             ("ball_query", None, lambda: pointops.ball_query(centres, xyz, 0.2, 32))]
+    if device.type == "cuda":
+        cases.insert(1, ("farthest_point_sample CUDA graph", True,
+                         lambda: pointops.farthest_point_sample(xyz, points // 2)))
+    for name, graphs, op in cases:
+        if graphs is not None:
+            pointops.CUDA_GRAPHS = graphs
+        op()
+        _sync(device)
+        began = time.perf_counter()
+        for _ in range(repeats):
+            op()
+        _sync(device)
+        print(f"| {name} | {device.type} | {(time.perf_counter() - began) / repeats * 1000:.1f} |",
+              flush=True)
+    pointops.CUDA_GRAPHS = True
 
 
 def main() -> None:
@@ -163,6 +219,11 @@ def main() -> None:
         for backbone in args.backbones:
             rows(torch.device(device), backbone, args.batch_size, args.points, args.views,
                  args.image_size, args.steps)
+    print(f"\n| point operation ({args.batch_size} x {args.points} points, "
+          f"{args.points // 2} centres) | device | ms |")
+    print("|---|---|---:|")
+    for device in devices:
+        point_op_rows(torch.device(device), args.batch_size, args.points)
 
 
 if __name__ == "__main__":

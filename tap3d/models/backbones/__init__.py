@@ -4,14 +4,17 @@ Every backbone follows :class:`Backbone` and reads ``(B, N, C_in)`` features, xy
 takes ``embed_dim``, its base width, 64 in every one of the authors' configurations, every other
 width being a fixed multiple of it (so ``embed_dim: 8`` gives a small model of the same shape).
 
-=============  =========================  ==========  ============================  ==========
-name           paper                      input       output for 1024 points        parameters
-=============  =========================  ==========  ============================  ==========
-``pointmlp``   Ma et al., ICLR 2022       xyz+height  1024 channels on 64 points    12,570,624
-``dgcnn``      Wang et al., TOG 2019      xyz+height  1024 channels on 1024 points     617,984
-``pointnet2``  Qi et al., NeurIPS 2017    xyz+height  1024 channels on 64 points       805,440
+===============  =======================  ==========  ============================  ==========
+name             paper                    input       output for 1024 points        parameters
+===============  =======================  ==========  ============================  ==========
+``pointmlp``     Ma et al., ICLR 2022     xyz+height  1024 channels on 64 points    12,570,624
+``dgcnn``        Wang et al., TOG 2019    xyz+height  1024 channels on 1024 points     617,984
+``pointnet2``    Qi et al., NeurIPS 2017  xyz+height  1024 channels on 64 points       805,440
 ``transformer``  Yu et al., CVPR 2022     xyz         384 channels on 256 groups    21,858,176
-=============  =========================  ==========  ============================  ==========
+===============  =======================  ==========  ============================  ==========
+
+Parameters are the backbones' alone; the papers' figures (DGCNN 1.8M, PointNet++ SSG 1.5M,
+Point-BERT 22.1M) include their classification heads.
 """
 
 from tap3d.models.backbones.base import Backbone, PointwiseBlock
