@@ -23,17 +23,6 @@ SHAPES = {"pointmlp": (64, 1024, 1024), "dgcnn": (1024, 1024, 2048),
           "pointnet2": (64, 1024, 1024), "transformer": (256, 384, 768)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models run many small operations (sampling loops, narrow layers), where a second
-    intra-op thread mostly adds synchronization: on a busy 2-core machine it made this module
-    several times slower. The previous setting comes back after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def views(tmp_path_factory, mesh_folder):
     """The 8 real meshes, 6 views of 64 x 64, 1024 surface points each."""
@@ -41,6 +30,18 @@ def views(tmp_path_factory, mesh_folder):
     build(mesh_folder, out, BuildConfig(views=6, image_size=64, points=1024, shard_size=4),
           workers=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread(views):
+    """These models run many small operations (sampling loops, narrow layers), where a second
+    intra-op thread mostly adds synchronization: on a busy 2-core machine it made this module
+    several times slower. Set after the build (which sets its own thread count) and restored
+    after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -37,8 +37,8 @@ class SetAbstraction(nn.Module):
     ``forward(xyz (B, N, 3), features (B, N, C), order (B, >= N / stride) int64 or None)`` ->
     ``(xyz (B, N / stride, 3), features (B, N / stride, mlp[-1]))``: the centres are the first
     ``N / stride`` of ``order``, a farthest-point ordering of ``xyz`` (computed when None).
-    ``forward_all`` pools every point into one feature
-    ``(B, mlp[-1])`` (PointNet++'s group-all stage; absolute coordinates).
+    ``forward_all`` pools every point into one feature ``(B, mlp[-1])`` (PointNet++'s group-all
+    stage; absolute coordinates).
     """
 
     def __init__(self, in_channels: int, mlp: list[int], stride: int, radius: float,

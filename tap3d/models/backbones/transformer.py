@@ -77,7 +77,8 @@ class PointTransformer(Backbone):
     """The standard point Transformer encoder (Point-BERT, CVPR 2022) without a head.
 
     Args:
-        in_channels: channels it reads: 3 (xyz); wider features are accepted and sliced to xyz.
+        in_channels: channels of the features it is given (>= 3); it reads the first three (xyz)
+            and ignores the rest (TAP's stream gives xyz + height).
         embed_dim: channels per attention head (64); the model is ``6 embed_dim`` wide (384),
             the group embedding ``4 embed_dim`` (256), its hidden layers 2, 4 and 8 times it.
         groups: farthest-point centres (256).
@@ -102,6 +103,9 @@ class PointTransformer(Backbone):
                  group_size: int = 32, grouping: str = "ballquery", radius: float = 0.1,
                  depth: int = 12, heads: int = 6, drop_path: float = 0.1):
         super().__init__()
+        if in_channels < 3:
+            raise ValueError(f"PointTransformer: in_channels must be >= 3 (xyz first), "
+                             f"got {in_channels}")
         if grouping not in ("ballquery", "knn"):
             raise ValueError(f"PointTransformer: grouping must be 'ballquery' or 'knn', "
                              f"got {grouping!r}")
