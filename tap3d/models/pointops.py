@@ -89,7 +89,7 @@ def _graphed_fps(xyz: torch.Tensor, count: int, first: torch.Tensor) -> torch.Te
     static_xyz.copy_(xyz)
     static_first.copy_(first)
     graph.replay()
-    return chosen
+    return chosen.clone()  # the next replay overwrites the recorded output
 
 
 def _record_fps(xyz: torch.Tensor, count: int, first: torch.Tensor):
@@ -117,8 +117,9 @@ def _record_fps(xyz: torch.Tensor, count: int, first: torch.Tensor):
 
 @torch.no_grad()
 def knn(query: torch.Tensor, xyz: torch.Tensor, k: int) -> torch.Tensor:
-    """``(B, S, k)`` int64 indices into ``xyz`` ``(B, N, 3)`` of the ``k`` points nearest to each
-    of ``query`` ``(B, S, 3)`` (Euclidean; a query point in ``xyz`` finds itself first)."""
+    """``(B, S, k)`` int64 indices into ``xyz`` ``(B, N, D)`` of the ``k`` points nearest to each
+    of ``query`` ``(B, S, D)`` (Euclidean, any ``D``: coordinates, or features as DGCNN's
+    dynamic graphs; a query point in ``xyz`` finds itself first)."""
     return torch.cdist(query, xyz).topk(k, dim=-1, largest=False).indices
 
 
