@@ -1,4 +1,4 @@
-"""Training throughput of the TAP model with every backbone: backbone + Photograph module + generator.
+"""Training throughput of the TAP model with every backbone (+ Photograph module + generator).
 
     .venv/bin/python benchmarks/model.py                 # CPU, and CUDA (bf16) when present
     .venv/bin/python benchmarks/model.py --device cpu --steps 2 --backbones dgcnn pointnet2

@@ -90,7 +90,8 @@ class PointNet2(Backbone):
         if in_channels < 3:
             raise ValueError(f"PointNet2: in_channels must be >= 3 (xyz first), got {in_channels}")
         if not len(strides) == len(radii) == len(neighbours) == 3:
-            raise ValueError("PointNet2: strides, radii and neighbours need one value per stage (3)")
+            raise ValueError("PointNet2: strides, radii and neighbours need one value per stage "
+                             "(3 stages)")
         e = embed_dim
         mlps = [[e, e, 2 * e], [2 * e, 2 * e, 4 * e], [4 * e, 8 * e, 16 * e]]
         inputs = [in_channels, 2 * e, 4 * e]
