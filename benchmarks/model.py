@@ -1,24 +1,33 @@
-"""Training throughput of the TAP model: PointMLP + Photograph module + generator.
+"""Training throughput of the TAP model with every backbone (+ Photograph module + generator).
 
     .venv/bin/python benchmarks/model.py                 # CPU, and CUDA (bf16) when present
-    .venv/bin/python benchmarks/model.py --device cpu --steps 3
+    .venv/bin/python benchmarks/model.py --device cpu --steps 2 --backbones dgcnn pointnet2
 
 One training step = forward, TAP loss, backward, gradient clip and AdamW step, at the default
-configuration (DESIGN.md: PointMLP embed 64, Photograph module 2 x 128, x32 generator) on
-random inputs of the paper's shape: batch 32, 1024 points, 6 views, 224 x 224. Rows: the whole
-model, and the PointMLP backbone alone (forward + backward of a sum of its features), to set
-against the PointMLP paper's 47.1 training samples/s on one V100 (Ma et al., ICLR 2022,
-Table 2). Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of this
-process's peak resident set while the row ran (the first row includes allocator warm-up).
+configuration (DESIGN.md: Photograph module 2 x 128, x32 generator; each backbone at its
+authors' configuration) on random inputs of the paper's shape: batch 32, 1024 points, 6 views,
+224 x 224. Rows per backbone: the whole model, and the backbone alone (forward + backward of a
+sum of its features), the latter to set against the PointMLP paper's 47.1 training samples/s on
+one V100 (Ma et al., ICLR 2022, Table 2). "point ops ms": the time of the backbone step spent
+computing neighbour indices (farthest-point sampling, kNN, ball query), timed in a separate
+step with the device synchronized around each call. Peak memory: the model, optimizer state,
+inputs and activations: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the peak resident
+set while the row ran (reset per row through ``/proc/self/clear_refs``) minus the resident set
+before the model was built. The last table times the point operations alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import resource
 import time
 
 import torch
+
+POINT_OPS = ("farthest_point_sample", "knn", "ball_query")
+MODULES = ("pointmlp", "dgcnn", "pointnet2", "transformer")
 
 
 def _inputs(batch: int, points: int, views: int, size: int, device):
@@ -33,32 +42,91 @@ def _inputs(batch: int, points: int, views: int, size: int, device):
     return features, K, w2c, images, masks
 
 
-def _measure(step, steps: int, device) -> tuple[float, float]:
-    """(seconds per step after one warm-up step, peak MiB)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    step()
+def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _rss_mib(field: str) -> float | None:
+    """``VmRSS`` or ``VmHWM`` (peak) of this process from ``/proc/self/status``, MiB (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (Linux >= 4.0: ``5 > /proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _measure(step, steps: int, device, baseline: float) -> tuple[float, float]:
+    """(seconds per step after one warm-up step, peak MiB above ``baseline``): CUDA's peak
+    allocation, or on CPU the process's peak resident set since the row began."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    reset = _reset_peak_rss()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    step()
+    _sync(device)
     began = time.perf_counter()
     for _ in range(steps):
         step()
+    _sync(device)
+    seconds = (time.perf_counter() - began) / steps
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
-    return (time.perf_counter() - began) / steps, peak
+        return seconds, torch.cuda.max_memory_allocated(device) / 2**20
+    if reset and _rss_mib("VmHWM") is not None:
+        return seconds, _rss_mib("VmHWM") - baseline
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss
 
 
-def rows(device: torch.device, batch: int, points: int, views: int, size: int,
+@contextlib.contextmanager
+def _timed_point_ops(device, total: list):
+    """Patch the point operations in every backbone module with synchronized timers that add
+    their seconds to ``total[0]``."""
+    patched = []
+    for name in MODULES:
+        module = importlib.import_module(f"tap3d.models.backbones.{name}")
+        for op in POINT_OPS:
+            if hasattr(module, op):
+                original = getattr(module, op)
+
+                def timed(*args, _original=original, **kwargs):
+                    _sync(device)
+                    began = time.perf_counter()
+                    out = _original(*args, **kwargs)
+                    _sync(device)
+                    total[0] += time.perf_counter() - began
+                    return out
+
+                setattr(module, op, timed)
+                patched.append((module, op, original))
+    try:
+        yield
+    finally:
+        for module, op, original in patched:
+            setattr(module, op, original)
+
+
+def rows(device: torch.device, backbone: str, batch: int, points: int, views: int, size: int,
          steps: int) -> list[str]:
     from tap3d.models import TAPModel
     from tap3d.pretrain import load_config, tap_loss
 
-    config = load_config(None, device=str(device))
+    baseline = (_rss_mib("VmRSS") or 0.0) if device.type == "cpu" else 0.0
+    config = load_config(None, device=str(device), backbone=backbone)
     model = TAPModel(config, size).to(device)
+    parameters = sum(p.numel() for p in model.backbone.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     features, K, w2c, images, masks = _inputs(batch, points, views, size, device)
     bf16 = device.type == "cuda"
@@ -80,19 +148,59 @@ def rows(device: torch.device, batch: int, points: int, views: int, size: int,
         point_features.float().sum().backward()
 
     precision = "bf16 autocast" if bf16 else "fp32"
+    where = f"{device.type} ({precision}, {torch.get_num_threads()} threads)"
     out = []
-    for name, step in (("PointMLP + Photograph + generator", full_step),
-                       ("PointMLP backbone alone", backbone_step)):
-        seconds, peak = _measure(step, steps, device)
-        out.append(f"| {name} | {device.type} ({precision}, {torch.get_num_threads()} threads) "
-                   f"| {batch / seconds:.1f} | {seconds * 1000:.0f} | {peak:.0f} |")
+    for name, step in ((f"{backbone} + Photograph + generator", full_step),
+                       (f"{backbone} backbone alone", backbone_step)):
+        seconds, peak = _measure(step, steps, device, baseline)
+        ops = ""
+        if step is backbone_step:
+            total = [0.0]
+            with _timed_point_ops(device, total):
+                backbone_step()
+            ops = f"{total[0] * 1000:.0f}"
+        out.append(f"| {name} | {parameters:,} | {where} | {batch / seconds:.1f} "
+                   f"| {seconds * 1000:.0f} | {ops} | {peak:.0f} |")
         print(out[-1], flush=True)
+    del model, optimizer
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return out
+
+
+def point_op_rows(device: torch.device, batch: int, points: int, repeats: int = 5) -> None:
+    """Time the neighbour-index operations at the backbones' largest shapes: FPS of half the
+    points (PointMLP and PointNet++ stage 1; eagerly and, on CUDA, replayed from a CUDA graph),
+    kNN 24 around those centres (PointMLP), ball query 32 in radius 0.2 (PointNet++)."""
+    from tap3d.models import pointops
+
+    xyz = torch.rand(batch, points, 3, device=device) * 2 - 1
+    centres = xyz[:, : points // 2].contiguous()
+    cases = [("farthest_point_sample eager", False,
+              lambda: pointops.farthest_point_sample(xyz, points // 2)),
+             ("knn", None, lambda: pointops.knn(centres, xyz, 24)),
+             ("ball_query", None, lambda: pointops.ball_query(centres, xyz, 0.2, 32))]
+    if device.type == "cuda":
+        cases.insert(1, ("farthest_point_sample CUDA graph", True,
+                         lambda: pointops.farthest_point_sample(xyz, points // 2)))
+    for name, graphs, op in cases:
+        if graphs is not None:
+            pointops.CUDA_GRAPHS = graphs
+        op()
+        _sync(device)
+        began = time.perf_counter()
+        for _ in range(repeats):
+            op()
+        _sync(device)
+        print(f"| {name} | {device.type} | {(time.perf_counter() - began) / repeats * 1000:.1f} |",
+              flush=True)
+    pointops.CUDA_GRAPHS = True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="all", help="cpu, cuda or all (default)")
+    parser.add_argument("--backbones", nargs="+", default=list(MODULES), choices=MODULES)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--points", type=int, default=1024)
     parser.add_argument("--views", type=int, default=6)
@@ -104,11 +212,18 @@ def main() -> None:
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
     print(f"batch {args.batch_size}, {args.points} points, {args.views} views, "
           f"{args.image_size} x {args.image_size}; torch {torch.__version__}; {name}\n")
-    print("| model | device | training samples/s | ms per step | peak MiB |")
-    print("|---|---|---:|---:|---:|")
+    print("| model | backbone parameters | device | training samples/s | ms per step "
+          "| point ops ms | peak MiB |")
+    print("|---|---:|---|---:|---:|---:|---:|")
     for device in devices:
-        rows(torch.device(device), args.batch_size, args.points, args.views, args.image_size,
-             args.steps)
+        for backbone in args.backbones:
+            rows(torch.device(device), backbone, args.batch_size, args.points, args.views,
+                 args.image_size, args.steps)
+    print(f"\n| point operation ({args.batch_size} x {args.points} points, "
+          f"{args.points // 2} centres) | device | ms |")
+    print("|---|---|---:|")
+    for device in devices:
+        point_op_rows(torch.device(device), args.batch_size, args.points)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,10 @@ def preview(dataset, output, objects):
 @click.option("--photograph-depth", type=int, default=None)
 @click.option("--photograph-dim", type=int, default=None)
 @click.option("--query", type=click.Choice(["ray", "rotation"]), default=None)
-@click.option("--embed-dim", type=int, default=None, help="Backbone embedding width.")
+@click.option("--backbone", type=click.Choice(["pointmlp", "dgcnn", "pointnet2", "transformer"]),
+              default=None, help="Backbone to pre-train (pointmlp).")
+@click.option("--embed-dim", type=int, default=None,
+              help="Backbone base width (64 in the authors' configs).")
 @click.option("--num-workers", type=int, default=None, help="DataLoader workers.")
 @click.option("--log-every", type=int, default=None, help="Steps between logs (10).")
 @click.option("--checkpoint-every", type=int, default=None)

@@ -15,12 +15,17 @@ class TAPModel(nn.Module):
     """Backbone -> Photograph module -> generator.
 
     ``forward(features (B, N, 4), K (B, V, 3, 3), world_to_camera (B, V, 4, 4))`` returns the
-    generated views ``(B, V, 3, S, S)`` in [0, 1].
+    generated views ``(B, V, 3, S, S)`` in [0, 1]. ``features`` are xyz + height, the stream's
+    samples; a backbone that reads xyz only (``transformer``) takes the first three channels
+    itself. The Photograph module's memory is whatever the backbone's last stage returns:
+    64 points for PointMLP and PointNet++, every point for DGCNN, 256 group centres for the
+    Transformer.
 
     Args:
         config: any object with the model fields of :class:`tap3d.pretrain.TrainConfig`
-            (``backbone``, ``embed_dim``, ``photograph_dim``, ``photograph_depth``,
-            ``photograph_heads``, ``query``).
+            (``backbone``, one of :data:`tap3d.models.backbones.BACKBONES`; ``embed_dim``, its
+            base width, 64 in the authors' configurations of all four; ``photograph_dim``,
+            ``photograph_depth``, ``photograph_heads``, ``query``).
         image_size: side ``S`` of the generated views, pixels.
     """
 

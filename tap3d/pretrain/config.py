@@ -23,7 +23,9 @@ class TrainConfig:
         points, views_per_sample, sampling, scale_low, scale_high: the stream's samples
             (TAP: 1024 points, 6 of 12 views, scaling U[0.9, 1.1)). ``views_per_sample`` 0 means
             half the stored views.
-        backbone, embed_dim: backbone name and its embedding width (PointMLP: 64).
+        backbone, embed_dim: backbone name (``pointmlp``, ``dgcnn``, ``pointnet2``,
+            ``transformer``: :data:`tap3d.models.backbones.BACKBONES`) and its base width (64 in
+            the authors' configuration of every one; every other width is a multiple of it).
         photograph_dim, photograph_depth, photograph_heads, query: Photograph module
             (TAP supplement Table 1a: 128 channels, 2 layers).
         w_fg, w_bg: loss weights (TAP supplement Table 1b: 20 : 1).

@@ -1,0 +1,100 @@
+"""DGCNN (Wang et al., "Dynamic Graph CNN for Learning on Point Clouds", ACM TOG 2019).
+
+The configuration TAP pre-trains (``cfgs/shapenet/dgcnn_pretrain.yaml`` and
+``cfgs/scanobjectnn/dgcnn_finetune.yaml`` in wangzy22/TAP: ``in_channels: 4``, ``channels: 64``,
+``emb_dims: 1024``, ``n_blocks: 5``, ``conv: edge``, ``k: 20``, BatchNorm, LeakyReLU 0.2):
+four EdgeConv layers of 64, 64, 128 and 256 channels (the first on the kNN graph of xyz, the
+others on the kNN graph of their input features, rebuilt per layer), their outputs concatenated
+(512) and fused by a point-wise layer to 1024 channels. Nothing is sampled: every input point
+keeps its feature, and all of them are the Photograph module's memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tap3d.models.backbones.base import Backbone, PointwiseBlock
+from tap3d.models.pointops import gather, knn
+
+__all__ = ["DGCNN", "EdgeConv"]
+
+
+class EdgeConv(nn.Module):
+    """EdgeConv: ``max_j LeakyReLU(BN(W [x_i, x_j - x_i]))`` over the ``k`` neighbours ``j`` of
+    each point ``i``.
+
+    ``W`` is one ``(out, 2 * in)`` matrix without bias (the authors' 1x1 ``Conv2d``). It is
+    applied as ``(W_1 - W_2) x_i + W_2 x_j``, an identity that computes the linear part once per
+    point instead of once per edge; BatchNorm and the activation still see every edge.
+
+    ``forward(x (B, N, C_in), neighbours (B, N, k) int64)`` -> ``(B, N, C_out)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2):
+        super().__init__()
+        self.in_channels = in_channels
+        self.linear = nn.Linear(2 * in_channels, out_channels, bias=False)
+        self.norm = nn.BatchNorm1d(out_channels)
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+        w_centre, w_edge = self.linear.weight.split(self.in_channels, dim=1)
+        centre, edge = nn.functional.linear(x, torch.cat([w_centre - w_edge, w_edge])).chunk(2, -1)
+        h = gather(edge, neighbours) + centre[:, :, None, :]  # (B, N, k, C_out)
+        h = self.norm(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+        h = nn.functional.leaky_relu(h, self.negative_slope, inplace=True)
+        return h.max(dim=2).values
+
+
+class DGCNN(Backbone):
+    """DGCNN encoder (ACM TOG 2019) without its classification head.
+
+    Args:
+        in_channels: input channels (4: xyz + height, as the authors' TAP configs).
+        embed_dim: width of the first EdgeConv (64); the others are ``embed_dim``,
+            ``2 embed_dim`` and ``4 embed_dim``, the fused output ``16 embed_dim`` (1024).
+        k: neighbours per point (20).
+        negative_slope: of the LeakyReLU (0.2).
+
+    ``forward(features (B, N, in_channels))`` -> ``((B, N, 16 embed_dim), xyz (B, N, 3))``: every
+    input point. ``forward_pooled`` concatenates the maximum and the mean over the points
+    (``2 * 16 embed_dim`` = 2048 channels, the authors' ``DGCNN.forward_cls_feat``).
+
+    Parameters at the defaults: 617,984 (the DGCNN paper's 1.8M counts its classification head,
+    2048 -> 512 -> 256 -> 40, about 1.19M; its first layer reads 3 channels instead of 4).
+    The kNN graphs include each point itself (distance 0), as the authors' ``DilatedKNN``.
+    """
+
+    def __init__(self, in_channels: int = 4, embed_dim: int = 64, k: int = 20,
+                 negative_slope: float = 0.2):
+        super().__init__()
+        if in_channels < 3:
+            raise ValueError(f"DGCNN: in_channels must be >= 3 (xyz first), got {in_channels}")
+        self.in_channels, self.k = in_channels, k
+        widths = [embed_dim, embed_dim, 2 * embed_dim, 4 * embed_dim]
+        inputs = [in_channels] + widths[:-1]
+        self.edges = nn.ModuleList(EdgeConv(i, o, negative_slope) for i, o in zip(inputs, widths))
+        self.fusion = PointwiseBlock(sum(widths), 16 * embed_dim,
+                                     nn.LeakyReLU(negative_slope, inplace=True))
+        self.out_channels = 16 * embed_dim
+
+    @property
+    def pooled_channels(self) -> int:
+        return 2 * self.out_channels
+
+    def forward(self, features: torch.Tensor):
+        self.check_features(features)
+        xyz = features[..., :3].contiguous()
+        k = min(self.k, features.shape[1])
+        x, outputs = features, []
+        for i, edge in enumerate(self.edges):
+            neighbours = knn(xyz if i == 0 else x, xyz if i == 0 else x, k)
+            x = edge(x, neighbours)
+            outputs.append(x)
+        return self.fusion(torch.cat(outputs, dim=-1)), xyz
+
+    def forward_pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, N, in_channels)`` -> ``(B, 2 * out_channels)``: [max, mean] over the points."""
+        x, _ = self(features)
+        return torch.cat([x.max(dim=1).values, x.mean(dim=1)], dim=-1)
