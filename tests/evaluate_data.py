@@ -1,8 +1,8 @@
 """Labelled point clouds from real meshes (pybullet_data), written in the downstream layouts.
 
 Each class is one real mesh (duck, teddy, mug, ...; y-up); each sample is a fresh area-weighted
-surface sampling of it, cut by a random plane (a partial view, as ScanObjectNN's scans), rotated
-about the up axis, scaled per axis by U[0.8, 1.25] and jittered: an instance-recognition task,
+surface sampling of it, cut by a random plane (up to 15% of it gone: a partial view, as
+ScanObjectNN's scans), rotated about the up axis, scaled per axis by U[0.85, 1.15] and jittered: an instance-recognition task,
 small enough for CPU tests.
 """
 
@@ -50,12 +50,12 @@ def sample_clouds(root: str, per_class: int, points: int, seed: int, rotate: boo
             xyz = xyz / np.linalg.norm(xyz, axis=1).max()
             direction = rng.normal(size=3)
             along = xyz @ (direction / np.linalg.norm(direction))
-            keep = np.flatnonzero(along < np.quantile(along, rng.uniform(0.75, 1.0)))
+            keep = np.flatnonzero(along < np.quantile(along, rng.uniform(0.85, 1.0)))
             xyz = xyz[rng.choice(keep, points, replace=False)]
             angle = rng.uniform(-np.pi, np.pi) if rotate else 0.0
             c, s = np.cos(angle), np.sin(angle)
             xyz = xyz @ np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]]).T
-            xyz = xyz * rng.uniform(0.8, 1.25, 3) + rng.normal(0, 0.01, xyz.shape)
+            xyz = xyz * rng.uniform(0.85, 1.15, 3) + rng.normal(0, 0.005, xyz.shape)
             clouds.append(xyz.astype(np.float32))
             labels.append(label)
     return np.stack(clouds), np.array(labels, dtype=np.int64)

@@ -186,7 +186,7 @@ def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> Label
     labels = np.asarray(group["label"][:], dtype=np.int64)[done]
     categories = list(group.attrs["categories"])
     classes = list(group.attrs.get("category_names") or categories)
-    split = np.asarray(group["split"][:]).astype(str)[done] if "split" in group else None
+    split = np.array([str(s) for s in group["split"][:]])[done] if "split" in group else None
     if split is not None and np.isin(split, ("train", "test")).all() and (split == "test").any():
         test, note = split == "test", "split: the dataset's split array"
     else:
