@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from tap3d.evaluate import finetune, load_finetune_config
+from tap3d.evaluate import export_backbone, finetune, load_finetune_config, probe
 from tap3d.models import BACKBONES
 
 from conftest import tap_cli
@@ -52,22 +52,50 @@ def tiny(**overrides):
         "checkpoint_every": 10**6, **overrides})
 
 
-def test_finetuning_learns_the_training_set_and_generalizes(tmp_path, labelled_set, one_thread):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, labelled_set):
+    """One fine-tuning run of :func:`tiny` (timed): its folder and results."""
+    run = str(tmp_path_factory.mktemp("trained") / "run")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     began, cpu = time.perf_counter(), time.process_time()
-    results = finetune(labelled_set, str(tmp_path / "run"), tiny(), progress=False)
+    results = finetune(labelled_set, run, tiny(), progress=False)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    torch.set_num_threads(threads)
     print(f"fine-tuning: {seconds:.1f} s ({cpu:.1f} s CPU), {results}")
+    return run, results
+
+
+def test_finetuning_learns_the_training_set_and_generalizes(trained):
+    run, results = trained
     assert results["train_oa"] >= 90.0, results
     assert results["last_oa"] >= 3 * CHANCE and results["best_oa"] >= results["last_oa"], results
-    saved = json.load(open(tmp_path / "run" / "results.json"))
+    saved = json.load(open(os.path.join(run, "results.json")))
     assert {"best_oa", "best_macc", "last_oa", "last_macc", "epochs", "steps"} <= set(saved)
     assert saved["epochs"] == 20 and saved["steps"] == 20 * (96 // 8)
     assert saved["classes"] == list(CLASS_MESHES)
-    records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    records = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
     epochs = [r for r in records if "eval_oa" in r]
     assert [r["epoch"] for r in epochs] == list(range(20))
     assert max(r["eval_oa"] for r in epochs) == pytest.approx(results["best_oa"])
-    assert os.path.isfile(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert os.path.isfile(os.path.join(run, "checkpoints", "best.pt"))
+
+
+def test_trained_features_beat_random_ones_in_the_linear_probe(tmp_path, labelled_set, trained,
+                                                              one_thread):
+    """SVM on frozen features: the fine-tuned backbone against a random one of the same width;
+    the run folder, its tap3d export and its openpoints export give the same features."""
+    run, _ = trained
+    scores = {}
+    for name, source in (("random", ""), ("run", run), ("tap3d", tmp_path / "b.pt"),
+                         ("openpoints", tmp_path / "b.pth")):
+        if name in ("tap3d", "openpoints"):
+            export_backbone(run, source, name)
+        scores[name] = probe(labelled_set, str(source), embed_dim=8, points=192,
+                             device="cpu")["svm_oa"]
+    print(f"linear SVM OA: {scores}")
+    assert scores["run"] == scores["tap3d"] == scores["openpoints"]
+    assert scores["run"] > scores["random"], scores
 
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
