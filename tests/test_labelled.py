@@ -3,6 +3,7 @@ build source (glued OFF headers, the split array) and a tap3d dataset as DATA.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -137,3 +138,18 @@ def test_tap3d_dataset_without_split_gets_a_seeded_split(tmp_path, modelnet_data
     np.testing.assert_array_equal(a.test_points, b.test_points)
     others = [load_labelled(copy, test_fraction=0.34, seed=s).test_points for s in range(4, 8)]
     assert any(not np.array_equal(a.test_points, o) for o in others)
+
+
+def test_a_tap3d_dataset_as_data_for_probe_and_finetune(tmp_path, modelnet_dataset):
+    _, dataset = modelnet_dataset
+    done = tap_cli("probe", dataset, "--embed-dim", "8", "--points", "192", "--device", "cpu",
+                   "--json", str(tmp_path / "probe.json"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    probed = json.load(open(tmp_path / "probe.json"))
+    assert probed["train"] == 8 and probed["test"] == 4 and 0 <= probed["svm_oa"] <= 100
+    done = tap_cli("finetune", dataset, "-o", str(tmp_path / "run"), "--config",
+                   os.path.join(os.path.dirname(__file__), "..", "configs", "finetune-cpu.yaml"),
+                   "--batch-size", "4", "--epochs", "2", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.load(open(tmp_path / "run" / "results.json"))
+    assert results["steps"] == 4 and results["classes"] == sorted(OFF_CLASSES)

@@ -34,6 +34,7 @@ from tap3d.devices import resolve_device
 from tap3d.evaluate.config import FinetuneConfig
 from tap3d.evaluate.inputs import AugmentedClouds, eval_features, fps_points, training_features
 from tap3d.evaluate.labelled import load_labelled
+from tap3d.evaluate.scores import evaluate_classifier
 from tap3d.evaluate.weights import load_backbone_weights
 from tap3d.models.backbones import make_backbone
 from tap3d.models.heads import Classifier
@@ -41,7 +42,7 @@ from tap3d.pretrain import checkpoint, distributed
 from tap3d.pretrain.loop import NonFiniteLossError, cosine_schedule, make_optimizer
 from tap3d.pretrain.runfolder import RunFolder, WindowMeter, read_metrics
 
-__all__ = ["finetune", "build_classifier", "epoch_batches", "accuracies", "evaluate_classifier"]
+__all__ = ["finetune", "build_classifier", "epoch_batches"]
 
 
 def build_classifier(config: FinetuneConfig, classes: int) -> tuple[Classifier, FinetuneConfig]:
@@ -71,34 +72,6 @@ def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int 
     mine = order[rank::world][:count // world]
     return [mine[i * batch_size:(i + 1) * batch_size].tolist()
             for i in range(len(mine) // batch_size)]
-
-
-def accuracies(confusion) -> tuple[float, float]:
-    """``(OA, mAcc)`` in percent from a ``(C, C)`` confusion matrix (rows: true class); mAcc
-    averages the classes that occur."""
-    confusion = np.asarray(confusion, dtype=np.float64)
-    total = confusion.sum(1)
-    present = total > 0
-    oa = 100.0 * np.trace(confusion) / max(total.sum(), 1)
-    macc = 100.0 * float(np.mean(np.diag(confusion)[present] / total[present])) if present.any() \
-        else 0.0
-    return float(oa), macc
-
-
-@torch.no_grad()
-def evaluate_classifier(model, features: torch.Tensor, labels: torch.Tensor, classes: int,
-                        batch_size: int = 64, process=None) -> tuple[float, float]:
-    """``(OA, mAcc)`` in percent of ``model`` (eval mode) on ``features`` ``(N, P, 4)`` and
-    ``labels`` ``(N,)``; under torchrun the confusion matrices of all ranks are summed."""
-    model.eval()
-    confusion = torch.zeros(classes * classes, dtype=torch.long, device=features.device)
-    for start in range(0, len(features), batch_size):
-        predicted = model(features[start:start + batch_size]).argmax(1)
-        confusion += torch.bincount(labels[start:start + batch_size] * classes + predicted,
-                                    minlength=classes * classes)
-    if process is not None and process.world > 1:
-        torch.distributed.all_reduce(confusion)
-    return accuracies(confusion.view(classes, classes).cpu().numpy())
 
 
 @dataclass
