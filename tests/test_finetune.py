@@ -99,13 +99,17 @@ def test_trained_features_beat_random_ones_in_the_linear_probe(tmp_path, labelle
 
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
-def test_finetune_runs_every_backbone(tmp_path, labelled_set, one_thread, backbone):
-    """A smoke run per registered backbone: inputs are (B, N, 4), each takes what it needs."""
+def test_finetune_and_probe_run_every_backbone(tmp_path, labelled_set, one_thread, backbone):
+    """A smoke run per registered backbone on the stored 512 points: inputs are (B, N, 4),
+    each backbone takes the channels it needs."""
     results = finetune(labelled_set, str(tmp_path / backbone),
-                       tiny(backbone=backbone, epochs=1, max_steps=3, embed_dim=8),
+                       tiny(backbone=backbone, epochs=1, max_steps=3, embed_dim=8, points=512),
                        progress=False)
     assert results["steps"] == 3 and results["epochs"] == 1
     assert 0 <= results["last_oa"] <= 100 and results["train_oa"] is not None
+    probed = probe(labelled_set, backbone=backbone, embed_dim=8, points=512, device="cpu",
+                   few_shot=["4way5shot"], query=5, folds=2)
+    assert 0 <= probed["svm_oa"] <= 100 and len(probed["few_shot"]["4way5shot"]) == 2
 
 
 def test_stop_and_resume_equal_an_unbroken_run(tmp_path, labelled_set, one_thread):
