@@ -2,8 +2,8 @@
 
 Each class is one real mesh (duck, teddy, mug, ...; y-up); each sample is a fresh area-weighted
 surface sampling of it, cut by a random plane (up to 15% of it gone: a partial view, as
-ScanObjectNN's scans), rotated about the up axis, scaled per axis by U[0.85, 1.15] and jittered: an instance-recognition task,
-small enough for CPU tests.
+ScanObjectNN's scans), optionally rotated about the up axis, scaled per axis by U[0.85, 1.15]
+and jittered. An instance-recognition task (one mesh per class), small enough for CPU tests.
 """
 
 from __future__ import annotations
