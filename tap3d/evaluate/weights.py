@@ -158,7 +158,7 @@ class BackboneWeights:
         return model
 
 
-def _pointmlp_kwargs(state: dict) -> dict:
+def _pointmlp_kwargs(state: dict, path: str) -> dict:
     """PointMLP constructor arguments read off the tensors' shapes (k and reducer are not in
     the weights: the defaults)."""
     def count(pattern):
@@ -167,7 +167,10 @@ def _pointmlp_kwargs(state: dict) -> dict:
 
     weight = state.get("embedding.0.weight")
     if weight is None:
-        raise WeightsError("no embedding.0.weight: not a PointMLP state dict")
+        keys = list(state)
+        raise WeightsError(f"{path}: no embedding.0.weight, not a PointMLP state dict in tap3d "
+                           f"or openpoints naming ({len(keys)} keys: {', '.join(keys[:10])}"
+                           f"{', ...' if len(keys) > 10 else ''})")
     return {"in_channels": int(weight.shape[1]), "embed_dim": int(weight.shape[0]),
             "stages": count(r"stages\.(\d+)\."), "pre_blocks": count(r"stages\.0\.pre\.(\d+)\."),
             "pos_blocks": count(r"stages\.0\.pos\.(\d+)\.")}
@@ -244,7 +247,7 @@ def load_backbone_weights(path: str | os.PathLike, backbone: str | None = None) 
     if meta["kwargs"] is not None:
         kwargs = dict(meta["kwargs"])
     elif name == "pointmlp":
-        kwargs = _pointmlp_kwargs(state)
+        kwargs = _pointmlp_kwargs(state, path)
     else:
         kwargs = {"embed_dim": config["embed_dim"]} if config and "embed_dim" in config else {}
     return BackboneWeights(name, state, kwargs, path, origin, meta["step"], dropped, config)
