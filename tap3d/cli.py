@@ -179,18 +179,106 @@ def verify_command(dataset, quiet):
 
 
 @main.command("export-backbone")
-@click.argument("run")
+@click.argument("source")
 @click.option("-o", "--out", "--output", "output", required=True, help="Output .pt file.")
-def export_backbone_command(run, output):
-    """Save the backbone of RUN (folder or checkpoint) alone, for fine-tuning."""
-    from tap3d.pretrain import export_backbone
+@click.option("--format", "format_", default="tap3d", show_default=True,
+              type=click.Choice(["tap3d", "openpoints"]),
+              help="tap3d naming, or the TAP authors' (openpoints PointMLPEncoder) naming.")
+@click.option("--backbone", default=None, help="Backbone name when SOURCE does not say.")
+def export_backbone_command(source, output, format_, backbone):
+    """Save the backbone of SOURCE alone: a run folder or checkpoint (train or finetune), a
+    tap3d backbone file, or a checkpoint of the TAP authors' code."""
+    from tap3d.evaluate import WeightsError, export_backbone
 
     try:
-        exported = export_backbone(run, output)
-    except FileNotFoundError as error:
+        weights = export_backbone(source, output, format_, backbone)
+    except (WeightsError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{output}: {exported['backbone']} at step {exported['step']}, "
-               f"{len(exported['state_dict'])} tensors")
+    step = f" at step {weights.step}" if weights.step is not None else ""
+    dropped = f"; left out {', '.join(weights.dropped)}" if weights.dropped else ""
+    click.echo(f"{output}: {weights.backbone} ({weights.origin}{step}) in {format_} naming, "
+               f"{len(weights.state_dict)} tensors{dropped}")
+
+
+@main.command("finetune")
+@click.argument("data")
+@click.option("-o", "--out", "--output", "out", required=True, help="Run folder.")
+@click.option("--config", "config_path", default=None,
+              help="YAML config (configs/finetune-*.yaml; CLI options override).")
+@click.option("--backbone-checkpoint", default=None,
+              help="Run folder, tap3d backbone file or the authors' checkpoint (default: random "
+                   "initialization).")
+@click.option("--backbone", default=None, help="Backbone name (pointmlp).")
+@click.option("--variant", default=None,
+              type=click.Choice(["pb_t50_rs", "obj_bg", "obj_only"]), help="ScanObjectNN variant.")
+@click.option("--test-fraction", type=float, default=None,
+              help="Test share of a tap3d dataset without a split array (0.2).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--max-steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto, cpu or cuda.")
+@click.option("--points", type=int, default=None, help="Points per sample (1024).")
+@click.option("--embed-dim", type=int, default=None, help="Backbone embedding width.")
+@click.option("--num-workers", type=int, default=None, help="DataLoader workers.")
+@click.option("--log-every", type=int, default=None)
+@click.option("--checkpoint-every", type=int, default=None)
+@click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt.")
+@click.option("--quiet", is_flag=True)
+def finetune_command(data, out, config_path, resume, quiet, **options):
+    """Fine-tune a backbone for classification on DATA (ScanObjectNN or ModelNet40 h5 folder,
+    or a tap3d dataset); writes RUN/results.json (best and last test OA/mAcc)."""
+    from tap3d.evaluate import LabelledDataError, WeightsError, finetune, load_finetune_config
+
+    try:
+        config = load_finetune_config(config_path, **options)
+        results = finetune(data, out, config, resume=resume, progress=not quiet)
+    except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{out}: {results['epochs']} epochs, {results['steps']} steps; test OA best "
+               f"{results['best_oa']:.2f} (mAcc {results['best_macc']:.2f}, epoch "
+               f"{results['best_epoch']}), last {results['last_oa']:.2f} (mAcc "
+               f"{results['last_macc']:.2f})")
+
+
+@main.command("probe")
+@click.argument("data")
+@click.option("--backbone-checkpoint", default=None,
+              help="Run folder, tap3d backbone file or the authors' checkpoint (default: random "
+                   "initialization).")
+@click.option("--backbone", default="pointmlp", show_default=True)
+@click.option("--embed-dim", default=64, show_default=True, help="Width of a random backbone.")
+@click.option("--few-shot", multiple=True, help="NwayKshot setting, e.g. 5way10shot (repeatable).")
+@click.option("--folds", default=10, show_default=True, help="Few-shot folds.")
+@click.option("--query", default=20, show_default=True, help="Few-shot test samples per class.")
+@click.option("--points", default=1024, show_default=True, help="Points per cloud.")
+@click.option("--svm-c", default=0.01, show_default=True, help="The linear SVM's C.")
+@click.option("--variant", default="pb_t50_rs", show_default=True,
+              type=click.Choice(["pb_t50_rs", "obj_bg", "obj_only"]), help="ScanObjectNN variant.")
+@click.option("--test-fraction", default=0.2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "json_path", default=None, help="Write the results to this JSON file.")
+def probe_command(data, backbone_checkpoint, backbone, embed_dim, few_shot, folds, query, points,
+                  svm_c, variant, test_fraction, seed, device, json_path):
+    """Linear SVM (and N-way K-shot) accuracy of frozen backbone features on DATA."""
+    import json
+
+    from tap3d.evaluate import LabelledDataError, WeightsError, probe
+
+    try:
+        result = probe(data, backbone_checkpoint or "", backbone, embed_dim, few_shot, points,
+                       folds, query, svm_c, seed, device, variant, test_fraction)
+    except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{data}: linear SVM OA {result['svm_oa']:.2f} ({result['train']} train / "
+               f"{result['test']} test)")
+    for name, (mean, std) in result["few_shot"].items():
+        click.echo(f"  {name}: {mean:.1f} +- {std:.1f} ({folds} folds)")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Mesh sources: which objects a build renders, with their ids and categories.
 
-Three on-disk layouts are recognised, plus the built-in ``pybullet`` demo source:
+Four on-disk layouts are recognised, plus the built-in ``pybullet`` demo source:
 
+- ModelNet10/40 meshes: ``<root>/<class>/{train,test}/<name>.off``; the category is the class
+  folder and each object carries its ``split`` (``train``/``test``).
 - ShapeNetCore v2: ``<root>/taxonomy.json`` (optional) and
   ``<root>/<synset>/<model>/models/model_normalized.obj`` with its ``.mtl`` and ``../images/``.
 - ShapeNetCore v1: ``<root>/<synset>/<model>/model.obj``.
@@ -38,11 +40,13 @@ class ObjectSpec:
         object_id: ``<synset>/<model>`` for ShapeNetCore, the POSIX relative path otherwise.
         category: synset id, or the parent folder's name.
         path: absolute path of the mesh file (it may not exist: the build records that).
+        split: ``train``/``test`` where the source defines one (ModelNet), else empty.
     """
 
     object_id: str
     category: str
     path: str
+    split: str = ""
 
 
 @dataclass
@@ -50,7 +54,7 @@ class Source:
     """The objects of a source, sorted by ``object_id``.
 
     Attributes:
-        kind: ``shapenet_v2``, ``shapenet_v1``, ``mesh_folder`` or ``pybullet``.
+        kind: ``shapenet_v2``, ``shapenet_v1``, ``modelnet``, ``mesh_folder`` or ``pybullet``.
         root: the source root (absolute).
         objects: the objects to render, sorted by ``(category, object_id)``.
         categories: sorted distinct categories; ``label = categories.index(category)``.
@@ -152,17 +156,49 @@ def _mesh_folder(root: str, synsets, limit) -> Source:
     return _finish(Source("mesh_folder", root, found), limit)
 
 
+_MODELNET_SPLITS = ("train", "test")
+
+
+def _detect_modelnet(root: str) -> bool:
+    """True when some ``<root>/<class>/{train,test}/`` folder holds ``.off`` files."""
+    for name in sorted(os.listdir(root)):
+        for split in _MODELNET_SPLITS:
+            folder = os.path.join(root, name, split)
+            if os.path.isdir(folder) and any(f.lower().endswith(".off")
+                                             for f in os.listdir(folder)):
+                return True
+    return False
+
+
+def _modelnet(root: str, synsets, limit) -> Source:
+    """ModelNet10/40: ``<class>/{train,test}/<name>.off``; ``limit`` applies per class and split."""
+    found = []
+    for category in sorted(os.listdir(root)):
+        if synsets and category not in set(synsets):
+            continue
+        for split in _MODELNET_SPLITS:
+            folder = os.path.join(root, category, split)
+            if not os.path.isdir(folder):
+                continue
+            for name in sorted(f for f in os.listdir(folder) if f.lower().endswith(".off")):
+                found.append(ObjectSpec(f"{category}/{split}/{name}", category,
+                                        os.path.join(folder, name), split))
+    return _finish(Source("modelnet", root, found), limit)
+
+
 def _finish(source: Source, limit) -> Source:
-    """Sort, apply the per-category limit and fill in the categories."""
-    per_category: dict[str, int] = {}
+    """Sort, apply the per-category (per category and split, where there are splits) limit and
+    fill in the categories."""
+    per_group: dict[tuple[str, str], int] = {}
     objects = []
     for obj in sorted(source.objects, key=lambda o: (o.category, o.object_id)):
-        if limit is not None and per_category.get(obj.category, 0) >= limit:
+        group = (obj.category, obj.split)
+        if limit is not None and per_group.get(group, 0) >= limit:
             continue
-        per_category[obj.category] = per_category.get(obj.category, 0) + 1
+        per_group[group] = per_group.get(group, 0) + 1
         objects.append(obj)
     source.objects = objects
-    source.categories = sorted(per_category)
+    source.categories = sorted({category for category, _ in per_group})
     source.category_names = source.category_names or {c: c for c in source.categories}
     return source
 
@@ -206,11 +242,12 @@ def discover(source: str | os.PathLike, synsets: list[str] | None = None,
     """List the objects of a source.
 
     Args:
-        source: a ShapeNetCore v2 or v1 root, a folder of meshes, or ``"pybullet"`` for the
-            built-in demo meshes.
+        source: a ShapeNetCore v2 or v1 root, a ModelNet10/40 mesh root, a folder of meshes,
+            or ``"pybullet"`` for the built-in demo meshes.
         synsets: keep only these categories: synset ids or taxonomy names for ShapeNetCore,
             folder names for mesh folders.
-        limit: keep at most this many objects per category (the first in sorted order).
+        limit: keep at most this many objects per category (the first in sorted order); for
+            ModelNet, per category and split.
 
     Returns:
         A :class:`Source` with at least one object.
@@ -227,7 +264,12 @@ def discover(source: str | os.PathLike, synsets: list[str] | None = None,
         if not os.path.isdir(root):
             raise SourceError(f"{source}: source is not a folder")
         kind = _detect_shapenet(root)
-        found = _shapenet(root, kind, synsets, limit) if kind else _mesh_folder(root, synsets, limit)
+        if kind:
+            found = _shapenet(root, kind, synsets, limit)
+        elif _detect_modelnet(root):
+            found = _modelnet(root, synsets, limit)
+        else:
+            found = _mesh_folder(root, synsets, limit)
     if not found.objects:
         raise SourceError(f"{source}: no meshes found (looked for ShapeNetCore v1/v2 models and "
                           f"{' '.join(MESH_SUFFIXES)} files)")

@@ -37,6 +37,7 @@ CONTRACT = {
     "label": ("int32", (N,), ("object",)),
     "status": ("uint8", (N,), ("object",)),
     "error": ("str", (N,), ("object",)),
+    "split": ("str", (N,), ("object",)),
 }
 ATTRIBUTES = ("format", "format_version", "categories", "layout", "image_size", "fov", "lights",
               "background", "backend", "points_per_object", "source", "seed", "tap3d_version",

@@ -84,7 +84,7 @@ class Plan:
             replaced by what renders on this machine).
         source: the discovered source.
         objects: the objects in dataset order.
-        index: ``object_id``/``category`` (str) and ``label`` (int32) arrays.
+        index: ``object_id``/``category``/``split`` (str) and ``label`` (int32) arrays.
         attributes: the group attributes (DESIGN.md).
         ranges: ``[(start, stop), ...]`` of the shards.
     """
@@ -121,6 +121,7 @@ def make_plan(source, config: "BuildConfig", synsets=None, limit=None) -> Plan:
         "object_id": np.array([o.object_id for o in objects], dtype=str),
         "category": np.array([o.category for o in objects], dtype=str),
         "label": np.array([found.label(o.category) for o in objects], dtype=np.int32),
+        "split": np.array([o.split for o in objects], dtype=str),
     }
     return Plan(config, found, objects, index, _attributes(found, config),
                 schema.shard_ranges(len(objects), config.shard_size))

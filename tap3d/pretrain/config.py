@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig", "load_config"]
+__all__ = ["TrainConfig", "load_config", "load_dataclass"]
 
 
 @dataclass
@@ -64,11 +64,12 @@ class TrainConfig:
     log_objects: bool = False
 
 
-def load_config(path: str | None = None, **overrides) -> TrainConfig:
-    """A config from defaults, then a YAML file, then ``overrides`` (None values ignored).
+def load_dataclass(cls, path: str | None = None, **overrides):
+    """An instance of the dataclass ``cls`` from its defaults, then a YAML file, then
+    ``overrides`` (None values ignored).
 
     Raises:
-        ValueError: unknown keys in the file or the overrides.
+        ValueError: unknown keys in the file or the overrides (the message names the file).
     """
     import yaml
 
@@ -77,8 +78,18 @@ def load_config(path: str | None = None, **overrides) -> TrainConfig:
         with open(path) as f:
             values.update(yaml.safe_load(f) or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-    return TrainConfig(**values)
+        raise ValueError(f"{path or 'options'}: unknown config keys: {', '.join(unknown)}")
+    return cls(**values)
+
+
+def load_config(path: str | None = None, **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` from defaults, then a YAML file, then ``overrides`` (None values
+    ignored).
+
+    Raises:
+        ValueError: unknown keys in the file or the overrides.
+    """
+    return load_dataclass(TrainConfig, path, **overrides)

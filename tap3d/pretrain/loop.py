@@ -26,7 +26,7 @@ from tap3d.pretrain.config import TrainConfig
 from tap3d.pretrain.loss import tap_loss
 from tap3d.pretrain.runfolder import RunFolder, WindowMeter
 
-__all__ = ["train", "cosine_schedule", "steps_per_epoch", "NonFiniteLossError"]
+__all__ = ["train", "cosine_schedule", "steps_per_epoch", "make_optimizer", "NonFiniteLossError"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -65,12 +65,18 @@ def steps_per_epoch(stream, config: TrainConfig, dataset: str) -> list[int]:
     return counts
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices and kernels only (not on biases and norms)."""
+def make_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices and kernels only (not on biases and norms).
+
+    ``config``: anything with ``lr`` and ``weight_decay`` (TrainConfig, FinetuneConfig).
+    """
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+_optimizer = make_optimizer  # the name train() calls
 
 
 def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,

@@ -92,11 +92,12 @@ def array_specs(num_objects: int, num_views: int, image_size: int,
         "status": ArraySpec((N,), "uint8", ("object",), False),
         "error": ArraySpec((N,), str, ("object",), False),
         "warnings": ArraySpec((N,), str, ("object",), False),
+        "split": ArraySpec((N,), str, ("object",), False),
     }
 
 
 #: Arrays written by the driver when the dataset is created (known from the source).
-INDEX_ARRAYS = ("object_id", "category", "label")
+INDEX_ARRAYS = ("object_id", "category", "label", "split")
 #: Arrays written by the shard tasks; ``status`` is written last, so a shard whose status is
 #: not pending is complete.
 SHARD_ARRAYS = tuple(

@@ -1,0 +1,90 @@
+"""Does pre-training help? A random backbone against a pre-trained one on the same labelled data.
+
+    .venv/bin/python benchmarks/transfer.py DATA --backbone-checkpoint RUN_OR_FILE \\
+        [--config configs/finetune-cpu.yaml] [--steps 240] [--few-shot 5way10shot] [--query 20]
+
+For each initialization (random, seeded; the checkpoint's backbone): the linear SVM's test OA on
+frozen features (``tap-cli probe``), the N-way K-shot accuracy (mean +- std over 10 folds), and a
+short fine-tune (``tap-cli finetune`` with ``--config``, at most ``--steps`` steps): best and last
+test OA and the training OA at the end, with the wall time of each. The random backbone has the
+checkpoint's architecture (name and width). Prints a Markdown table; ``--json`` keeps the rows.
+Accuracies in percent. On CPU, set ``OMP_NUM_THREADS=1`` on 2 shared cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+
+def _row(name: str, data: str, checkpoint: str, weights, args) -> dict:
+    from tap3d.evaluate import finetune, load_finetune_config, probe
+
+    began = time.perf_counter()
+    probed = probe(data, checkpoint, weights.backbone, weights.kwargs.get("embed_dim", 64),
+                   args.few_shot, args.points or load_finetune_config(args.config).points,
+                   query=args.query, seed=args.seed, device=args.device, variant=args.variant)
+    probe_seconds = time.perf_counter() - began
+    config = load_finetune_config(args.config, backbone=weights.backbone, max_steps=args.steps,
+                                  embed_dim=weights.kwargs.get("embed_dim"), points=args.points,
+                                  backbone_checkpoint=checkpoint, seed=args.seed,
+                                  device=args.device, variant=args.variant)
+    began = time.perf_counter()
+    tuned = finetune(data, os.path.join(args.out, name), config, progress=False)
+    return {"init": name, "svm_oa": probed["svm_oa"], "few_shot": probed["few_shot"],
+            "probe_s": probe_seconds, "finetune_s": time.perf_counter() - began, **tuned}
+
+
+def _table(rows: list[dict], settings: list[str]) -> str:
+    head = ["init", "SVM OA"] + settings + ["fine-tune best OA", "last OA", "train OA",
+                                            "steps", "probe s", "fine-tune s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        shots = [f"{r['few_shot'][s][0]:.1f} +- {r['few_shot'][s][1]:.1f}" for s in settings]
+        lines.append("| " + " | ".join([r["init"], f"{r['svm_oa']:.1f}", *shots,
+                                        f"{r['best_oa']:.1f}", f"{r['last_oa']:.1f}",
+                                        f"{r['train_oa']:.1f}", str(r["steps"]),
+                                        f"{r['probe_s']:.0f}", f"{r['finetune_s']:.0f}"]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", help="labelled point clouds (ScanObjectNN, ModelNet40 h5, tap3d)")
+    parser.add_argument("--backbone-checkpoint", required=True,
+                        help="pre-trained run folder, tap3d backbone file or authors' checkpoint")
+    parser.add_argument("--config", default="configs/finetune-cpu.yaml")
+    parser.add_argument("--steps", type=int, default=240, help="fine-tuning steps per row")
+    parser.add_argument("--points", type=int, default=None, help="default: the config's")
+    parser.add_argument("--few-shot", action="append", default=None,
+                        help="NwayKshot (repeatable; default 5way10shot)")
+    parser.add_argument("--query", type=int, default=20, help="few-shot test samples per class")
+    parser.add_argument("--variant", default="pb_t50_rs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
+    parser.add_argument("--json", default=None, help="write the rows here")
+    args = parser.parse_args()
+    args.few_shot = args.few_shot or ["5way10shot"]
+
+    from tap3d.evaluate import load_backbone_weights
+
+    weights = load_backbone_weights(args.backbone_checkpoint)
+    weights.build()  # fails early, naming the file, when it does not fit
+    with tempfile.TemporaryDirectory() as scratch:
+        args.out = args.out or scratch
+        rows = [_row("random", args.data, "", weights, args),
+                _row("pre-trained", args.data, args.backbone_checkpoint, weights, args)]
+    print(f"{args.data}: {weights.backbone} {weights.kwargs}, pre-trained: "
+          f"{args.backbone_checkpoint} ({weights.origin}, step {weights.step})")
+    print(_table(rows, args.few_shot))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

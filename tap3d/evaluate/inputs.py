@@ -1,0 +1,134 @@
+"""Backbone inputs for classification, as TAP's fine-tuning recipe makes them (DESIGN.md).
+
+Training (``cfgs/scanobjectnn/default.yaml`` and ``examples/classification/train.py`` of the
+authors' code): per sample, the stored cloud in random order, anisotropic scaling U[0.9, 1.1]
+per axis, centred on the centroid and scaled to unit radius, rotated about the up axis by
+U[-pi, pi); per batch, on the device, farthest-point sampling to 1200 points then 1024 of those
+at random (one draw for the batch). Test: farthest-point sampling to 1024 once, centred and
+scaled. The features are ``(B, N, 4)``: xyz and the height above the cloud's lowest point along
+the up axis; backbones take the channels they need.
+
+Randomness is seeded by ``(seed, epoch, sample index)`` per sample and ``(seed, epoch, batch,
+rank)`` per batch, so it does not depend on DataLoader workers and a resumed run replays it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tap3d.models.pointops import farthest_point_sample, gather
+
+__all__ = ["normalize", "with_height", "fps_points", "AugmentedClouds", "training_features",
+           "eval_features"]
+
+
+def normalize(points: torch.Tensor) -> torch.Tensor:
+    """``(..., N, 3)`` centred on the centroid and scaled so the farthest point is at 1."""
+    centred = points - points.mean(dim=-2, keepdim=True)
+    radius = centred.norm(dim=-1).amax(dim=-1, keepdim=True)[..., None]
+    return centred / radius.clamp_min(1e-12)
+
+
+def with_height(points: torch.Tensor, up_axis: int = 1) -> torch.Tensor:
+    """``(B, N, 3)`` -> ``(B, N, 4)`` float32: xyz and the height above the lowest point along
+    ``up_axis``."""
+    up = points[..., up_axis:up_axis + 1]
+    return torch.cat([points, up - up.amin(dim=-2, keepdim=True)], dim=-1)
+
+
+def fps_points(points: int) -> int:
+    """Points kept by farthest-point sampling before the random subset: 1200 for 1024, 4800
+    for 4096 (the authors' ``train.py``), i.e. ``points * 75 / 64``."""
+    return int(round(points * 75 / 64))
+
+
+class AugmentedClouds(torch.utils.data.Dataset):
+    """Training clouds with per-sample augmentation; item ``i`` is ``(points (P, 3) float32,
+    label int64)``.
+
+    Args:
+        points: ``(N, P, 3)`` float32 clouds.
+        labels: ``(N,)`` int64.
+        scale: anisotropic scaling range per axis (TAP: 0.9, 1.1).
+        rotate: rotate about ``up_axis`` by U[-pi, pi).
+        up_axis: index of the up axis.
+        seed: base seed; call :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, points: np.ndarray, labels: np.ndarray, scale=(0.9, 1.1),
+                 rotate: bool = True, up_axis: int = 1, seed: int = 0):
+        self.points, self.labels = points, labels
+        self.scale, self.rotate, self.up_axis, self.seed = scale, rotate, up_axis, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        cloud = self.points[index][rng.permutation(self.points.shape[1])].astype(np.float64)
+        cloud = cloud * rng.uniform(*self.scale, size=3)
+        cloud = cloud - cloud.mean(0)
+        cloud = cloud / max(np.linalg.norm(cloud, axis=1).max(), 1e-12)
+        if self.rotate:
+            angle = rng.uniform(-np.pi, np.pi)
+            c, s = np.cos(angle), np.sin(angle)
+            a, b = [axis for axis in range(3) if axis != self.up_axis]
+            rotation = np.eye(3)
+            rotation[a, a], rotation[a, b], rotation[b, a], rotation[b, b] = c, -s, s, c
+            cloud = cloud @ rotation.T
+        return torch.from_numpy(cloud.astype(np.float32)), torch.tensor(self.labels[index])
+
+
+def training_features(points: torch.Tensor, count: int, presample: int, up_axis: int,
+                      rng: np.random.Generator) -> torch.Tensor:
+    """A training batch's backbone input.
+
+    Args:
+        points: ``(B, P, 3)`` augmented clouds on the device.
+        count: points per sample (1024).
+        presample: farthest-point samples before the random subset (1200), capped at ``P``.
+        up_axis: index of the up axis.
+        rng: draws the subset (one for the whole batch, as the authors do).
+
+    Returns:
+        ``(B, count, 4)`` float32 features (``count`` capped at ``P``).
+    """
+    P = points.shape[1]
+    if P > count:
+        presample = min(presample, P)
+        index = farthest_point_sample(points, presample)
+        pick = torch.from_numpy(rng.choice(presample, count, replace=False)).to(points.device)
+        points = gather(points, index[:, pick])
+    return with_height(points, up_axis)
+
+
+@torch.no_grad()
+def eval_features(points: np.ndarray, count: int, up_axis: int, device,
+                  batch_size: int = 64) -> torch.Tensor:
+    """Test-time backbone inputs, computed once: farthest-point sampling to ``count`` points
+    (from the first point, deterministic), centred, unit radius, with height.
+
+    Args:
+        points: ``(N, P, 3)`` float32 clouds.
+        count: points per sample (capped at ``P``).
+        up_axis: index of the up axis.
+        device: where the sampling runs; the result stays there.
+        batch_size: clouds per farthest-point-sampling call.
+
+    Returns:
+        ``(N, count, 4)`` float32 on ``device``.
+    """
+    out = []
+    for start in range(0, len(points), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(points[start:start + batch_size])).to(device)
+        if batch.shape[1] > count:
+            batch = gather(batch, farthest_point_sample(batch, count))
+        out.append(with_height(normalize(batch), up_axis))
+    if not out:
+        return torch.zeros(0, count, 4, device=device)
+    return torch.cat(out)

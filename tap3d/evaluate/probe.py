@@ -1,0 +1,158 @@
+"""Linear probe of a frozen backbone: what ``tap-cli probe DATA`` calls.
+
+The linear evaluation of point-cloud pre-training papers: the frozen backbone's per-point
+features, max- and mean-pooled and concatenated, feed a linear SVM (scikit-learn's
+``LinearSVC`` after standardizing each feature, so that random and trained features meet the
+same regularization) trained on the training split and scored on the test split (OA, percent).
+
+Few-shot (``NwayKshot``): 10 seeded folds built as Point-BERT builds its ModelNet40 folds: per
+fold ``N`` random classes, ``K`` training samples (from the training split) and ``query`` (20)
+test samples (from the test split) of each; an SVM per fold on the same frozen features;
+reported as mean and standard deviation of the fold accuracies.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from tap3d.devices import resolve_device
+from tap3d.evaluate.inputs import eval_features
+from tap3d.evaluate.labelled import load_labelled
+from tap3d.evaluate.weights import load_backbone_weights
+from tap3d.models.backbones import make_backbone
+
+__all__ = ["pooled_features", "svm_accuracy", "parse_few_shot", "few_shot_folds",
+           "few_shot_accuracy", "probe"]
+
+
+@torch.no_grad()
+def pooled_features(backbone, inputs: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """``(N, 2 C)`` float32: max- then mean-pooled features of the backbone (eval mode) on
+    ``inputs`` ``(N, P, 4)``."""
+    backbone.eval()
+    out = []
+    for start in range(0, len(inputs), batch_size):
+        features, _ = backbone(inputs[start:start + batch_size])
+        out.append(torch.cat([features.max(1).values, features.mean(1)], 1).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 2 * backbone.out_channels), "float32")
+
+
+def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                 test_y: np.ndarray, c: float = 0.01) -> float:
+    """Test accuracy (percent) of a linear SVM (standardized features, ``C = c``)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    svm = make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=20000))
+    svm.fit(train_x, train_y)
+    return 100.0 * float((svm.predict(test_x) == test_y).mean())
+
+
+def parse_few_shot(setting: str) -> tuple[int, int]:
+    """``"5way10shot"`` -> ``(5, 10)``.
+
+    Raises:
+        ValueError: not ``<N>way<K>shot``.
+    """
+    match = re.fullmatch(r"(\d+)way(\d+)shot", setting.strip().lower())
+    if not match or int(match.group(1)) < 2 or int(match.group(2)) < 1:
+        raise ValueError(f"few-shot setting {setting!r} is not NwayKshot (N >= 2, K >= 1), "
+                         "e.g. 5way10shot")
+    return int(match.group(1)), int(match.group(2))
+
+
+def few_shot_folds(train_y: np.ndarray, test_y: np.ndarray, way: int, shot: int, query: int = 20,
+                   folds: int = 10, seed: int = 0) -> list[dict]:
+    """Seeded N-way K-shot folds.
+
+    Args:
+        train_y, test_y: ``(N,)`` labels of the training and test splits.
+        way, shot, query: classes per fold, training and test samples per class.
+        folds: number of folds.
+        seed: the same seed gives the same folds.
+
+    Returns:
+        ``[{"classes": (way,), "train": (way * shot,), "test": (way * query,)}, ...]`` int64
+        indices into the training and test splits.
+
+    Raises:
+        ValueError: fewer than ``way`` classes have ``shot`` training and ``query`` test samples.
+    """
+    eligible = [c for c in np.unique(train_y)
+                if (train_y == c).sum() >= shot and (test_y == c).sum() >= query]
+    if len(eligible) < way:
+        raise ValueError(f"{way}way{shot}shot needs {way} classes with {shot} training and "
+                         f"{query} test samples; {len(eligible)} have them")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(folds):
+        classes = np.sort(rng.choice(eligible, way, replace=False))
+        train = [rng.choice(np.flatnonzero(train_y == c), shot, replace=False) for c in classes]
+        test = [rng.choice(np.flatnonzero(test_y == c), query, replace=False) for c in classes]
+        out.append({"classes": classes, "train": np.concatenate(train),
+                    "test": np.concatenate(test)})
+    return out
+
+
+def few_shot_accuracy(train_x, train_y, test_x, test_y, way: int, shot: int, query: int = 20,
+                      folds: int = 10, seed: int = 0, c: float = 0.01) -> tuple[float, float]:
+    """Mean and standard deviation (percent) of the SVM accuracy over the folds of
+    :func:`few_shot_folds`."""
+    scores = [svm_accuracy(train_x[f["train"]], train_y[f["train"]], test_x[f["test"]],
+                           test_y[f["test"]], c)
+              for f in few_shot_folds(train_y, test_y, way, shot, query, folds, seed)]
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
+          embed_dim: int = 64, few_shot=(), points: int = 1024, folds: int = 10,
+          query: int = 20, svm_c: float = 0.01, seed: int = 0, device: str = "auto",
+          variant: str = "pb_t50_rs", test_fraction: float = 0.2, up_axis: int = 1,
+          batch_size: int = 64) -> dict:
+    """Linear SVM and few-shot accuracy of frozen backbone features.
+
+    Args:
+        data: labelled dataset (:func:`tap3d.evaluate.labelled.load_labelled`).
+        backbone_checkpoint: run folder, tap3d backbone file or the authors' checkpoint; empty
+            for a randomly initialized backbone (``backbone``, ``embed_dim``, seeded).
+        few_shot: settings such as ``"5way10shot"``.
+        points: points per cloud (farthest-point sampled once, centred, unit radius, height).
+        folds, query: few-shot folds and test samples per class.
+        svm_c: the SVM's ``C``.
+        seed: backbone initialization and folds.
+        device, variant, test_fraction, up_axis, batch_size: see ``FinetuneConfig``.
+
+    Returns:
+        ``{"svm_oa", "few_shot": {"5way10shot": [mean, std], ...}, "dataset", "backbone",
+        "backbone_checkpoint", "train", "test"}``, accuracies in percent.
+
+    Raises:
+        LabelledDataError, WeightsError, ValueError: bad data, checkpoint or setting.
+    """
+    settings = {s: parse_few_shot(s) for s in few_shot}
+    device = torch.device(resolve_device(device))
+    labelled = load_labelled(data, variant, test_fraction, seed)
+    torch.manual_seed(seed)
+    if backbone_checkpoint:
+        weights = load_backbone_weights(backbone_checkpoint, backbone)
+        model, backbone = weights.build(), weights.backbone
+    else:
+        model = make_backbone(backbone, embed_dim=embed_dim)
+    model.to(device)
+    features = [pooled_features(model, eval_features(clouds, points, up_axis, device, batch_size),
+                                batch_size)
+                for clouds in (labelled.train_points, labelled.test_points)]
+    (train_x, test_x), train_y, test_y = features, labelled.train_labels, labelled.test_labels
+    result = {"svm_oa": svm_accuracy(train_x, train_y, test_x, test_y, svm_c), "few_shot": {},
+              "dataset": str(data), "backbone": backbone,
+              "backbone_checkpoint": str(backbone_checkpoint or ""), "train": len(train_y),
+              "test": len(test_y)}
+    for name, (way, shot) in settings.items():
+        mean, std = few_shot_accuracy(train_x, train_y, test_x, test_y, way, shot, query, folds,
+                                      seed, svm_c)
+        result["few_shot"][name] = [mean, std]
+    return result

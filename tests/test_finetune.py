@@ -1,0 +1,164 @@
+"""Fine-tuning on a small labelled set of real meshes (CPU): it learns, resumes exactly and runs
+under torchrun."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tap3d.evaluate import export_backbone, finetune, load_finetune_config, probe
+from tap3d.models import BACKBONES
+
+from conftest import tap_cli
+from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
+
+CHANCE = 100.0 / len(CLASS_MESHES)
+
+
+@pytest.fixture(scope="module")
+def labelled_set(tmp_path_factory, pybullet_root):
+    """ModelNet40-h5 layout: 8 real meshes, 12 training and 6 test clouds of 512 points each,
+    upright (no random rotation)."""
+    root = tmp_path_factory.mktemp("labelled")
+    train = sample_clouds(pybullet_root, 12, 512, seed=0, rotate=False)
+    test = sample_clouds(pybullet_root, 6, 512, seed=1, rotate=False)
+    return write_modelnet40_h5(str(root), train, test, list(CLASS_MESHES))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: two threads on two shared cores run the small convolutions slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+CPU_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "finetune-cpu.yaml")
+
+
+def tiny(**overrides):
+    """configs/finetune-cpu.yaml: a narrow PointMLP on 192 points, TAP's recipe otherwise but
+    no rotation (the clouds are upright), a higher learning rate and less dropout."""
+    return load_finetune_config(CPU_CONFIG, **{"checkpoint_every": 10**6, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, labelled_set):
+    """One fine-tuning run of :func:`tiny` (timed): its folder and results."""
+    run = str(tmp_path_factory.mktemp("trained") / "run")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    began, cpu = time.perf_counter(), time.process_time()
+    results = finetune(labelled_set, run, tiny(), progress=False)
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    torch.set_num_threads(threads)
+    print(f"fine-tuning: {seconds:.1f} s ({cpu:.1f} s CPU), {results}")
+    return run, results
+
+
+def test_finetuning_learns_the_training_set_and_generalizes(trained):
+    run, results = trained
+    assert results["train_oa"] >= 90.0, results
+    assert results["last_oa"] >= 3 * CHANCE and results["best_oa"] >= results["last_oa"], results
+    saved = json.load(open(os.path.join(run, "results.json")))
+    assert {"best_oa", "best_macc", "last_oa", "last_macc", "epochs", "steps"} <= set(saved)
+    assert saved["epochs"] == 20 and saved["steps"] == 20 * (96 // 8)
+    assert saved["classes"] == list(CLASS_MESHES)
+    records = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+    epochs = [r for r in records if "eval_oa" in r]
+    assert [r["epoch"] for r in epochs] == list(range(20))
+    assert max(r["eval_oa"] for r in epochs) == pytest.approx(results["best_oa"])
+    assert os.path.isfile(os.path.join(run, "checkpoints", "best.pt"))
+
+
+def test_trained_features_beat_random_ones_in_the_linear_probe(tmp_path, labelled_set, trained,
+                                                              one_thread):
+    """SVM on frozen features: the fine-tuned backbone against a random one of the same width;
+    the run folder, its tap3d export and its openpoints export give the same features."""
+    run, _ = trained
+    scores = {}
+    for name, source in (("random", ""), ("run", run), ("tap3d", tmp_path / "b.pt"),
+                         ("openpoints", tmp_path / "b.pth")):
+        if name in ("tap3d", "openpoints"):
+            export_backbone(run, source, name)
+        scores[name] = probe(labelled_set, str(source), embed_dim=8, points=192,
+                             device="cpu")["svm_oa"]
+    print(f"linear SVM OA: {scores}")
+    assert scores["run"] == scores["tap3d"] == scores["openpoints"]
+    assert scores["run"] > scores["random"], scores
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_finetune_and_probe_run_every_backbone(tmp_path, labelled_set, one_thread, backbone):
+    """A smoke run per registered backbone on the stored 512 points: inputs are (B, N, 4),
+    each backbone takes the channels it needs."""
+    results = finetune(labelled_set, str(tmp_path / backbone),
+                       tiny(backbone=backbone, epochs=1, max_steps=3, embed_dim=8, points=512),
+                       progress=False)
+    assert results["steps"] == 3 and results["epochs"] == 1
+    assert 0 <= results["last_oa"] <= 100 and results["train_oa"] is not None
+    probed = probe(labelled_set, backbone=backbone, embed_dim=8, points=512, device="cpu",
+                   few_shot=["4way5shot"], query=5, folds=2)
+    assert 0 <= probed["svm_oa"] <= 100 and len(probed["few_shot"]["4way5shot"]) == 2
+
+
+def test_stop_and_resume_equal_an_unbroken_run(tmp_path, labelled_set, one_thread):
+    """12 steps per epoch: stop mid-epoch (step 5) and at an epoch's end (step 12), resume
+    through the CLI; parameters, optimizer state and results equal the unbroken run's."""
+    config = tiny(epochs=2, dropout=0.5, checkpoint_every=4)
+    finetune(labelled_set, str(tmp_path / "full"), config, progress=False)
+    part = str(tmp_path / "part")
+    finetune(labelled_set, part, config, progress=False, stop_at=5)
+    finetune(labelled_set, part, config, progress=False, stop_at=12, resume=True)
+    with open(tmp_path / "config.yaml", "w") as f:
+        yaml.safe_dump(dataclasses.asdict(config), f)
+    done = tap_cli("finetune", labelled_set, "-o", part, "--config", str(tmp_path / "config.yaml"),
+                   "--resume", "--quiet", env={**os.environ, "OMP_NUM_THREADS": "1"})  # as here
+    assert done.returncode == 0, done.stderr[-2000:]
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(os.path.join(part, "checkpoints", "last.pt"), weights_only=False)
+    assert a["step"] == b["step"] == 24
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+    torch.testing.assert_close(a["optimizer"]["state"], b["optimizer"]["state"], rtol=0, atol=0)
+    full = json.load(open(tmp_path / "full" / "results.json"))
+    assert json.load(open(os.path.join(part, "results.json"))) == full
+    # epoch records equal; step records' loss is a mean over the window since the previous
+    # record, which a resume restarts
+    records = [[json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+               for run in (tmp_path / "full", part)]
+    assert [r for r in records[0] if "eval_oa" in r] == [r for r in records[1] if "eval_oa" in r]
+    assert [(r["step"], r["lr"]) for r in records[0] if "lr" in r] == \
+        [(r["step"], r["lr"]) for r in records[1] if "lr" in r]
+
+
+def test_torchrun_two_processes(tmp_path, labelled_set):
+    """DDP over gloo: each rank trains on its half of every epoch and evaluates its half of
+    the test set; the confusion matrices are summed."""
+    run = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "tap3d.cli", "finetune", labelled_set, "--out",
+               str(run), "--device", "cpu", "--batch-size", "8", "--epochs", "2", "--points",
+               "192", "--embed-dim", "8", "--log-every", "1", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.load(open(run / "results.json"))
+    assert results["steps"] == 2 * (96 // 2 // 8) and results["epochs"] == 2
+    records = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 13))
+    # 48 test clouds: OA is a multiple of 1/48, which it would not be over one rank's 24
+    oa = [r["eval_oa"] for r in records if "eval_oa" in r]
+    assert len(oa) == 2 and all(np.isclose(x * 48 / 100, round(x * 48 / 100)) for x in oa)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert isinstance(state["rng"], list) and len(state["rng"]) == 2
