@@ -18,7 +18,7 @@ import yaml
 from tap3d.evaluate import export_backbone, finetune, load_finetune_config, probe
 from tap3d.models import BACKBONES
 
-from conftest import tap_cli
+from helpers import tap_cli
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
 
 CHANCE = 100.0 / len(CLASS_MESHES)

@@ -9,7 +9,7 @@ from tap3d.evaluate import (WeightsError, export_backbone, from_openpoints,
                             load_backbone_weights, to_openpoints)
 from tap3d.models import PointMLP
 
-from conftest import tap_cli
+from helpers import tap_cli
 
 
 def authors_pointmlp_state(in_channels=4, embed=64, stages=4, blocks=2, seed=0) -> dict:

@@ -14,7 +14,7 @@ import zarr
 from tap3d.evaluate import LabelledDataError, load_labelled
 from tap3d.evaluate.labelled import SCANOBJECTNN_CLASSES
 
-from conftest import tap_cli
+from helpers import tap_cli
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5, write_modelnet_meshes
 from evaluate_data import write_scanobjectnn
 

@@ -9,7 +9,7 @@ import pytest
 
 from tap3d.evaluate.probe import few_shot_folds, parse_few_shot
 
-from conftest import tap_cli
+from helpers import tap_cli
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
 
 

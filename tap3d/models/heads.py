@@ -1,4 +1,4 @@
-"""Classification on top of a backbone: max pooling and an MLP head.
+"""Classification on top of a backbone: its pooled global feature and an MLP head.
 
 The head of TAP's fine-tuning recipe (``cfgs/scanobjectnn/pointmlp_finetune.yaml``, openpoints'
 ``ClsHead``): hidden layers ``[512, 256]``, each Linear -> BatchNorm1d -> ReLU -> Dropout(0.5),
@@ -38,7 +38,9 @@ class ClassificationHead(nn.Sequential):
 
 
 class Classifier(nn.Module):
-    """Backbone -> max pool over points -> :class:`ClassificationHead`.
+    """Backbone -> its global feature (:meth:`Backbone.forward_pooled`: max pooling for PointMLP,
+    max + mean for DGCNN, the class token + max for the Transformer, PointNet++'s group-all
+    stage) -> :class:`ClassificationHead`.
 
     ``forward(features (B, N, C_in) float32)`` -> logits ``(B, classes)`` float32. The
     backbone's state-dict keys are prefixed ``backbone.``, the head's ``head.``.
@@ -47,8 +49,7 @@ class Classifier(nn.Module):
     def __init__(self, backbone: Backbone, classes: int, hidden=(512, 256), dropout: float = 0.5):
         super().__init__()
         self.backbone = backbone
-        self.head = ClassificationHead(backbone.out_channels, classes, hidden, dropout)
+        self.head = ClassificationHead(backbone.pooled_channels, classes, hidden, dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        point_features, _ = self.backbone(features)
-        return self.head(point_features.max(dim=1).values)
+        return self.head(self.backbone.forward_pooled(features))
