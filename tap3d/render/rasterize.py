@@ -36,6 +36,11 @@ class Rasterizer(Protocol):
     def __call__(self, meshes, cameras):  # -> pytorch3d.renderer.mesh.rasterizer.Fragments
         """Rasterize ``N`` meshes, mesh ``i`` seen by camera ``i``, at the backend's image size."""
 
+    def rasterize_views(self, verts, faces, cameras):  # -> Fragments
+        """Rasterize one mesh (``(V, 3)`` float32 and ``(F, 3)`` int64 tensors) seen by ``N``
+        cameras: Fragments of ``N`` views whose ``pix_to_face`` indexes that mesh's faces
+        (``0..F-1``, -1 background); ``dists`` may be None."""
+
 
 class PyTorch3DRasterizer:
     """PyTorch3D's ``MeshRasterizer`` with one face per pixel and no blur (but edge pixels).
@@ -75,6 +80,27 @@ class PyTorch3DRasterizer:
 
         return MeshRasterizer(cameras=cameras, raster_settings=self.settings)(meshes)
 
+    def rasterize_views(self, verts, faces, cameras):
+        """One mesh seen by every camera, in batches of ``max_batch_faces`` (see
+        :class:`Rasterizer`); PyTorch3D needs a copy of the mesh per view."""
+        import torch
+        from pytorch3d.renderer.mesh.rasterizer import Fragments
+        from pytorch3d.structures import Meshes
+
+        device = cameras.device
+        mesh = Meshes(verts=[verts.to(device)], faces=[faces.to(device)])
+        F, N = faces.shape[0], len(cameras)
+        per_batch = max(1, min(N, self.max_batch_faces // max(1, F)))
+        parts = []
+        for start in range(0, N, per_batch):
+            index = torch.arange(start, min(start + per_batch, N), device=device)
+            parts.append(self(mesh.extend(len(index)), cameras[index]))
+        pix = torch.cat([p.pix_to_face for p in parts])
+        return Fragments(pix_to_face=torch.where(pix >= 0, pix % F, -1),
+                         zbuf=torch.cat([p.zbuf for p in parts]),
+                         bary_coords=torch.cat([p.bary_coords for p in parts]),
+                         dists=torch.cat([p.dists for p in parts]))
+
 
 class EmbreeRasterizer:
     """Ray casting through pixel centres with Embree (Open3D ``RaycastingScene``), as Fragments.
@@ -95,7 +121,8 @@ class EmbreeRasterizer:
     ``zbuf`` ``(N, S, S, 1)`` float32 view-space z (-1 background), ``bary_coords``
     ``(N, S, S, 1, 3)`` float32 world-space (perspective-correct) barycentrics of the face's
     vertices in order, ``dists`` ``(N, S, S, 1)`` float32 minus the squared NDC distance from the
-    pixel centre to the face's nearest edge (-1 background).
+    pixel centre to the face's nearest edge (-1 background). :meth:`rasterize_views` (one mesh,
+    ``N`` cameras, what the renderer uses) leaves ``dists`` None: no shader here reads it.
 
     Args:
         image_size: side ``S`` of the square images, pixels.
@@ -111,6 +138,7 @@ class EmbreeRasterizer:
     def __init__(self, image_size: int, threads: int = 0):
         self.image_size = image_size
         self.threads = threads
+        self._last_rays = None
 
     def _pixel_ndc(self):
         """``(S * S, 2)`` NDC (x, y) of the pixel centres, row-major (PyTorch3D: +X left, +Y up)."""
@@ -122,26 +150,90 @@ class EmbreeRasterizer:
         return torch.stack([x.reshape(-1), y.reshape(-1)], -1)
 
     def _rays(self, cameras):
-        """World-space ray origins and unit directions, ``(N, S * S, 3)`` each, row-major pixels."""
+        """World-space ray origins and unit directions, ``(N, S * S, 3)`` each, row-major pixels.
+
+        ``FoVPerspectiveCameras`` with aspect ratio 1 (every layout's) get their rays in closed
+        form: view direction ``(x tan(fov / 2), y tan(fov / 2), 1)`` for NDC ``(x, y)``, turned
+        to the world by ``R^T`` from the centre ``-T R^T``; other cameras go through their
+        ``unproject_points``.
+        """
+        import math
+
         import torch
+        from pytorch3d.renderer import FoVPerspectiveCameras
 
         if not cameras.is_perspective():
             raise ValueError("the embree backend supports perspective cameras only")
         S, N = self.image_size, len(cameras)
-        xy = self._pixel_ndc().expand(N, S * S, 2)
+        xy = self._pixel_ndc()
+        aspect = torch.as_tensor(cameras.aspect_ratio, dtype=torch.float32)
+        if isinstance(cameras, FoVPerspectiveCameras) and bool((aspect == 1).all()):
+            fov = torch.as_tensor(cameras.fov, dtype=torch.float32).expand(N)
+            key = (cameras.R.numpy().tobytes(), cameras.T.numpy().tobytes(),
+                   fov.numpy().tobytes(), bool(cameras.degrees))
+            if self._last_rays is not None and self._last_rays[0] == key:
+                return self._last_rays[1]  # the same layout for every object of a build
+            half = torch.tan((fov * (math.pi / 180.0) if cameras.degrees else fov) / 2)
+            view = torch.cat([xy.expand(N, S * S, 2) * half[:, None, None],
+                              torch.ones(N, S * S, 1)], -1)
+            R, T = cameras.R.float(), cameras.T.float()
+            direction = view @ R.transpose(1, 2)
+            origin = -(T[:, None, :] @ R.transpose(1, 2))
+            rays = origin.expand(N, S * S, 3), torch.nn.functional.normalize(direction, dim=-1)
+            self._last_rays = (key, rays)
+            return rays
         ones = torch.ones(N, S * S, 1)
-        far = cameras.unproject_points(torch.cat([xy, ones], -1), world_coordinates=True)
+        far = cameras.unproject_points(torch.cat([xy.expand(N, S * S, 2), ones], -1),
+                                       world_coordinates=True)
         origin = cameras.get_camera_center()[:, None, :].expand(N, S * S, 3)
         return origin, torch.nn.functional.normalize(far - origin, dim=-1)
 
-    def __call__(self, meshes, cameras):
+    def _cast(self, verts, faces, origin, direction):
+        """First hits of rays ``(N, P, 3)`` on one mesh: face ``(N, P)`` int64 (-1 none),
+        distance ``t`` ``(N, P)`` (inf none) and the hit's (u, v) ``(N, P, 2)``."""
         import numpy as np
         import open3d as o3d
         import torch
+
+        scene = o3d.t.geometry.RaycastingScene(nthreads=self.threads)
+        scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(verts.numpy(), np.float32)),
+                            o3d.core.Tensor(faces.numpy().astype(np.uint32)))
+        N, P = origin.shape[:2]
+        rays = torch.cat([origin, direction], -1).reshape(-1, 6).numpy()
+        hits = scene.cast_rays(o3d.core.Tensor(rays), nthreads=self.threads)
+        t_hit = torch.from_numpy(hits["t_hit"].numpy()).reshape(N, P)
+        face = torch.from_numpy(hits["primitive_ids"].numpy().astype(np.int64)).reshape(N, P)
+        uv = torch.from_numpy(hits["primitive_uvs"].numpy()).reshape(N, P, 2)
+        face = torch.where(torch.isfinite(t_hit), face, -1)
+        return face, t_hit, uv
+
+    def _fragments(self, cameras, origin, direction, face, t_hit, uv, dists, offset, device):
+        """Fragments ``(N, S, S, 1)`` from the hits (``offset`` added to covered faces)."""
+        import torch
         from pytorch3d.renderer.mesh.rasterizer import Fragments
 
-        S, N = self.image_size, len(meshes)
-        origin, direction = self._rays(cameras.to("cpu"))
+        S, N = self.image_size, face.shape[0]
+        covered = face >= 0
+        hit = origin + direction * torch.where(covered, t_hit, 0.0)[..., None]
+        R, T = cameras.R.float().cpu(), cameras.T.float().cpu()
+        zbuf = torch.where(covered, (hit * R[:, None, :, 2]).sum(-1) + T[:, None, 2], -1.0)
+        bary = torch.stack([1.0 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], -1)
+        bary = torch.where(covered[..., None], bary, -1.0)
+        packed = torch.where(covered, face + offset, -1)
+        shape = (N, S, S, 1)
+        return Fragments(
+            pix_to_face=packed.reshape(shape).to(device),
+            zbuf=zbuf.reshape(shape).to(device),
+            bary_coords=bary.reshape(shape + (3,)).to(device),
+            dists=None if dists is None else dists.reshape(shape).to(device),
+        )
+
+    def __call__(self, meshes, cameras):
+        import torch
+
+        N = len(meshes)
+        cameras = cameras.to("cpu")
+        origin, direction = self._rays(cameras)
         verts_list = [v.detach().cpu() for v in meshes.verts_list()]
         faces_list = [f.cpu() for f in meshes.faces_list()]
         first_face = meshes.mesh_to_faces_packed_first_idx().cpu()
@@ -151,39 +243,25 @@ class EmbreeRasterizer:
             same = groups and torch.equal(verts_list[i], verts_list[groups[-1][0]]) and \
                 torch.equal(faces_list[i], faces_list[groups[-1][0]])
             groups[-1].append(i) if same else groups.append([i])
-        face = torch.full((N, S * S), -1, dtype=torch.int64)
-        t_hit = torch.full((N, S * S), float("inf"))
-        uv = torch.zeros(N, S * S, 2)
+        face = torch.full((N, origin.shape[1]), -1, dtype=torch.int64)
+        t_hit = torch.full((N, origin.shape[1]), float("inf"))
+        uv = torch.zeros(N, origin.shape[1], 2)
         for group in groups:
-            scene = o3d.t.geometry.RaycastingScene(nthreads=self.threads)
-            scene.add_triangles(
-                o3d.core.Tensor(verts_list[group[0]].numpy().astype(np.float32)),
-                o3d.core.Tensor(faces_list[group[0]].numpy().astype(np.uint32)))
-            rays = torch.cat([origin[group], direction[group]], -1).reshape(-1, 6)
-            hits = scene.cast_rays(o3d.core.Tensor(rays.numpy()), nthreads=self.threads)
             index = torch.tensor(group)
-            t_hit[index] = torch.from_numpy(hits["t_hit"].numpy()).reshape(len(group), -1)
-            ids = torch.from_numpy(hits["primitive_ids"].numpy().astype(np.int64))
-            face[index] = ids.reshape(len(group), -1)
-            uv[index] = torch.from_numpy(hits["primitive_uvs"].numpy()).reshape(len(group), -1, 2)
-        covered = torch.isfinite(t_hit)
-        face = torch.where(covered, face, -1)
-        # view-space z of the hit points
-        hit = origin + direction * torch.where(covered, t_hit, 0.0)[..., None]
-        zbuf = cameras.get_world_to_view_transform().to("cpu").transform_points(hit)[..., 2]
-        zbuf = torch.where(covered, zbuf, -1.0)
-        bary = torch.stack([1.0 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], -1)
-        bary = torch.where(covered[..., None], bary, -1.0)
-        dists = self._edge_dists(meshes, cameras, face, covered)
-        packed = torch.where(covered, face + first_face[:, None], -1)
-        shape = (N, S, S, 1)
-        device = meshes.device
-        return Fragments(
-            pix_to_face=packed.reshape(shape).to(device),
-            zbuf=zbuf.reshape(shape).to(device),
-            bary_coords=bary.reshape(shape + (3,)).to(device),
-            dists=dists.reshape(shape).to(device),
-        )
+            face[index], t_hit[index], uv[index] = self._cast(
+                verts_list[group[0]], faces_list[group[0]], origin[index], direction[index])
+        dists = self._edge_dists(meshes, cameras, face, face >= 0)
+        return self._fragments(cameras, origin, direction, face, t_hit, uv, dists,
+                               first_face[:, None], meshes.device)
+
+    def rasterize_views(self, verts, faces, cameras):
+        """One mesh seen by every camera: one Embree scene, all rays in one call, no copies
+        of the mesh; ``dists`` is None (no shader here uses it)."""
+        device = cameras.device
+        cameras = cameras.to("cpu")
+        origin, direction = self._rays(cameras)
+        face, t_hit, uv = self._cast(verts.detach().cpu(), faces.cpu(), origin, direction)
+        return self._fragments(cameras, origin, direction, face, t_hit, uv, None, 0, device)
 
     def _edge_dists(self, meshes, cameras, face, covered):
         """Minus the squared NDC distance from each covered pixel centre to its face's edges."""
