@@ -145,8 +145,8 @@ class MaterialTextures:
 
     def single_image(self) -> bool:
         """One image on every face with UVs inside [0, 1]: what ``TexturesUV`` samples exactly."""
-        return (len(self.images) == 1 and self.images[0] is not None
-                and bool((self.faces_uvs >= 0).all()) and self.verts_uvs.size > 0
+        return (len(self._lookups) == 1 and self._uniform == 0 and self._all_uvs
+                and self.verts_uvs.size > 0
                 and float(self.verts_uvs.min()) >= 0.0 and float(self.verts_uvs.max()) <= 1.0)
 
     def to_pytorch3d(self):
@@ -159,7 +159,7 @@ class MaterialTextures:
             from tap3d.render.sampled import SampledTextures
 
             return SampledTextures(self, len(self.faces))
-        image = torch.from_numpy(self.images[0]).float() / 255.0
+        image = torch.tensor(self._lookups[0][0], dtype=torch.float32) / 255.0
         return TexturesUV(maps=[image], faces_uvs=[torch.from_numpy(self.faces_uvs)],
                           verts_uvs=[torch.from_numpy(self.verts_uvs)])
 
@@ -239,12 +239,11 @@ def atlas_textures(obj, size: int, notes: list[str], path: str):
 
     uv = material_textures(obj, notes, path)
     if uv.single_image():
-        uv.wraps[0] = "clamp"
         return uv
     names = np.array([m.name for m in obj.materials] + [""], dtype=object)[uv.face_slot]
     properties = {m.name: {"diffuse_color": torch.tensor(m.diffuse)} if m.diffuse else {}
                   for m in obj.materials}
-    maps = {m.name: torch.from_numpy(image).float() / 255.0
+    maps = {m.name: torch.tensor(image, dtype=torch.float32) / 255.0
             for m, image in zip(obj.materials, uv.images) if image is not None}
     atlas = make_mesh_texture_atlas(properties, maps, names, torch.from_numpy(obj.faces_uvs),
                                     torch.from_numpy(obj.verts_uvs), size, "repeat")
