@@ -32,6 +32,8 @@ __all__ = ["OBJ_LOADERS", "Material", "ObjData", "read_obj", "load_obj_pytorch3d
 #: OBJ readers, by name (``BuildConfig.obj_loader``).
 OBJ_LOADERS = ("tinyobjloader", "pytorch3d")
 _BAD_NUMBER = re.compile(rb"^v[ \t][^\n]*?(?:nan|inf)", re.M)
+#: Spellings of nan and inf looked for before the (slower) search of the vertex lines.
+_NUMBER_WORDS = (b"nan", b"NaN", b"NAN", b"Nan", b"inf", b"Inf", b"INF")
 
 
 @dataclass
@@ -128,10 +130,9 @@ def _mtl_extras(mtl_paths: list[str]) -> tuple[dict[str, bool], dict[str, bool],
 
 def _check_numbers(path: str, data: bytes) -> None:
     """Raise :class:`MeshError` for ``v`` lines holding nan or inf (tinyobjloader reads 0)."""
-    lowered = data.lower()
-    if b"nan" not in lowered and b"inf" not in lowered:
+    if not any(token in data for token in _NUMBER_WORDS):
         return
-    bad = _BAD_NUMBER.findall(lowered)
+    bad = _BAD_NUMBER.findall(data.lower())
     if bad:
         first = bad[0].decode("utf-8", "replace").strip()
         raise MeshError(path, f"{len(bad)} vertices are NaN or infinite (first: {first!r}...)")

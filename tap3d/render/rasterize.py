@@ -19,6 +19,8 @@ __all__ = ["Rasterizer", "PyTorch3DRasterizer", "EmbreeRasterizer", "BACKENDS",
 BACKENDS = ("auto", "pytorch3d", "embree")
 #: Blur radius of the PyTorch3D backend (see :class:`PyTorch3DRasterizer`).
 EDGE_EPSILON = 1e-12
+#: Embree rays of recent camera sets, shared by the rasterizers of a process.
+_RAY_CACHE: dict = {}
 
 
 class Rasterizer(Protocol):
@@ -138,7 +140,6 @@ class EmbreeRasterizer:
     def __init__(self, image_size: int, threads: int = 0):
         self.image_size = image_size
         self.threads = threads
-        self._last_rays = None
 
     def _pixel_ndc(self):
         """``(S * S, 2)`` NDC (x, y) of the pixel centres, row-major (PyTorch3D: +X left, +Y up)."""
@@ -169,99 +170,139 @@ class EmbreeRasterizer:
         aspect = torch.as_tensor(cameras.aspect_ratio, dtype=torch.float32)
         if isinstance(cameras, FoVPerspectiveCameras) and bool((aspect == 1).all()):
             fov = torch.as_tensor(cameras.fov, dtype=torch.float32).expand(N)
-            key = (cameras.R.numpy().tobytes(), cameras.T.numpy().tobytes(),
-                   fov.numpy().tobytes(), bool(cameras.degrees))
-            if self._last_rays is not None and self._last_rays[0] == key:
-                return self._last_rays[1]  # the same layout for every object of a build
             half = torch.tan((fov * (math.pi / 180.0) if cameras.degrees else fov) / 2)
             view = torch.cat([xy.expand(N, S * S, 2) * half[:, None, None],
                               torch.ones(N, S * S, 1)], -1)
             R, T = cameras.R.float(), cameras.T.float()
             direction = view @ R.transpose(1, 2)
             origin = -(T[:, None, :] @ R.transpose(1, 2))
-            rays = origin.expand(N, S * S, 3), torch.nn.functional.normalize(direction, dim=-1)
-            self._last_rays = (key, rays)
-            return rays
+            return origin.expand(N, S * S, 3), torch.nn.functional.normalize(direction, dim=-1)
         ones = torch.ones(N, S * S, 1)
         far = cameras.unproject_points(torch.cat([xy.expand(N, S * S, 2), ones], -1),
                                        world_coordinates=True)
         origin = cameras.get_camera_center()[:, None, :].expand(N, S * S, 3)
         return origin, torch.nn.functional.normalize(far - origin, dim=-1)
 
-    def _cast(self, verts, faces, origin, direction):
-        """First hits of rays ``(N, P, 3)`` on one mesh: face ``(N, P)`` int64 (-1 none),
-        distance ``t`` ``(N, P)`` (inf none) and the hit's (u, v) ``(N, P, 2)``."""
+    def _ray_set(self, cameras):
+        """Rays as Embree takes them, ``(N * S * S, 6)`` float32 (origin, unit direction), and
+        the view z per unit of ray length ``(N, S * S)``; cached for the last few camera sets
+        (a build's layout is the same for every object)."""
+        import numpy as np
+
+        key = (self.image_size, type(cameras).__name__, cameras.R.numpy().tobytes(),
+               cameras.T.numpy().tobytes(),
+               np.asarray(getattr(cameras, "fov", 0.0), np.float32).tobytes())
+        if key not in _RAY_CACHE:
+            origin, direction = self._rays(cameras)
+            zscale = (direction * cameras.R.float()[:, None, :, 2]).sum(-1)
+            rays = np.concatenate([origin.numpy(), direction.numpy()], -1).reshape(-1, 6)
+            if len(_RAY_CACHE) >= 4:
+                _RAY_CACHE.clear()
+            _RAY_CACHE[key] = (np.ascontiguousarray(rays, np.float32), zscale.numpy())
+        return _RAY_CACHE[key]
+
+    def _cast(self, verts, faces, rays):
+        """First hits of ``(R, 6)`` rays on one mesh: face ``(R,)`` uint32, distance ``(R,)``
+        float32 (inf: no hit) and the hit's (u, v) ``(R, 2)`` float32, numpy arrays."""
         import numpy as np
         import open3d as o3d
-        import torch
 
         scene = o3d.t.geometry.RaycastingScene(nthreads=self.threads)
         scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(verts.numpy(), np.float32)),
                             o3d.core.Tensor(faces.numpy().astype(np.uint32)))
-        N, P = origin.shape[:2]
-        rays = torch.cat([origin, direction], -1).reshape(-1, 6).numpy()
         hits = scene.cast_rays(o3d.core.Tensor(rays), nthreads=self.threads)
-        t_hit = torch.from_numpy(hits["t_hit"].numpy()).reshape(N, P)
-        face = torch.from_numpy(hits["primitive_ids"].numpy().astype(np.int64)).reshape(N, P)
-        uv = torch.from_numpy(hits["primitive_uvs"].numpy()).reshape(N, P, 2)
-        face = torch.where(torch.isfinite(t_hit), face, -1)
-        return face, t_hit, uv
+        return (hits["primitive_ids"].numpy(), hits["t_hit"].numpy(),
+                hits["primitive_uvs"].numpy())
 
-    def _fragments(self, cameras, origin, direction, face, t_hit, uv, dists, offset, device):
-        """Fragments ``(N, S, S, 1)`` from the hits (``offset`` added to covered faces)."""
+    def covered_hits(self, verts, faces, cameras):
+        """One mesh seen by every camera, covered pixels only (what the tap3d shader needs).
+
+        Args:
+            verts: ``(V, 3)`` float32 tensor; faces: ``(F, 3)`` int64 tensor.
+            cameras: ``N`` perspective cameras.
+
+        Returns:
+            ``pixel`` ``(M,)`` int64 flat index into ``(N, S, S)``, ``face`` ``(M,)`` int64,
+            ``bary`` ``(M, 3)`` float32, ``depth`` ``(M,)`` float32 view-space z and
+            ``direction`` ``(M, 3)`` float32 unit ray directions (camera to surface), numpy.
+        """
+        import numpy as np
+
+        rays, zscale = self._ray_set(cameras.to("cpu"))
+        face, t_hit, uv = self._cast(verts.detach().cpu(), faces.cpu(), rays)
+        pixel = np.flatnonzero(np.isfinite(t_hit))
+        uv = uv[pixel]
+        bary = np.empty((len(pixel), 3), np.float32)
+        bary[:, 1:] = uv
+        bary[:, 0] = 1.0 - uv[:, 0] - uv[:, 1]
+        return (pixel, face[pixel].astype(np.int64), bary, t_hit[pixel] * zscale.reshape(-1)[pixel],
+                rays[pixel, 3:])
+
+    def _fragments(self, face, t_hit, uv, zscale, dists, offset, device):
+        """Fragments ``(N, S, S, 1)`` from the hits of ``N`` views (``offset`` ``(N, 1)`` or a
+        number added to covered faces)."""
+        import numpy as np
         import torch
         from pytorch3d.renderer.mesh.rasterizer import Fragments
 
-        S, N = self.image_size, face.shape[0]
-        covered = face >= 0
-        hit = origin + direction * torch.where(covered, t_hit, 0.0)[..., None]
-        R, T = cameras.R.float().cpu(), cameras.T.float().cpu()
-        zbuf = torch.where(covered, (hit * R[:, None, :, 2]).sum(-1) + T[:, None, 2], -1.0)
-        bary = torch.stack([1.0 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], -1)
-        bary = torch.where(covered[..., None], bary, -1.0)
-        packed = torch.where(covered, face + offset, -1)
+        S, N = self.image_size, zscale.shape[0]
+        t_hit, uv = t_hit.reshape(N, -1), uv.reshape(N, -1, 2)
+        covered = np.isfinite(t_hit)
+        face = face.reshape(N, -1).astype(np.int64)
+        zbuf = np.where(covered, t_hit * zscale, np.float32(-1.0))
+        bary = np.empty(face.shape + (3,), np.float32)
+        bary[..., 1:] = uv
+        bary[..., 0] = 1.0 - uv[..., 0] - uv[..., 1]
+        bary[~covered] = -1.0
+        packed = np.where(covered, face + offset, -1)
         shape = (N, S, S, 1)
         return Fragments(
-            pix_to_face=packed.reshape(shape).to(device),
-            zbuf=zbuf.reshape(shape).to(device),
-            bary_coords=bary.reshape(shape + (3,)).to(device),
+            pix_to_face=torch.from_numpy(packed).reshape(shape).to(device),
+            zbuf=torch.from_numpy(zbuf).reshape(shape).to(device),
+            bary_coords=torch.from_numpy(bary).reshape(shape + (3,)).to(device),
             dists=None if dists is None else dists.reshape(shape).to(device),
         )
 
     def __call__(self, meshes, cameras):
+        import numpy as np
         import torch
 
         N = len(meshes)
         cameras = cameras.to("cpu")
-        origin, direction = self._rays(cameras)
+        rays, zscale = self._ray_set(cameras)
+        P = zscale.shape[1]
         verts_list = [v.detach().cpu() for v in meshes.verts_list()]
         faces_list = [f.cpu() for f in meshes.faces_list()]
-        first_face = meshes.mesh_to_faces_packed_first_idx().cpu()
+        first_face = meshes.mesh_to_faces_packed_first_idx().cpu().numpy()
         # one scene per distinct mesh, consecutive copies of one mesh share it
         groups: list[list[int]] = []
         for i in range(N):
             same = groups and torch.equal(verts_list[i], verts_list[groups[-1][0]]) and \
                 torch.equal(faces_list[i], faces_list[groups[-1][0]])
             groups[-1].append(i) if same else groups.append([i])
-        face = torch.full((N, origin.shape[1]), -1, dtype=torch.int64)
-        t_hit = torch.full((N, origin.shape[1]), float("inf"))
-        uv = torch.zeros(N, origin.shape[1], 2)
+        face = np.zeros((N, P), np.uint32)
+        t_hit = np.full((N, P), np.inf, np.float32)
+        uv = np.zeros((N, P, 2), np.float32)
+        views = rays.reshape(N, P, 6)
         for group in groups:
-            index = torch.tensor(group)
-            face[index], t_hit[index], uv[index] = self._cast(
-                verts_list[group[0]], faces_list[group[0]], origin[index], direction[index])
-        dists = self._edge_dists(meshes, cameras, face, face >= 0)
-        return self._fragments(cameras, origin, direction, face, t_hit, uv, dists,
-                               first_face[:, None], meshes.device)
+            hit = self._cast(verts_list[group[0]], faces_list[group[0]],
+                             np.ascontiguousarray(views[group].reshape(-1, 6)))
+            face[group], t_hit[group], uv[group] = (a.reshape((len(group), P) + a.shape[1:])
+                                                    for a in hit)
+        covered = np.isfinite(t_hit)
+        dists = self._edge_dists(meshes, cameras, torch.from_numpy(
+            np.where(covered, face.astype(np.int64), -1)), torch.from_numpy(covered))
+        return self._fragments(face, t_hit, uv, zscale, dists, first_face[:, None],
+                               meshes.device)
 
     def rasterize_views(self, verts, faces, cameras):
         """One mesh seen by every camera: one Embree scene, all rays in one call, no copies
-        of the mesh; ``dists`` is None (no shader here uses it)."""
+        of the mesh; ``dists`` is None (no shader here reads it)."""
         device = cameras.device
         cameras = cameras.to("cpu")
-        origin, direction = self._rays(cameras)
-        face, t_hit, uv = self._cast(verts.detach().cpu(), faces.cpu(), origin, direction)
-        return self._fragments(cameras, origin, direction, face, t_hit, uv, None, 0, device)
+        rays, zscale = self._ray_set(cameras)
+        face, t_hit, uv = self._cast(verts.detach().cpu(), faces.cpu(), rays)
+        return self._fragments(face, t_hit, uv, zscale, None, 0, device)
 
     def _edge_dists(self, meshes, cameras, face, covered):
         """Minus the squared NDC distance from each covered pixel centre to its face's edges."""

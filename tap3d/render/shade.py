@@ -79,7 +79,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(length, np.float32(1e-6))[:, None]
 
 
-def shade_covered(mesh, face, bary, view, centres, shading: str = "textured") -> np.ndarray:
+def shade_covered(mesh, face, bary, view, centres, shading: str = "textured",
+                  to_light: np.ndarray | None = None) -> np.ndarray:
     """Colours of covered pixels with the head-light Phong model (see the module docstring).
 
     Args:
@@ -89,6 +90,9 @@ def shade_covered(mesh, face, bary, view, centres, shading: str = "textured") ->
         view: ``(M,)`` int64 view of each pixel.
         centres: ``(V, 3)`` float32 camera centres (the light), world frame.
         shading: ``textured`` or ``plain``.
+        to_light: ``(M, 3)`` float32 unit vectors from the surface to the light, when known
+            (minus the camera ray's direction: the light is at the camera centre); computed
+            from the interpolated surface point otherwise, as PyTorch3D does.
 
     Returns:
         ``(M, 3)`` float32 RGB, not clamped.
@@ -97,9 +101,11 @@ def shade_covered(mesh, face, bary, view, centres, shading: str = "textured") ->
     ambient, diffuse, specular = (lights[k][0] for k in
                                   ("ambient_color", "diffuse_color", "specular_color"))
     corners = mesh.faces.numpy()[face]
-    point = np.einsum("mk,mkc->mc", bary, mesh.verts.numpy()[corners], optimize=False)
     normal = _unit(np.einsum("mk,mkc->mc", bary, mesh.verts_normals()[corners], optimize=False))
-    light = _unit(centres[view] - point)
+    if to_light is None:
+        point = np.einsum("mk,mkc->mc", bary, mesh.verts.numpy()[corners], optimize=False)
+        to_light = _unit(centres[view] - point)
+    light = to_light
     cos = np.einsum("mc,mc->m", normal, light)
     if shading == "plain":
         grey = (np.float32(ambient) + np.float32(diffuse) * np.abs(cos)).astype(np.float32)
@@ -156,25 +162,36 @@ class ViewRenderer:
             if self.shader == "pytorch3d":
                 return self._pytorch3d(mesh, cameras, timings)
             began = time.perf_counter()
-            fragments = self.rasterizer.rasterize_views(mesh.verts, mesh.faces, cameras)
-            pix = fragments.pix_to_face[..., 0].cpu().numpy()
-            zbuf = fragments.zbuf[..., 0].cpu().numpy()
-            bary_all = fragments.bary_coords[..., 0, :].cpu().numpy()
+            pixel, face, bary, depth, direction = self._covered(mesh, cameras)
             centres = cameras.get_camera_center().cpu().numpy().astype(np.float32)
             shaded = time.perf_counter()
             timings["rasterize"] = timings.get("rasterize", 0.0) + shaded - began
-        mask = pix >= 0
-        covered = np.flatnonzero(mask)
-        view = covered // (pix.shape[1] * pix.shape[2])
-        colors = shade_covered(mesh, pix.reshape(-1)[covered], bary_all.reshape(-1, 3)[covered],
-                               view, centres, self.shading)
+        S = self.rasterizer.image_size
+        view = pixel // (S * S)
+        colors = shade_covered(mesh, face, bary, view, centres, self.shading,
+                               None if direction is None else -direction)
         background = (np.array(self.background) * 255 + 0.5).astype(np.uint8)
-        rgb = np.empty(pix.shape + (3,), np.uint8)
+        rgb = np.empty((len(cameras), S, S, 3), np.uint8)
         rgb[...] = background
-        rgb.reshape(-1, 3)[covered] = (np.clip(colors, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-        depth = np.where(mask, zbuf, np.float32(0.0)).astype(np.float32)
+        rgb.reshape(-1, 3)[pixel] = (np.clip(colors, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        mask = np.zeros((len(cameras), S, S), bool)
+        mask.reshape(-1)[pixel] = True
+        zbuf = np.zeros((len(cameras), S, S), np.float32)
+        zbuf.reshape(-1)[pixel] = depth
         timings["shade"] = timings.get("shade", 0.0) + time.perf_counter() - shaded
-        return RenderedViews(rgb=rgb, mask=mask, depth=depth)
+        return RenderedViews(rgb=rgb, mask=mask, depth=zbuf)
+
+    def _covered(self, mesh, cameras):
+        """Covered pixels of every view: ``(pixel, face, bary, depth, direction or None)``
+        (see ``EmbreeRasterizer.covered_hits``); from Fragments for other backends."""
+        if hasattr(self.rasterizer, "covered_hits"):
+            return self.rasterizer.covered_hits(mesh.verts, mesh.faces, cameras)
+        fragments = self.rasterizer.rasterize_views(mesh.verts, mesh.faces, cameras)
+        pix = fragments.pix_to_face[..., 0].cpu().numpy().reshape(-1)
+        pixel = np.flatnonzero(pix >= 0)
+        bary = fragments.bary_coords[..., 0, :].cpu().numpy().reshape(-1, 3)[pixel]
+        depth = fragments.zbuf[..., 0].cpu().numpy().reshape(-1)[pixel]
+        return pixel, pix[pixel], bary, depth, None
 
     def _pytorch3d(self, mesh, cameras, timings: dict) -> RenderedViews:
         """``HardPhongShader`` on ``V`` copies of the mesh, in batches of at most
