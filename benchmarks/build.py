@@ -15,6 +15,9 @@ process, object by object in turn, so that load from other processes hits both a
   the mesh per view, Embree (``--obj-loader pytorch3d --textures atlas --shader pytorch3d``),
   which was the default before.
 
+Beside them, a child process renders the same objects in turn with the source of
+``--baseline`` (default: the commit before this path, the issue's "today's default").
+
 Prints four tables:
 
 1. OBJ parsers on three meshes (seconds, one thread): tinyobjloader's binding alone, tap3d's
@@ -48,6 +51,9 @@ HEAVY = ["franka_panda/meshes/visual/" + name for name in
     "mini_cheetah/meshes/mini_upper_link.obj", "samurai_monastry.obj",
     "roboschool/models_outdoor/stadium/stadium.obj"]
 SHAPENET_V2_MODELS = 52_472
+#: The last commit before issue 13 (tinyobjloader, textures at source resolution, the covered
+#: shader): "today's default" of the issue, run from its own source in a child process.
+BASELINE_REF = "4ae3ed4"
 PATHS = {"default": dict(),
          "before": dict(obj_loader="pytorch3d", textures="atlas", shader="pytorch3d")}
 STAGES = ("load", "rasterize", "shade", "sample", "write")
@@ -121,8 +127,44 @@ def parser_table(root: str) -> list[str]:
     return rows
 
 
-def stage_table(folder: str, workdir: str) -> tuple[list[str], dict]:
-    """Both paths object by object in this process, one thread; returns rows and totals."""
+_BASELINE_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])  # the baseline commit's tap3d first
+import torch
+torch.set_num_threads(1)
+from tap3d.build import BuildConfig, make_plan, render_shard
+from tap3d.views.writer import create_dataset
+plan = make_plan(sys.argv[2], BuildConfig(shard_size=1, device="cpu"))
+create_dataset(sys.argv[3], plan.specs(), 1, plan.attributes, plan.index, overwrite=True)
+render_shard(sys.argv[3], 0, 0, plan.objects[:1], plan.config, threads=1)  # warm-up
+print("ready", flush=True)
+for line in sys.stdin:
+    i = int(line)
+    report = render_shard(sys.argv[3], i, i, plan.objects[i:i + 1], plan.config, threads=1)
+    print(report.done, report.seconds, flush=True)
+"""
+
+
+def _baseline(folder: str, workdir: str, ref: str):
+    """A child process rendering with the source of commit ``ref``; None without git or ref."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = os.path.join(workdir, "baseline")
+    os.makedirs(source)
+    archive = subprocess.run(["git", "-C", repo, "archive", ref, "tap3d"], capture_output=True)
+    if archive.returncode != 0:
+        print(f"(no baseline: git archive {ref} failed: {archive.stderr.decode().strip()})")
+        return None
+    subprocess.run(["tar", "-x", "-C", source], input=archive.stdout, check=True)
+    child = subprocess.Popen([sys.executable, "-c", _BASELINE_CHILD, source, folder,
+                              os.path.join(workdir, "baseline.zarr")], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert child.stdout.readline().strip() == "ready", "the baseline child failed to start"
+    return child
+
+
+def stage_table(folder: str, workdir: str, ref: str | None = BASELINE_REF) -> tuple[list, dict]:
+    """Both paths object by object in this process, one thread, and the commit ``ref`` in a
+    child process in turn with them; returns rows and totals."""
     import torch
 
     from tap3d.build import BuildConfig, make_plan, render_shard
@@ -140,7 +182,15 @@ def stage_table(folder: str, workdir: str) -> tuple[list[str], dict]:
     for name in PATHS:  # warm-up: imports, Embree, the first texture read
         plan = plans[name]
         render_shard(stores[name], 0, 0, plan.objects[:1], plan.config, threads=1)
+    child = _baseline(folder, workdir, ref) if ref else None
+    baseline = {"done": 0, "seconds": 0.0}
     for index in range(len(plans["default"].objects)):
+        if child is not None:
+            child.stdin.write(f"{index}\n")
+            child.stdin.flush()
+            objects, seconds = child.stdout.readline().split()
+            baseline["done"] += int(objects)
+            baseline["seconds"] += float(seconds)
         for name, plan in plans.items():
             report = render_shard(stores[name], index, index, plan.objects[index:index + 1],
                                   plan.config, threads=1)
@@ -156,8 +206,17 @@ def stage_table(folder: str, workdir: str) -> tuple[list[str], dict]:
         t = totals[name]
         rows.append(f"| {name} | {done[name]}/{n} | " + " | ".join(f"{t[s] / n:.3f}" for s in STAGES)
                     + f" | {t['seconds'] / n:.3f} | {n / t['seconds']:.2f} |")
-    base = totals["before"]["seconds"] / totals["default"]["seconds"]
-    rows.append(f"\ndefault / before, objects/s per core in one thread: {base:.1f}x")
+    if child is not None:
+        child.stdin.close()
+        child.wait()
+        rows.append(f"| {ref} (today's default) | {baseline['done']}/{n} |"
+                    + " |" * len(STAGES) + f" {baseline['seconds'] / n:.3f} | "
+                    f"{n / baseline['seconds']:.2f} |")
+    ratio = totals["before"]["seconds"] / totals["default"]["seconds"]
+    rows.append(f"\ndefault / before, objects/s per core in one thread: {ratio:.1f}x")
+    if child is not None:
+        rows.append(f"default / {ref}, objects/s per core in one thread: "
+                    f"{baseline['seconds'] / totals['default']['seconds']:.1f}x")
     return rows, totals
 
 
@@ -244,6 +303,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="no Dask build, no memory table")
+    parser.add_argument("--baseline", default=BASELINE_REF,
+                        help="git commit rendered as today's default beside the two paths "
+                             "('' for none)")
     args = parser.parse_args()
     import pybullet_data
 
@@ -254,7 +316,7 @@ def main() -> None:
         parser_table(root)
         print("\n## Per-stage seconds per object, heavy set (10 views, 224 px, 8192 points, "
               "shard size 1), one thread\n")
-        rows, _ = stage_table(folder, workdir)
+        rows, _ = stage_table(folder, workdir, args.baseline)
         print("\n".join(rows), flush=True)
         if args.quick:
             return
