@@ -262,7 +262,7 @@ def dask_table(folder: str, workdir: str, workers: int) -> list[str]:
 
 
 _MEMORY_CHILD = """
-import resource, sys, time
+import sys, time
 from tap3d.build import BuildConfig, make_renderer, render_object
 from tap3d.build.plan import make_plan
 from tap3d.sources import ObjectSpec
@@ -271,10 +271,15 @@ torch.set_num_threads(1)
 options = eval(sys.argv[2])
 config = make_plan(sys.argv[3], BuildConfig(device="cpu", **options)).config
 renderer = make_renderer(config, threads=1)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def high_water():  # VmHWM restarts at exec; ru_maxrss keeps the parent's peak
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+
+before = high_water()
 began = time.perf_counter()
 render_object(ObjectSpec("big", "big", sys.argv[1]), config, renderer)
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - began)
+print(before, high_water(), time.perf_counter() - began)
 """
 
 
@@ -286,7 +291,7 @@ def memory_table(root: str, workdir: str) -> list[str]:
     big = os.path.join(folder, "big", "samurai_x4.obj")
     mesh = trimesh.load(os.path.join(root, "samurai_monastry.obj"), force="mesh", process=False)
     trimesh.Trimesh(*trimesh.remesh.subdivide(mesh.vertices, mesh.faces), process=False).export(big)
-    rows = ["| path | faces | RSS after imports (MiB) | peak RSS of the worker (MiB) "
+    rows = ["| path | faces | peak RSS after imports (MiB) | peak RSS of the worker (MiB) "
             "| seconds for 10 views + 8192 points |", "| --- | ---: | ---: | ---: | ---: |"]
     print("\n".join(rows), flush=True)
     for name, options in PATHS.items():
@@ -303,6 +308,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="no Dask build, no memory table")
+    parser.add_argument("--tables", default="parsers,stages,dask,memory",
+                        help="comma-separated tables to print (parsers, stages, dask, memory)")
     parser.add_argument("--baseline", default=BASELINE_REF,
                         help="git commit rendered as today's default beside the two paths "
                              "('' for none)")
@@ -310,20 +317,23 @@ def main() -> None:
     import pybullet_data
 
     root = pybullet_data.getDataPath()
+    tables = {"parsers", "stages"} if args.quick else set(args.tables.split(","))
     with tempfile.TemporaryDirectory() as workdir:
         folder = heavy_folder(root, os.path.join(workdir, "heavy"))
-        print("## OBJ parsers, seconds (best of 3, one thread)\n")
-        parser_table(root)
-        print("\n## Per-stage seconds per object, heavy set (10 views, 224 px, 8192 points, "
-              "shard size 1), one thread\n")
-        rows, _ = stage_table(folder, workdir, args.baseline)
-        print("\n".join(rows), flush=True)
-        if args.quick:
-            return
-        print(f"\n## End to end on a warm local Dask cluster ({args.workers} workers)\n")
-        dask_table(folder, workdir, args.workers)
-        print("\n## Peak memory of one worker on the ~499k-face mesh\n")
-        memory_table(root, workdir)
+        if "parsers" in tables:
+            print("## OBJ parsers, seconds (best of 3, one thread)\n")
+            parser_table(root)
+        if "stages" in tables:
+            print("\n## Per-stage seconds per object, heavy set (10 views, 224 px, 8192 points, "
+                  "shard size 1), one thread\n")
+            rows, _ = stage_table(folder, workdir, args.baseline)
+            print("\n".join(rows), flush=True)
+        if "dask" in tables:
+            print(f"\n## End to end on a warm local Dask cluster ({args.workers} workers)\n")
+            dask_table(folder, workdir, args.workers)
+        if "memory" in tables:
+            print("\n## Peak memory (VmHWM) of one worker on the ~499k-face mesh\n")
+            memory_table(root, workdir)
     print(f"\n(numpy {np.__version__}, {os.cpu_count()} cores, peak RSS of this process "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 

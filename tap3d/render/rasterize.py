@@ -6,6 +6,12 @@ and masks are computed once from PyTorch3D ``Fragments`` (a NamedTuple of ``pix_
 view-space z, ``bary_coords`` ``(N, S, S, K, 3)`` and ``dists`` ``(N, S, S, K)``), so any backend
 that produces them plugs in. All backends here use ``K = 1`` face per pixel and no blur: the
 nearest face through each pixel centre.
+
+Besides ``(meshes, cameras) -> Fragments`` every backend has ``rasterize_views(verts, faces,
+cameras)``: one mesh seen by ``N`` cameras, with no per-view copy where the backend allows it
+(Embree; PyTorch3D's rasterizer needs copies). The Embree backend lives in
+:mod:`tap3d.render.embree` and also gives the covered pixels alone (``covered_hits``), which is
+what the tap3d shader reads.
 """
 
 from __future__ import annotations
