@@ -138,6 +138,23 @@ def _check_numbers(path: str, data: bytes) -> None:
         raise MeshError(path, f"{len(bad)} vertices are NaN or infinite (first: {first!r}...)")
 
 
+def _check_last_line(path: str, data: bytes) -> None:
+    """Raise :class:`MeshError` when the last line is a vertex cut short (a truncated file:
+    tinyobjloader reads the missing coordinates as 0, PyTorch3D raises)."""
+    end = len(data.rstrip())
+    tokens = data[data.rfind(b"\n", 0, end) + 1:end].split()
+    if not tokens or tokens[0] != b"v":
+        return
+    try:
+        complete = len(tokens) >= 4 and all(float(t) == float(t) for t in tokens[1:4])
+    except ValueError:
+        complete = False
+    if not complete:
+        line = b" ".join(tokens).decode("utf-8", "replace")
+        raise MeshError(path, f"unreadable OBJ (truncated? the last line {line!r} is not a "
+                              "vertex of 3 numbers)")
+
+
 def read_obj(path: str) -> ObjData:
     """Read an OBJ file and its MTL materials with tinyobjloader.
 
@@ -149,8 +166,9 @@ def read_obj(path: str) -> ObjData:
 
     Raises:
         MeshError: binary data (NUL bytes), a parse failure reported by tinyobjloader (for
-            example a zero vertex index), NaN or infinite vertex coordinates, or a polygon with
-            fewer than 3 corners. The message names the file.
+            example a zero vertex index), NaN or infinite vertex coordinates, a last line that
+            is a vertex cut short (a truncated file), or a polygon with fewer than 3 corners.
+            The message names the file.
     """
     import tinyobjloader
 
@@ -159,6 +177,7 @@ def read_obj(path: str) -> ObjData:
     if b"\x00" in data:
         raise MeshError(path, "not a text OBJ file (binary data)")
     _check_numbers(path, data)
+    _check_last_line(path, data)
     reader = tinyobjloader.ObjReader()
     config = tinyobjloader.ObjReaderConfig()
     config.triangulate = False  # fans below, as PyTorch3D triangulates
