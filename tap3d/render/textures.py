@@ -122,10 +122,13 @@ class MaterialTextures:
 
     def sample(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
         """``(M,)`` face indices and ``(M, 3)`` float32 barycentrics -> ``(M, 3)`` float32 RGB."""
-        out = self.colors[self.face_slot[face]]
         if not self._lookups:
-            return out
-        if self._uniform >= 0:  # every face samples one image: no grouping
+            return self.colors[self.face_slot[face]]
+        if self._uniform >= 0 and self._all_uvs:  # every face samples one image
+            image, wrap = self._lookups[self._uniform]
+            return _bilinear(image, _interpolate(self.verts_uvs[self.faces_uvs[face]], bary), wrap)
+        out = self.colors[self.face_slot[face]]
+        if self._uniform >= 0:
             groups = [(self._uniform, np.arange(len(face)))]
         else:
             lookup = self._face_lookup[face]
