@@ -1,6 +1,6 @@
 """Build throughput on heavy real meshes: the default path against PyTorch3D's loader + shader.
 
-    .venv/bin/python benchmarks/build.py            # everything (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/build.py            # everything (about 4 minutes on 2 loaded cores)
     .venv/bin/python benchmarks/build.py --quick    # no Dask build, no memory table
 
 The heavy set stands in for ShapeNetCore's models: 13 real multi-material meshes from
