@@ -20,11 +20,27 @@ def main():
 @click.argument("source")
 @click.option("-o", "--out", "--output", "output", required=True,
               help="Output Zarr path or fsspec URL.")
-@click.option("--views", default=10, show_default=True, help="Views per object.")
-@click.option("--layout", default="auto", show_default=True,
+@click.option("--preset", default=None, type=click.Choice(["clip2point", "tap"]),
+              help="clip2point: 10 views, clip2point layout, textured (the defaults); tap: what "
+                   "the TAP authors pre-train on (MVCNN: 12 views, mvcnn layout, plain). "
+                   "Options given explicitly override it.")
+@click.option("--views", default=None, type=int, help="Views per object [default: 10].")
+@click.option("--layout", default=None,
               type=click.Choice(["auto", "clip2point", "orthogonal", "mvcnn", "sphere", "random"]),
               help="View layout; auto: clip2point for 10, orthogonal for 6, mvcnn for 12, "
-                   "sphere otherwise.")
+                   "sphere otherwise [default: auto].")
+@click.option("--shading", default=None, type=click.Choice(["textured", "plain"]),
+              help="textured: HardPhongShader's model with the mesh's textures; plain: "
+                   "untextured light grey, ambient + diffuse (MVCNN) [default: textured].")
+@click.option("--textures", default="uv", show_default=True, type=click.Choice(["uv", "atlas"]),
+              help="uv: each material's images at source resolution; atlas: PyTorch3D's "
+                   "per-face texture atlas (CLIP2Point parity).")
+@click.option("--shader", default="tap3d", show_default=True,
+              type=click.Choice(["tap3d", "pytorch3d"]),
+              help="tap3d: shades covered pixels only; pytorch3d: HardPhongShader.")
+@click.option("--obj-loader", default="tinyobjloader", show_default=True,
+              type=click.Choice(["tinyobjloader", "pytorch3d"]),
+              help="OBJ parser; pytorch3d (load_obj, needs --textures atlas) for comparison.")
 @click.option("--image-size", default=224, show_default=True, help="Square image side, pixels.")
 @click.option("--fov", default=60.0, show_default=True, help="Vertical field of view, degrees.")
 @click.option("--points", default=8192, show_default=True, help="Surface points per object.")
@@ -48,17 +64,19 @@ def main():
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output (default: resume it when the settings match).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def build_dataset(source, output, views, layout, image_size, fov, points, synsets, limit, seed,
-                  shard_size, device, backend, workers, scheduler, timeout, memory_limit,
-                  overwrite, quiet):
+def build_dataset(source, output, preset, views, layout, shading, textures, shader, obj_loader,
+                  image_size, fov, points, synsets, limit, seed, shard_size, device, backend,
+                  workers, scheduler, timeout, memory_limit, overwrite, quiet):
     """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset."""
-    from tap3d.build import BuildConfig, build
+    from tap3d.build import build
+    from tap3d.build.plan import preset_config
     from tap3d.sources import SourceError
 
-    config = BuildConfig(views=views, layout=layout, image_size=image_size, fov=fov,
-                         points=points, shard_size=shard_size, seed=seed, device=device,
-                         backend=backend)
     try:
+        config = preset_config(preset, views=views, layout=layout, shading=shading,
+                               textures=textures, shader=shader, obj_loader=obj_loader,
+                               image_size=image_size, fov=fov, points=points,
+                               shard_size=shard_size, seed=seed, device=device, backend=backend)
         summary = build(source, output, config,
                         synsets=[s for s in synsets.split(",") if s] if synsets else None,
                         limit=limit, workers=workers, scheduler=scheduler, overwrite=overwrite,

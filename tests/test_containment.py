@@ -14,6 +14,10 @@ from helpers import MESHES, copy_obj, dask_cluster
 from tap3d.build import BuildConfig, build
 
 CONFIG = BuildConfig(views=4, image_size=48, points=256, shard_size=4, seed=2)
+# PyTorch3D's loader and shader: with them the 499k-face model takes seconds and ~1.9 GB, the
+# runaway object the tests below need (the default path renders it in about 1 GB).
+SLOW = BuildConfig(views=4, image_size=48, points=256, shard_size=4, seed=2,
+                   obj_loader="pytorch3d", textures="atlas", shader="pytorch3d")
 SYNSET = "02958343"  # car
 MODEL = ("models", "model_normalized.obj")
 
@@ -107,17 +111,18 @@ def test_bad_models_fail_with_reasons_and_the_build_completes(tmp_path,
 
 @pytest.mark.slow
 def test_hung_and_runaway_objects_are_retried_then_failed(tmp_path, big_obj, pybullet_root):
-    """The 499k-face model takes seconds and ~1.9 GB: a 1 s time limit, then a memory limit
-    below its needs, end its worker twice; it is recorded as failed with the reason and the
-    other objects are done."""
+    """The 499k-face model takes more than a second, and ~1.9 GB with PyTorch3D's loader and
+    shader: a 1 s time limit, then a memory limit below its needs, end its worker twice; it is
+    recorded as failed with the reason and the other objects are done."""
     src = tmp_path / "src"
     for name in ("duck", "mug"):
         copy_obj(os.path.join(pybullet_root, MESHES[name]), str(src / "c" / f"{name}.obj"))
     shutil.copyfile(big_obj, src / "c" / "big.obj")
-    for kwargs, reason in (({"timeout": 1.0}, "exceeded the time limit of 1 s per object"),
-                           ({"memory_limit": "1.2GiB"}, "exceeded the worker memory limit")):
+    for config, kwargs, reason in (
+            (CONFIG, {"timeout": 1.0}, "exceeded the time limit of 1 s per object"),
+            (SLOW, {"memory_limit": "1.2GiB"}, "exceeded the worker memory limit")):
         out = str(tmp_path / f"{list(kwargs)[0]}.zarr")
-        summary = build(str(src), out, CONFIG, workers=1, progress=False, **kwargs)
+        summary = build(str(src), out, config, workers=1, progress=False, **kwargs)
         g = zarr.open_group(out, mode="r")
         ids = list(g["object_id"][:])
         big = ids.index("c/big.obj")
@@ -153,7 +158,7 @@ def test_worker_crash_twice_on_one_object_is_recorded(tmp_path, big_obj, pybulle
         out = str(tmp_path / "out.zarr")
         result = {}
         thread = threading.Thread(target=lambda: result.update(summary=build(
-            str(src), out, CONFIG, scheduler=client.scheduler.address, progress=False)))
+            str(src), out, SLOW, scheduler=client.scheduler.address, progress=False)))
         thread.start()
         kills, deadline = 0, time.time() + 300
         while kills < 2 and time.time() < deadline:

@@ -19,7 +19,15 @@ from tap3d.render.cameras import DEFAULT_DISTANCE, DEFAULT_FOV, make_layout, res
 from tap3d.sources import ObjectSpec, Source, discover
 from tap3d.views import schema
 
-__all__ = ["BuildConfig", "Plan", "make_plan", "object_seed"]
+__all__ = ["BuildConfig", "PRESETS", "preset_config", "Plan", "make_plan", "object_seed"]
+
+#: Appearance presets (``--preset``; DESIGN.md, "View layouts"): ``clip2point`` is the default
+#: settings (CLIP2Point supplement: 10 views, textured); ``tap`` is what the TAP authors
+#: pre-train on, MVCNN's renders (12 views at elevation 30, azimuth 0..330, untextured grey).
+PRESETS = {
+    "clip2point": {"views": 10, "layout": "clip2point", "shading": "textured"},
+    "tap": {"views": 12, "layout": "mvcnn", "shading": "plain"},
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,15 @@ class BuildConfig:
             ray casting on CPU (see :mod:`tap3d.render.rasterize`).
         background: background colour, RGB in [0, 1].
         texture_atlas_size: per-face texture resolution for OBJ texture atlases.
+        shading: ``textured`` (HardPhongShader's model, CLIP2Point) or ``plain`` (untextured
+            grey, MVCNN); see :mod:`tap3d.render.shade`.
+        textures: ``uv`` (each material's images at source resolution) or ``atlas``
+            (PyTorch3D's per-face atlas, CLIP2Point parity); see :mod:`tap3d.render.textures`.
+        shader: ``tap3d`` (covered pixels only, one copy of the mesh) or ``pytorch3d``
+            (``HardPhongShader``, ``textured`` only).
+        obj_loader: ``tinyobjloader`` or ``pytorch3d`` (PyTorch3D's ``load_obj``, ``atlas``
+            only; kept for comparison).
+        preset: the ``--preset`` these settings came from (see :func:`preset_config`), or None.
     """
 
     views: int = 10
@@ -54,6 +71,11 @@ class BuildConfig:
     backend: str = "auto"
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     texture_atlas_size: int = 4
+    shading: str = "textured"
+    textures: str = "uv"
+    shader: str = "tap3d"
+    obj_loader: str = "tinyobjloader"
+    preset: str | None = None
 
     def validate(self) -> "BuildConfig":
         """Raise ``ValueError`` on settings that cannot be built; return self."""
@@ -72,7 +94,48 @@ class BuildConfig:
 
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        self._validate_appearance()
         return self
+
+    def _validate_appearance(self) -> None:
+        from tap3d.render.meshes import TEXTURES
+        from tap3d.render.objfile import OBJ_LOADERS
+        from tap3d.render.shade import SHADERS, SHADINGS
+
+        for option, value, allowed in (("shading", self.shading, SHADINGS),
+                                       ("textures", self.textures, TEXTURES),
+                                       ("shader", self.shader, SHADERS),
+                                       ("obj_loader", self.obj_loader, OBJ_LOADERS),
+                                       ("preset", self.preset, (None, *PRESETS))):
+            if value not in allowed:
+                raise ValueError(f"{option} must be one of "
+                                 f"{', '.join(str(a) for a in allowed if a)}, got {value!r}")
+        if self.shader == "pytorch3d" and self.shading == "plain":
+            raise ValueError("shading 'plain' is computed by the tap3d shader, not shader "
+                             "'pytorch3d'")
+        if self.obj_loader == "pytorch3d" and self.textures != "atlas":
+            raise ValueError("obj_loader 'pytorch3d' builds a texture atlas; use textures 'atlas'")
+
+
+def preset_config(preset: str | None = None, **options) -> BuildConfig:
+    """A :class:`BuildConfig` from a preset and explicit options, which override it.
+
+    Args:
+        preset: a name from :data:`PRESETS`, or None (the :class:`BuildConfig` defaults, which
+            are ``clip2point``'s).
+        options: :class:`BuildConfig` fields; those given as None are left to the preset.
+            ``views`` given without ``layout`` resolves the layout with ``auto``.
+
+    Raises:
+        ValueError: an unknown preset.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    given = {name: value for name, value in options.items() if value is not None}
+    chosen = dict(PRESETS.get(preset, {}))
+    if "views" in given and "layout" not in given:
+        chosen["layout"] = "auto"  # another view count than the preset's: its own layout
+    return BuildConfig(**{**chosen, **given, "preset": preset})
 
 
 @dataclass(frozen=True)
@@ -135,7 +198,7 @@ def object_seed(seed: int, object_id: str) -> int:
 
 def _attributes(source: Source, config: BuildConfig) -> dict:
     import tap3d
-    from tap3d.render.shade import LIGHTS
+    from tap3d.render.shade import lights_for
 
     layout = make_layout(config.layout, config.views, config.distance,
                          rng=np.random.default_rng(0))
@@ -151,7 +214,12 @@ def _attributes(source: Source, config: BuildConfig) -> dict:
         "views": config.views,
         "image_size": config.image_size,
         "fov": config.fov,
-        "lights": LIGHTS,
+        "lights": lights_for(config.shading),
+        "shading": config.shading,
+        "textures": config.textures,
+        "shader": config.shader,
+        "obj_loader": config.obj_loader,
+        "preset": config.preset,
         "background": list(config.background),
         "backend": config.backend,
         "points_per_object": config.points,

@@ -29,12 +29,15 @@ __all__ = ["ShardReport", "render_object", "make_renderer", "render_shard"]
 
 @dataclass
 class ShardReport:
-    """What one shard task did: objects done, failures ``(object_id, error)``, seconds."""
+    """What one shard task did: objects done, failures ``(object_id, error)``, seconds, and the
+    seconds of each stage (``load``, ``rasterize``, ``shade``, ``sample``, ``write``) summed over
+    its objects."""
 
     shard: int
     done: int
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def make_renderer(config: BuildConfig, threads: int = 1):
@@ -44,16 +47,20 @@ def make_renderer(config: BuildConfig, threads: int = 1):
     from tap3d.render.shade import ViewRenderer
 
     return ViewRenderer(make_rasterizer(config.backend, config.image_size, config.device, threads),
-                        device=config.device, background=config.background)
+                        device=config.device, background=config.background,
+                        shader=config.shader, shading=config.shading)
 
 
-def render_object(spec: ObjectSpec, config: BuildConfig, renderer) -> dict:
+def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
+                  timings: dict | None = None) -> dict:
     """Load, render and sample one object.
 
     Args:
         spec: the object.
         config: a resolved config (``device``, ``backend``, ``layout`` not ``auto``).
         renderer: from :func:`make_renderer`.
+        timings: when given, the seconds of each stage are added to it (``load``,
+            ``rasterize``, ``shade``, ``sample``).
 
     Returns:
         Its per-object arrays by format name (``rgb`` ``(V, S, S, 3)`` uint8, ``mask``,
@@ -66,13 +73,20 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer) -> dict:
     from tap3d.render.cameras import make_cameras, opencv_cameras
     from tap3d.render.meshes import load_mesh, sample_surface
 
+    timings = {} if timings is None else timings
+    began = time.perf_counter()
     seeds = np.random.SeedSequence(object_seed(config.seed, spec.object_id)).spawn(2)
-    mesh = load_mesh(spec.path, texture_atlas_size=config.texture_atlas_size)
+    # plain shading reads no material or image: the geometry alone
+    mesh = load_mesh(spec.path, textures="none" if config.shading == "plain" else config.textures,
+                     texture_atlas_size=config.texture_atlas_size, obj_loader=config.obj_loader)
+    timings["load"] = timings.get("load", 0.0) + time.perf_counter() - began
     layout = make_layout(config.layout, config.views, config.distance,
                          rng=np.random.default_rng(seeds[0]))
     cameras = make_cameras(layout, config.fov, device=config.device)
-    views = renderer(mesh, cameras)
+    views = renderer(mesh, cameras, timings)
+    began = time.perf_counter()
     points, normals = sample_surface(mesh, config.points, seed=int(seeds[1].generate_state(1)[0]))
+    timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - began
     R = cameras.R.cpu().numpy()
     T = cameras.T.cpu().numpy()
     K, world_to_camera = opencv_cameras(R, T, config.fov, config.image_size)
@@ -144,7 +158,7 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
             if i in failed:
                 values = {"status": schema.STATUS_FAILED, "error": f"{spec.path}: {failed[i]}"}
             else:
-                values = render_object(spec, config, renderer)
+                values = render_object(spec, config, renderer, report.timings)
         except MeshError as error:
             values = {"status": schema.STATUS_FAILED, "error": str(error)}
         except Exception as error:  # noqa: BLE001 - one bad object must not stop the shard
@@ -164,8 +178,10 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
         arrays[name] = arrays[name].astype(str)
     if watchdog:
         watchdog.finished.set()
+    writing = time.perf_counter()
     group = schema.open_views(store, mode="r+")
     write_shard(group, start, arrays)
+    report.timings["write"] = time.perf_counter() - writing
     report.seconds = time.perf_counter() - began
     return report
 

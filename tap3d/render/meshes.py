@@ -1,10 +1,11 @@
 """Loading one mesh file with its appearance, validating, normalizing and sampling it.
 
-Formats: ``.obj`` (with ``.mtl`` materials and texture images) goes through PyTorch3D's
-``load_obj`` with a per-face texture atlas; ``.off .ply .stl .glb .gltf`` go through trimesh
-(vertex colours, face colours and textures sampled at the vertices). Every mesh is validated
-here, not trusted to the loaders (see DESIGN.md, "Mesh-loading pitfalls"): PyTorch3D only warns
-about faces indexing past the vertex list and trimesh silently drops NaN vertices.
+Formats: ``.obj`` (with ``.mtl`` materials and texture images) goes through tinyobjloader
+(:mod:`tap3d.render.objfile`; PyTorch3D's ``load_obj`` on request) and its textures through
+:mod:`tap3d.render.textures`; ``.off .ply .stl .glb .gltf`` go through trimesh (vertex colours,
+face colours and textures sampled at the vertices). Every mesh is validated here, not trusted to
+the loaders (see DESIGN.md, "Mesh-loading pitfalls"): PyTorch3D only warns about faces indexing
+past the vertex list, trimesh silently drops NaN vertices and tinyobjloader reads them as 0.
 
 Frames: the normalized object frame has the axis-aligned bounding box's centre at the origin and
 the farthest vertex at distance 1; the source's axes are kept (ShapeNetCore is y-up), so
@@ -19,19 +20,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tap3d.render.textures import DEFAULT_COLOR, VertexColors
+
 __all__ = [
     "MESH_SUFFIXES",
+    "TEXTURES",
     "DEFAULT_COLOR",
     "MeshError",
     "Mesh",
     "load_mesh",
+    "vertex_normals",
     "sample_surface",
 ]
 
 #: File suffixes that a mesh-folder source picks up.
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
-#: Diffuse colour (linear RGB in [0, 1]) of faces that have no material, texture or colour.
-DEFAULT_COLOR = (0.7, 0.7, 0.7)
+#: OBJ texture modes (``--textures``): per-material images at source resolution, or
+#: PyTorch3D's per-face atlas (CLIP2Point's renders). :func:`load_mesh` also takes ``none``.
+TEXTURES = ("uv", "atlas")
 
 
 class MeshError(Exception):
@@ -53,9 +59,9 @@ class Mesh:
     Attributes:
         verts: ``(V, 3)`` float32 tensor, normalized object frame (unit sphere).
         faces: ``(F, 3)`` int64 tensor of vertex indices, counter-clockwise not assumed.
-        textures: a PyTorch3D ``TexturesUV`` (one texture image), ``TexturesAtlas``
-            (``(1, F, R, R, 3)``, several materials or wrapped UVs) or ``TexturesVertex``
-            (``(1, V, 3)``), colours in [0, 1].
+        textures: the appearance, one of :mod:`tap3d.render.textures`
+            (``MaterialTextures``, ``FaceAtlas`` or ``VertexColors``): ``sample(face, bary)``
+            gives colours in [0, 1], ``to_pytorch3d()`` the same as a PyTorch3D texture.
         center: ``(3,)`` float32, bounding-box centre in source units.
         scale: distance of the farthest vertex from ``center`` in source units (> 0).
         path: the file it came from.
@@ -75,6 +81,12 @@ class Mesh:
     def num_faces(self) -> int:
         return int(self.faces.shape[0])
 
+    def verts_normals(self) -> np.ndarray:
+        """``(V, 3)`` float32 unit vertex normals (:func:`vertex_normals`), computed once."""
+        if getattr(self, "_normals", None) is None:
+            self._normals = vertex_normals(self.verts.numpy(), self.faces.numpy())
+        return self._normals
+
     def to_meshes(self, device="cpu"):
         """This mesh as a PyTorch3D ``Meshes`` batch of one on ``device``."""
         from pytorch3d.structures import Meshes
@@ -82,7 +94,7 @@ class Mesh:
         return Meshes(
             verts=[self.verts.to(device)],
             faces=[self.faces.to(device)],
-            textures=self.textures.to(device),
+            textures=self.textures.to_pytorch3d().to(device),
         )
 
 
@@ -119,80 +131,6 @@ def _normalize(path: str, verts: np.ndarray) -> tuple[np.ndarray, np.ndarray, fl
     return ((v - center) / scale).astype(np.float32), center.astype(np.float32), scale
 
 
-def _constant_vertex_textures(num_verts: int, color=DEFAULT_COLOR):
-    import torch
-    from pytorch3d.renderer import TexturesVertex
-
-    rgb = torch.tensor(color, dtype=torch.float32).expand(num_verts, 3).clone()
-    return TexturesVertex(verts_features=[rgb])
-
-
-def _single_uv_texture(aux, faces) -> bool:
-    """Whether an OBJ has exactly one material, with an image, UVs in [0, 1] on every face."""
-    return (
-        aux.texture_images is not None and len(aux.texture_images) == 1
-        and aux.material_colors is not None and len(aux.material_colors) == 1
-        and aux.verts_uvs is not None and aux.verts_uvs.numel() > 0
-        and bool((faces.materials_idx >= 0).all()) and bool((faces.textures_idx >= 0).all())
-        and float(aux.verts_uvs.min()) >= 0.0 and float(aux.verts_uvs.max()) <= 1.0
-    )
-
-
-def _load_obj(path: str, atlas_size: int, notes: list[str]):
-    """OBJ through PyTorch3D, with a texture atlas; falls back to no textures if that fails."""
-    import torch
-    from pytorch3d.io import load_obj
-    from pytorch3d.renderer import TexturesAtlas, TexturesUV
-
-    def read(load_textures: bool):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = load_obj(
-                path,
-                load_textures=load_textures,
-                create_texture_atlas=load_textures,
-                texture_atlas_size=atlas_size,
-                texture_wrap="repeat",
-            )
-        return out, [str(w.message) for w in caught]
-
-    try:
-        (verts, faces, aux), messages = read(True)
-    except Exception as error:  # noqa: BLE001 - PyTorch3D raises many types on bad files
-        # Either the geometry is unreadable or the texture atlas failed (pytorch3d #441, #381,
-        # #1594); try the geometry alone to tell which.
-        try:
-            (verts, faces, aux), messages = read(False)
-        except UnicodeDecodeError:
-            raise MeshError(path, "not a text OBJ file (binary or wrong encoding)") from None
-        except Exception as inner:  # noqa: BLE001 - any loader failure is this file's failure
-            raise MeshError(path, f"unreadable OBJ ({type(inner).__name__}: {inner})") from None
-        notes.append(f"{path}: texture loading failed ({type(error).__name__}: {error}); "
-                     "rendered with the default colour")
-        aux = None
-    for message in messages:
-        if "does not exist" in message:  # PyTorch3D's warning for a missing texture image
-            notes.append(f"{path}: {message.strip()}; material colour used instead")
-    verts_np = verts.numpy()
-    faces_np = faces.verts_idx.numpy()
-    _validate(path, verts_np, faces_np)
-    if aux is not None and _single_uv_texture(aux, faces):
-        # One material with one image covering every face, UVs inside [0, 1]: sample the image
-        # exactly with TexturesUV (an atlas of R x R texels per face blurs large faces).
-        image = next(iter(aux.texture_images.values()))[..., :3].float().clamp(0.0, 1.0)
-        textures = TexturesUV(maps=[image], faces_uvs=[faces.textures_idx],
-                              verts_uvs=[aux.verts_uvs.float()])
-    elif aux is not None and aux.texture_atlas is not None:
-        atlas = aux.texture_atlas
-        no_material = faces.materials_idx < 0
-        if no_material.any():
-            atlas[no_material] = torch.tensor(DEFAULT_COLOR, dtype=atlas.dtype)
-        textures = TexturesAtlas(atlas=[atlas.clamp(0.0, 1.0)])
-    else:
-        textures = None
-    return verts_np, faces_np, textures
-
-
 def _load_trimesh(path: str, notes: list[str]):
     """OFF/PLY/STL/GLB/glTF through trimesh, keeping NaN vertices so that they are caught."""
     import trimesh
@@ -218,12 +156,41 @@ def _load_trimesh(path: str, notes: list[str]):
     return verts_np, faces_np, colors
 
 
-def load_mesh(path: str | os.PathLike, texture_atlas_size: int = 4) -> Mesh:
+def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes: list[str]):
+    """``(verts, faces, appearance or None)`` of an OBJ file (see :func:`load_mesh`)."""
+    from tap3d.render import objfile, textures as texture_modes
+
+    if obj_loader == "pytorch3d":
+        verts, faces, appearance = objfile.load_obj_pytorch3d(path, atlas_size, notes)
+        _validate(path, verts, faces)
+        return verts, faces, appearance
+    obj = objfile.read_obj(path)
+    notes += obj.notes
+    _validate(path, obj.verts, obj.faces)
+    bad = (obj.faces_uvs >= len(obj.verts_uvs)).any(1)
+    if bad.any():
+        notes.append(f"{path}: {int(bad.sum())} faces index texture coordinates past the "
+                     f"{len(obj.verts_uvs)} given; they show their material's colour")
+        obj.faces_uvs[bad] = -1
+    if textures == "none" or not obj.materials:
+        return obj.verts, obj.faces, None
+    if textures == "atlas":
+        return obj.verts, obj.faces, texture_modes.atlas_textures(obj, atlas_size, notes, path)
+    return obj.verts, obj.faces, texture_modes.material_textures(obj, notes, path)
+
+
+def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size: int = 4,
+              obj_loader: str = "tinyobjloader") -> Mesh:
     """Load, validate and normalize one mesh file with its appearance.
 
     Args:
         path: a file with a suffix in :data:`MESH_SUFFIXES`.
-        texture_atlas_size: ``R``, the per-face texture resolution of OBJ texture atlases.
+        textures: OBJ appearance, ``uv`` (per-material images at source resolution), ``atlas``
+            (PyTorch3D's per-face atlas) or ``none`` (geometry only: no material or image is
+            read, every face gets :data:`DEFAULT_COLOR`).
+        texture_atlas_size: ``R``, the per-face texture resolution of ``atlas``.
+        obj_loader: ``tinyobjloader`` or ``pytorch3d`` (PyTorch3D's ``load_obj``, which
+            always builds an atlas; kept for comparison).
 
     Returns:
         A :class:`Mesh` in the normalized object frame (float32 vertices, int64 faces).
@@ -232,10 +199,14 @@ def load_mesh(path: str | os.PathLike, texture_atlas_size: int = 4) -> Mesh:
         MeshError: the file is missing or empty, unreadable (binary garbage, truncated), has no
             vertices or faces, NaN/inf vertices, faces indexing past the vertex list, only
             zero-area faces, or all vertices in one point. The message names the file.
+        ValueError: an unknown ``textures`` or ``obj_loader``.
     """
     import torch
-    from pytorch3d.renderer import TexturesVertex
 
+    if textures not in TEXTURES + ("none",):
+        raise ValueError(f"textures must be one of uv, atlas, none; got {textures!r}")
+    if obj_loader not in ("tinyobjloader", "pytorch3d"):
+        raise ValueError(f"obj_loader must be tinyobjloader or pytorch3d; got {obj_loader!r}")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MeshError(path, "file not found")
@@ -244,28 +215,52 @@ def load_mesh(path: str | os.PathLike, texture_atlas_size: int = 4) -> Mesh:
     suffix = os.path.splitext(path)[1].lower()
     notes: list[str] = []
     if suffix == ".obj":
-        verts_np, faces_np, textures = _load_obj(path, texture_atlas_size, notes)
-        vertex_colors = None
+        verts_np, faces_np, appearance = _load_obj(path, textures, texture_atlas_size,
+                                                   obj_loader, notes)
     elif suffix in MESH_SUFFIXES:
-        verts_np, faces_np, vertex_colors = _load_trimesh(path, notes)
-        textures = None
+        verts_np, faces_np, colors = _load_trimesh(path, notes)
+        appearance = None if colors is None or textures == "none" else \
+            VertexColors(faces_np, colors)
     else:
         raise MeshError(path, f"unsupported suffix {suffix!r}; expected one of {MESH_SUFFIXES}")
     verts_norm, center, scale = _normalize(path, verts_np)
-    if textures is None:
-        if vertex_colors is not None:
-            textures = TexturesVertex(verts_features=[torch.from_numpy(vertex_colors)])
-        else:
-            textures = _constant_vertex_textures(verts_norm.shape[0])
+    faces_np = np.ascontiguousarray(faces_np, dtype=np.int64)
+    if appearance is None:
+        appearance = VertexColors(faces_np, np.broadcast_to(
+            np.array(DEFAULT_COLOR, np.float32), verts_norm.shape))
     return Mesh(
         verts=torch.from_numpy(verts_norm),
-        faces=torch.from_numpy(np.ascontiguousarray(faces_np, dtype=np.int64)),
-        textures=textures,
+        faces=torch.from_numpy(faces_np),
+        textures=appearance,
         center=center,
         scale=scale,
         path=path,
         warnings=notes,
     )
+
+
+def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals as PyTorch3D's ``Meshes.verts_normals_packed`` computes them.
+
+    Each face adds ``(v2 - v1) x (v0 - v1)`` (area-weighted, right-hand rule on the winding) to
+    its three vertices; the sums are normalized with ``eps = 1e-6``.
+
+    Args:
+        verts: ``(V, 3)`` float32.
+        faces: ``(F, 3)`` int64.
+
+    Returns:
+        ``(V, 3)`` float32.
+    """
+    tri = verts[faces]
+    normal = np.cross(tri[:, 2] - tri[:, 1], tri[:, 0] - tri[:, 1])
+    summed = np.zeros((len(verts), 3), np.float64)
+    for corner in range(3):
+        for axis in range(3):
+            summed[:, axis] += np.bincount(faces[:, corner], weights=normal[:, axis],
+                                           minlength=len(verts))
+    length = np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-6)
+    return (summed / length).astype(np.float32)
 
 
 def sample_surface(mesh: Mesh, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,11 +6,19 @@ and masks are computed once from PyTorch3D ``Fragments`` (a NamedTuple of ``pix_
 view-space z, ``bary_coords`` ``(N, S, S, K, 3)`` and ``dists`` ``(N, S, S, K)``), so any backend
 that produces them plugs in. All backends here use ``K = 1`` face per pixel and no blur: the
 nearest face through each pixel centre.
+
+Besides ``(meshes, cameras) -> Fragments`` every backend has ``rasterize_views(verts, faces,
+cameras)``: one mesh seen by ``N`` cameras, with no per-view copy where the backend allows it
+(Embree; PyTorch3D's rasterizer needs copies). The Embree backend lives in
+:mod:`tap3d.render.embree` and also gives the covered pixels alone (``covered_hits``), which is
+what the tap3d shader reads.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from tap3d.render.embree import EmbreeRasterizer
 
 __all__ = ["Rasterizer", "PyTorch3DRasterizer", "EmbreeRasterizer", "BACKENDS",
            "make_rasterizer", "resolve_backend"]
@@ -35,6 +43,11 @@ class Rasterizer(Protocol):
 
     def __call__(self, meshes, cameras):  # -> pytorch3d.renderer.mesh.rasterizer.Fragments
         """Rasterize ``N`` meshes, mesh ``i`` seen by camera ``i``, at the backend's image size."""
+
+    def rasterize_views(self, verts, faces, cameras):  # -> Fragments
+        """Rasterize one mesh (``(V, 3)`` float32 and ``(F, 3)`` int64 tensors) seen by ``N``
+        cameras: Fragments of ``N`` views whose ``pix_to_face`` indexes that mesh's faces
+        (``0..F-1``, -1 background); ``dists`` may be None."""
 
 
 class PyTorch3DRasterizer:
@@ -75,132 +88,26 @@ class PyTorch3DRasterizer:
 
         return MeshRasterizer(cameras=cameras, raster_settings=self.settings)(meshes)
 
-
-class EmbreeRasterizer:
-    """Ray casting through pixel centres with Embree (Open3D ``RaycastingScene``), as Fragments.
-
-    For ``faces_per_pixel=1`` and no blur, rasterization finds the nearest face whose projection
-    covers each pixel centre, which is the first face hit by the ray from the camera centre
-    through that pixel centre. Rays follow PyTorch3D's NDC convention for square images (+X left,
-    +Y up, pixel ``(row i, column j)`` at NDC ``(1 - (2 j + 1) / S, 1 - (2 i + 1) / S)``) and are
-    unprojected with the cameras' own ``unproject_points``, so every perspective camera class
-    works (``FoVPerspectiveCameras``, ``PerspectiveCameras``). Embree's BVH makes the cost
-    O(pixels x log faces) instead of PyTorch3D's CPU O(pixels x faces).
-
-    One Embree scene is built per distinct mesh of the batch and reused for all its views (the
-    renderer passes one mesh extended to ``V`` views), and all rays go in one call.
-
-    Returns ``Fragments`` like PyTorch3D's ``MeshRasterizer`` with ``faces_per_pixel=1``:
-    ``pix_to_face`` ``(N, S, S, 1)`` int64 in packed face indexing (-1 background),
-    ``zbuf`` ``(N, S, S, 1)`` float32 view-space z (-1 background), ``bary_coords``
-    ``(N, S, S, 1, 3)`` float32 world-space (perspective-correct) barycentrics of the face's
-    vertices in order, ``dists`` ``(N, S, S, 1)`` float32 minus the squared NDC distance from the
-    pixel centre to the face's nearest edge (-1 background).
-
-    Args:
-        image_size: side ``S`` of the square images, pixels.
-        threads: Embree threads; 0 uses all cores.
-
-    Raises:
-        ValueError: orthographic cameras (not used by any layout) are not supported.
-    """
-
-    name = "embree"
-    max_batch_faces = None  # all views in one call, one scene
-
-    def __init__(self, image_size: int, threads: int = 0):
-        self.image_size = image_size
-        self.threads = threads
-
-    def _pixel_ndc(self):
-        """``(S * S, 2)`` NDC (x, y) of the pixel centres, row-major (PyTorch3D: +X left, +Y up)."""
-        import torch
-
-        S = self.image_size
-        ndc = 1.0 - (2.0 * torch.arange(S, dtype=torch.float32) + 1.0) / S
-        y, x = torch.meshgrid(ndc, ndc, indexing="ij")
-        return torch.stack([x.reshape(-1), y.reshape(-1)], -1)
-
-    def _rays(self, cameras):
-        """World-space ray origins and unit directions, ``(N, S * S, 3)`` each, row-major pixels."""
-        import torch
-
-        if not cameras.is_perspective():
-            raise ValueError("the embree backend supports perspective cameras only")
-        S, N = self.image_size, len(cameras)
-        xy = self._pixel_ndc().expand(N, S * S, 2)
-        ones = torch.ones(N, S * S, 1)
-        far = cameras.unproject_points(torch.cat([xy, ones], -1), world_coordinates=True)
-        origin = cameras.get_camera_center()[:, None, :].expand(N, S * S, 3)
-        return origin, torch.nn.functional.normalize(far - origin, dim=-1)
-
-    def __call__(self, meshes, cameras):
-        import numpy as np
-        import open3d as o3d
+    def rasterize_views(self, verts, faces, cameras):
+        """One mesh seen by every camera, in batches of ``max_batch_faces`` (see
+        :class:`Rasterizer`); PyTorch3D needs a copy of the mesh per view."""
         import torch
         from pytorch3d.renderer.mesh.rasterizer import Fragments
+        from pytorch3d.structures import Meshes
 
-        S, N = self.image_size, len(meshes)
-        origin, direction = self._rays(cameras.to("cpu"))
-        verts_list = [v.detach().cpu() for v in meshes.verts_list()]
-        faces_list = [f.cpu() for f in meshes.faces_list()]
-        first_face = meshes.mesh_to_faces_packed_first_idx().cpu()
-        # one scene per distinct mesh, consecutive copies of one mesh share it
-        groups: list[list[int]] = []
-        for i in range(N):
-            same = groups and torch.equal(verts_list[i], verts_list[groups[-1][0]]) and \
-                torch.equal(faces_list[i], faces_list[groups[-1][0]])
-            groups[-1].append(i) if same else groups.append([i])
-        face = torch.full((N, S * S), -1, dtype=torch.int64)
-        t_hit = torch.full((N, S * S), float("inf"))
-        uv = torch.zeros(N, S * S, 2)
-        for group in groups:
-            scene = o3d.t.geometry.RaycastingScene(nthreads=self.threads)
-            scene.add_triangles(
-                o3d.core.Tensor(verts_list[group[0]].numpy().astype(np.float32)),
-                o3d.core.Tensor(faces_list[group[0]].numpy().astype(np.uint32)))
-            rays = torch.cat([origin[group], direction[group]], -1).reshape(-1, 6)
-            hits = scene.cast_rays(o3d.core.Tensor(rays.numpy()), nthreads=self.threads)
-            index = torch.tensor(group)
-            t_hit[index] = torch.from_numpy(hits["t_hit"].numpy()).reshape(len(group), -1)
-            ids = torch.from_numpy(hits["primitive_ids"].numpy().astype(np.int64))
-            face[index] = ids.reshape(len(group), -1)
-            uv[index] = torch.from_numpy(hits["primitive_uvs"].numpy()).reshape(len(group), -1, 2)
-        covered = torch.isfinite(t_hit)
-        face = torch.where(covered, face, -1)
-        # view-space z of the hit points
-        hit = origin + direction * torch.where(covered, t_hit, 0.0)[..., None]
-        zbuf = cameras.get_world_to_view_transform().to("cpu").transform_points(hit)[..., 2]
-        zbuf = torch.where(covered, zbuf, -1.0)
-        bary = torch.stack([1.0 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], -1)
-        bary = torch.where(covered[..., None], bary, -1.0)
-        dists = self._edge_dists(meshes, cameras, face, covered)
-        packed = torch.where(covered, face + first_face[:, None], -1)
-        shape = (N, S, S, 1)
-        device = meshes.device
-        return Fragments(
-            pix_to_face=packed.reshape(shape).to(device),
-            zbuf=zbuf.reshape(shape).to(device),
-            bary_coords=bary.reshape(shape + (3,)).to(device),
-            dists=dists.reshape(shape).to(device),
-        )
-
-    def _edge_dists(self, meshes, cameras, face, covered):
-        """Minus the squared NDC distance from each covered pixel centre to its face's edges."""
-        import torch
-
-        S, N = self.image_size, len(meshes)
-        pixel = self._pixel_ndc()
-        projected = cameras.transform_points(meshes.verts_padded())[..., :2].cpu()  # (N, V, 2)
-        view, pix = covered.nonzero(as_tuple=True)
-        corner = meshes.faces_padded().cpu()[view, face[view, pix]]  # (M, 3) vertex indices
-        tri = projected[view[:, None], corner]  # (M, 3, 2)
-        a, b = tri, tri.roll(-1, dims=1)
-        ab, p = b - a, pixel[pix][:, None, :]
-        t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)).clamp(0, 1)
-        dists = torch.full((N, S * S), -1.0)
-        dists[view, pix] = -((p - a - t[..., None] * ab) ** 2).sum(-1).min(-1).values
-        return dists
+        device = cameras.device
+        mesh = Meshes(verts=[verts.to(device)], faces=[faces.to(device)])
+        F, N = faces.shape[0], len(cameras)
+        per_batch = max(1, min(N, self.max_batch_faces // max(1, F)))
+        parts = []
+        for start in range(0, N, per_batch):
+            index = torch.arange(start, min(start + per_batch, N), device=device)
+            parts.append(self(mesh.extend(len(index)), cameras[index]))
+        pix = torch.cat([p.pix_to_face for p in parts])
+        return Fragments(pix_to_face=torch.where(pix >= 0, pix % F, -1),
+                         zbuf=torch.cat([p.zbuf for p in parts]),
+                         bary_coords=torch.cat([p.bary_coords for p in parts]),
+                         dists=torch.cat([p.dists for p in parts]))
 
 
 def resolve_backend(backend: str, device) -> str:

@@ -1,0 +1,342 @@
+"""Build throughput on heavy real meshes: the default path against PyTorch3D's loader + shader.
+
+    .venv/bin/python benchmarks/build.py            # everything (about 4 minutes on 2 loaded cores)
+    .venv/bin/python benchmarks/build.py --quick    # no Dask build, no memory table
+
+The heavy set stands in for ShapeNetCore's models: 13 real multi-material meshes from
+pybullet_data (7k-125k faces: the franka_panda visual links, a1 trunk, laikago chassis,
+mini_cheetah body and upper link, the samurai monastery, the roboschool stadium), rendered as a
+build does (10 views, 224 x 224, 8192 points, shard size 1). Both paths run in the same
+process, object by object in turn, so that load from other processes hits both alike:
+
+- ``default``: tinyobjloader, per-material textures at source resolution (``--textures uv``),
+  the covered-pixel shader (``--shader tap3d``), Embree;
+- ``before``: PyTorch3D's ``load_obj`` with a 4 x 4 atlas and ``HardPhongShader`` on a copy of
+  the mesh per view, Embree (``--obj-loader pytorch3d --textures atlas --shader pytorch3d``),
+  which was the default before.
+
+Beside them, a child process renders the same objects in turn with the source of
+``--baseline`` (default: the commit before this path, the issue's "today's default").
+
+Prints four tables:
+
+1. OBJ parsers on three meshes (seconds, one thread): tinyobjloader's binding alone, tap3d's
+   reader around it (its checks included), trimesh, Open3D and PyTorch3D's ``load_obj``.
+2. per-stage seconds per object (load, rasterize, shade, sample, write), one thread in this
+   process (``render_shard`` per object), and objects/s per core.
+3. end to end: ``build`` on a warm local Dask cluster of one worker per core, objects/s, per core,
+   and the projected time of ShapeNetCore v2 (52,472 models) on 16 cores.
+4. peak RSS of one fresh worker process rendering the samurai monastery subdivided once (~499k
+   faces), each path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+
+import numpy as np
+
+HEAVY = ["franka_panda/meshes/visual/" + name for name in
+         ("hand.obj", "link1.obj", "link2.obj", "link3.obj", "link4.obj", "link5.obj",
+          "link6.obj")] + [
+    "a1/meshes/trunk.obj", "laikago/chassis.obj", "mini_cheetah/meshes/mini_body.obj",
+    "mini_cheetah/meshes/mini_upper_link.obj", "samurai_monastry.obj",
+    "roboschool/models_outdoor/stadium/stadium.obj"]
+SHAPENET_V2_MODELS = 52_472
+#: The last commit before issue 13 (tinyobjloader, textures at source resolution, the covered
+#: shader): "today's default" of the issue, run from its own source in a child process.
+BASELINE_REF = "4ae3ed4"
+PATHS = {"default": dict(),
+         "before": dict(obj_loader="pytorch3d", textures="atlas", shader="pytorch3d")}
+STAGES = ("load", "rasterize", "shade", "sample", "write")
+
+
+def heavy_folder(root: str, out: str) -> str:
+    """The heavy set as a mesh folder ``<source>/<name>.obj`` with MTL files and images."""
+    for rel in HEAVY:
+        src = os.path.join(root, rel)
+        category = rel.split("/")[0]
+        target = os.path.join(out, category)
+        os.makedirs(target, exist_ok=True)
+        shutil.copyfile(src, os.path.join(target, os.path.basename(src)))
+        folder = os.path.dirname(src)
+        for line in open(src, errors="ignore"):
+            if line.startswith("mtllib"):
+                mtl = line.split(maxsplit=1)[1].strip()
+                shutil.copyfile(os.path.join(folder, mtl), os.path.join(target, mtl))
+                for entry in open(os.path.join(folder, mtl), errors="ignore"):
+                    parts = entry.split()
+                    if parts and parts[0] == "map_Kd" and \
+                            os.path.isfile(os.path.join(folder, parts[-1])):
+                        shutil.copyfile(os.path.join(folder, parts[-1]),
+                                        os.path.join(target, parts[-1]))
+    return out
+
+
+def _best(fn, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def parser_table(root: str) -> list[str]:
+    import warnings
+
+    import open3d as o3d
+    import tinyobjloader
+    import trimesh
+    from pytorch3d.io import load_obj
+
+    from tap3d.render.objfile import read_obj
+
+    def binding(path):
+        reader = tinyobjloader.ObjReader()
+        reader.ParseFromFile(path, tinyobjloader.ObjReaderConfig())
+
+    def pytorch3d(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load_obj(path, create_texture_atlas=True, texture_atlas_size=4, texture_wrap="repeat")
+
+    candidates = {"tinyobjloader binding": binding, "tap3d read_obj": read_obj,
+                  "trimesh.load": lambda p: trimesh.load(p, force="mesh", process=False),
+                  "open3d read_triangle_mesh": lambda p: o3d.io.read_triangle_mesh(p),
+                  "pytorch3d load_obj + atlas": pytorch3d}
+    rows = ["| mesh | faces | " + " | ".join(candidates) + " |",
+            "| --- | ---: |" + " ---: |" * len(candidates)]
+    o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
+    print("\n".join(rows), flush=True)
+    for rel in ("franka_panda/meshes/visual/link6.obj", "a1/meshes/trunk.obj",
+                "samurai_monastry.obj"):
+        path = os.path.join(root, rel)
+        times = [_best(lambda: fn(path)) for fn in candidates.values()]
+        rows.append(f"| {os.path.basename(rel)} | {len(read_obj(path).faces)} | "
+                    + " | ".join(f"{t:.3f}" for t in times) + " |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+_BASELINE_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])  # the baseline commit's tap3d first
+import torch
+torch.set_num_threads(1)
+from tap3d.build import BuildConfig, make_plan, render_shard
+from tap3d.views.writer import create_dataset
+plan = make_plan(sys.argv[2], BuildConfig(shard_size=1, device="cpu"))
+create_dataset(sys.argv[3], plan.specs(), 1, plan.attributes, plan.index, overwrite=True)
+render_shard(sys.argv[3], 0, 0, plan.objects[:1], plan.config, threads=1)  # warm-up
+print("ready", flush=True)
+for line in sys.stdin:
+    i = int(line)
+    report = render_shard(sys.argv[3], i, i, plan.objects[i:i + 1], plan.config, threads=1)
+    print(report.done, report.seconds, flush=True)
+"""
+
+
+def _baseline(folder: str, workdir: str, ref: str):
+    """A child process rendering with the source of commit ``ref``; None without git or ref."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = os.path.join(workdir, "baseline")
+    os.makedirs(source)
+    archive = subprocess.run(["git", "-C", repo, "archive", ref, "tap3d"], capture_output=True)
+    if archive.returncode != 0:
+        print(f"(no baseline: git archive {ref} failed: {archive.stderr.decode().strip()})")
+        return None
+    subprocess.run(["tar", "-x", "-C", source], input=archive.stdout, check=True)
+    child = subprocess.Popen([sys.executable, "-c", _BASELINE_CHILD, source, folder,
+                              os.path.join(workdir, "baseline.zarr")], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert child.stdout.readline().strip() == "ready", "the baseline child failed to start"
+    return child
+
+
+def stage_table(folder: str, workdir: str, ref: str | None = BASELINE_REF) -> tuple[list, dict]:
+    """Both paths object by object in this process, one thread, and the commit ``ref`` in a
+    child process in turn with them; returns rows and totals."""
+    import torch
+
+    from tap3d.build import BuildConfig, make_plan, render_shard
+    from tap3d.views.writer import create_dataset
+
+    torch.set_num_threads(1)
+    plans, stores = {}, {}
+    for name, options in PATHS.items():
+        plans[name] = make_plan(folder, BuildConfig(shard_size=1, device="cpu", **options))
+        stores[name] = os.path.join(workdir, f"stages-{name}.zarr")
+        plan = plans[name]
+        create_dataset(stores[name], plan.specs(), 1, plan.attributes, plan.index, overwrite=True)
+    totals = {name: {stage: 0.0 for stage in STAGES + ("seconds",)} for name in PATHS}
+    done = {name: 0 for name in PATHS}
+    for name in PATHS:  # warm-up: imports, Embree, the first texture read
+        plan = plans[name]
+        render_shard(stores[name], 0, 0, plan.objects[:1], plan.config, threads=1)
+    child = _baseline(folder, workdir, ref) if ref else None
+    baseline = {"done": 0, "seconds": 0.0}
+    for index in range(len(plans["default"].objects)):
+        if child is not None:
+            child.stdin.write(f"{index}\n")
+            child.stdin.flush()
+            objects, seconds = child.stdout.readline().split()
+            baseline["done"] += int(objects)
+            baseline["seconds"] += float(seconds)
+        for name, plan in plans.items():
+            report = render_shard(stores[name], index, index, plan.objects[index:index + 1],
+                                  plan.config, threads=1)
+            done[name] += report.done
+            for stage in STAGES:
+                totals[name][stage] += report.timings.get(stage, 0.0)
+            totals[name]["seconds"] += report.seconds
+    n = len(plans["default"].objects)
+    rows = ["| path | objects | " + " | ".join(f"{s} s/object" for s in STAGES)
+            + " | total s/object | objects/s per core |",
+            "| --- | ---: |" + " ---: |" * (len(STAGES) + 2)]
+    for name in PATHS:
+        t = totals[name]
+        rows.append(f"| {name} | {done[name]}/{n} | " + " | ".join(f"{t[s] / n:.3f}" for s in STAGES)
+                    + f" | {t['seconds'] / n:.3f} | {n / t['seconds']:.2f} |")
+    if child is not None:
+        child.stdin.close()
+        child.wait()
+        rows.append(f"| {ref} (today's default) | {baseline['done']}/{n} |"
+                    + " |" * len(STAGES) + f" {baseline['seconds'] / n:.3f} | "
+                    f"{n / baseline['seconds']:.2f} |")
+    ratio = totals["before"]["seconds"] / totals["default"]["seconds"]
+    rows.append(f"\ndefault / before, objects/s per core in one thread: {ratio:.1f}x")
+    if child is not None:
+        rows.append(f"default / {ref}, objects/s per core in one thread: "
+                    f"{baseline['seconds'] / totals['default']['seconds']:.1f}x")
+    return rows, totals
+
+
+def _warm_imports():
+    import open3d  # noqa: F401
+    import pytorch3d.renderer  # noqa: F401
+    import tinyobjloader  # noqa: F401
+    import trimesh.sample  # noqa: F401
+
+    import tap3d.build.shard  # noqa: F401
+    return os.getpid()
+
+
+def dask_table(folder: str, workdir: str, workers: int) -> list[str]:
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    from tap3d.build import BuildConfig, build
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=50)
+    rows = ["| path | workers | objects | seconds | objects/s | objects/s per core "
+            "| ShapeNetCore v2 on 16 cores |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    print("\n".join(rows), flush=True)
+    try:
+        with Client(cluster) as client:
+            client.run(_warm_imports)
+            for name, options in PATHS.items():
+                config = BuildConfig(shard_size=1, **options)
+                summary = build(folder, os.path.join(workdir, f"dask-{name}.zarr"), config,
+                                scheduler=cluster.scheduler_address, progress=False,
+                                overwrite=True)
+                rate = summary.done / summary.seconds
+                per_core = rate / workers
+                hours = SHAPENET_V2_MODELS / (per_core * 16) / 3600
+                rows.append(f"| {name} | {workers} | {summary.done} | {summary.seconds:.1f} | "
+                            f"{rate:.2f} | {per_core:.2f} | {hours * 60:.0f} min |")
+                print(rows[-1], flush=True)
+    finally:
+        cluster.close()
+    return rows
+
+
+_MEMORY_CHILD = """
+import sys, time
+from tap3d.build import BuildConfig, make_renderer, render_object
+from tap3d.build.plan import make_plan
+from tap3d.sources import ObjectSpec
+import torch
+torch.set_num_threads(1)
+options = eval(sys.argv[2])
+config = make_plan(sys.argv[3], BuildConfig(device="cpu", **options)).config
+renderer = make_renderer(config, threads=1)
+
+def high_water():  # VmHWM restarts at exec; ru_maxrss keeps the parent's peak
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+
+before = high_water()
+began = time.perf_counter()
+render_object(ObjectSpec("big", "big", sys.argv[1]), config, renderer)
+print(before, high_water(), time.perf_counter() - began)
+"""
+
+
+def memory_table(root: str, workdir: str) -> list[str]:
+    import trimesh
+
+    folder = os.path.join(workdir, "big")
+    os.makedirs(os.path.join(folder, "big"))
+    big = os.path.join(folder, "big", "samurai_x4.obj")
+    mesh = trimesh.load(os.path.join(root, "samurai_monastry.obj"), force="mesh", process=False)
+    trimesh.Trimesh(*trimesh.remesh.subdivide(mesh.vertices, mesh.faces), process=False).export(big)
+    rows = ["| path | faces | peak RSS after imports (MiB) | peak RSS of the worker (MiB) "
+            "| seconds for 10 views + 8192 points |", "| --- | ---: | ---: | ---: | ---: |"]
+    print("\n".join(rows), flush=True)
+    for name, options in PATHS.items():
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, big, repr(options), folder],
+                             capture_output=True, text=True, check=True)
+        before, peak, seconds = out.stdout.split()[-3:]
+        rows.append(f"| {name} | {len(mesh.faces) * 4} | {int(before) / 1024:.0f} | "
+                    f"{int(peak) / 1024:.0f} | {float(seconds):.1f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="no Dask build, no memory table")
+    parser.add_argument("--tables", default="parsers,stages,dask,memory",
+                        help="comma-separated tables to print (parsers, stages, dask, memory)")
+    parser.add_argument("--baseline", default=BASELINE_REF,
+                        help="git commit rendered as today's default beside the two paths "
+                             "('' for none)")
+    args = parser.parse_args()
+    import pybullet_data
+
+    root = pybullet_data.getDataPath()
+    tables = {"parsers", "stages"} if args.quick else set(args.tables.split(","))
+    with tempfile.TemporaryDirectory() as workdir:
+        folder = heavy_folder(root, os.path.join(workdir, "heavy"))
+        if "parsers" in tables:
+            print("## OBJ parsers, seconds (best of 3, one thread)\n")
+            parser_table(root)
+        if "stages" in tables:
+            print("\n## Per-stage seconds per object, heavy set (10 views, 224 px, 8192 points, "
+                  "shard size 1), one thread\n")
+            rows, _ = stage_table(folder, workdir, args.baseline)
+            print("\n".join(rows), flush=True)
+        if "dask" in tables:
+            print(f"\n## End to end on a warm local Dask cluster ({args.workers} workers)\n")
+            dask_table(folder, workdir, args.workers)
+        if "memory" in tables:
+            print("\n## Peak memory (VmHWM) of one worker on the ~499k-face mesh\n")
+            memory_table(root, workdir)
+    print(f"\n(numpy {np.__version__}, {os.cpu_count()} cores, peak RSS of this process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
