@@ -138,9 +138,33 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
         A :class:`ShardReport`.
     """
     import torch
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        return _render_shard(store, shard, start, objects, config, threads, failed or {},
+                             timeout, memory_limit)
+    finally:
+        torch.set_num_threads(previous_threads)  # an in-process build leaves the caller's
+
+
+def _contained(spec: ObjectSpec, config: BuildConfig, renderer, timings: dict) -> dict:
+    """:func:`render_object`, or the failed values naming the file and the reason."""
+    try:
+        return render_object(spec, config, renderer, timings)
+    except MeshError as error:
+        return {"status": schema.STATUS_FAILED, "error": str(error)}
+    except Exception as error:  # noqa: BLE001 - one bad object must not stop the shard
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        return {"status": schema.STATUS_FAILED,
+                "error": f"{spec.path}: {type(error).__name__}: {error} "
+                         f"(at {os.path.basename(last.filename)}:{last.lineno})"}
+
+
+def _render_shard(store, shard, start, objects, config, threads, failed, timeout,
+                  memory_limit) -> ShardReport:
     from tap3d.views.writer import write_shard
 
-    torch.set_num_threads(max(1, threads))
     began = time.perf_counter()
     renderer = make_renderer(config, threads)
     specs = schema.array_specs(len(objects), config.views, config.image_size, config.points)
@@ -149,23 +173,14 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
     for name in ("error", "warnings"):
         arrays[name][:] = ""
     report = ShardReport(shard, 0)
-    failed = failed or {}
     watchdog = Watchdog.start_in_worker(shard, timeout, memory_limit)
     for i, spec in enumerate(objects):
         if watchdog:
             watchdog.begin(i, spec.object_id)
-        try:
-            if i in failed:
-                values = {"status": schema.STATUS_FAILED, "error": f"{spec.path}: {failed[i]}"}
-            else:
-                values = render_object(spec, config, renderer, report.timings)
-        except MeshError as error:
-            values = {"status": schema.STATUS_FAILED, "error": str(error)}
-        except Exception as error:  # noqa: BLE001 - one bad object must not stop the shard
-            last = traceback.extract_tb(error.__traceback__)[-1]
-            values = {"status": schema.STATUS_FAILED,
-                      "error": f"{spec.path}: {type(error).__name__}: {error} "
-                               f"(at {os.path.basename(last.filename)}:{last.lineno})"}
+        if i in failed:
+            values = {"status": schema.STATUS_FAILED, "error": f"{spec.path}: {failed[i]}"}
+        else:
+            values = _contained(spec, config, renderer, report.timings)
         if watchdog:
             watchdog.end()
         for name, value in values.items():
