@@ -43,7 +43,16 @@ class ShardReport:
 def make_renderer(config: BuildConfig, threads: int = 1):
     """The :class:`~tap3d.render.shade.ViewRenderer` of a resolved config (see
     :func:`tap3d.build.plan.make_plan`)."""
+    import importlib
+
     from tap3d.render.rasterize import make_rasterizer
+
+    # Import what rendering an object needs now, before the first object's clock starts: a
+    # fresh Dask worker otherwise pays seconds of imports inside its first object's time limit.
+    for module in ("tap3d.render.meshes", "tap3d.render.objfile", "tap3d.render.textures",
+                   "tap3d.render.embree", "pytorch3d.renderer", "pytorch3d.io", "open3d",
+                   "tinyobjloader", "trimesh", "PIL.Image"):
+        importlib.import_module(module)
     from tap3d.render.shade import ViewRenderer
 
     return ViewRenderer(make_rasterizer(config.backend, config.image_size, config.device, threads),
