@@ -117,7 +117,19 @@ def preview(dataset, output, objects):
 @click.option("--views-per-sample", type=int, default=None)
 @click.option("--photograph-depth", type=int, default=None)
 @click.option("--photograph-dim", type=int, default=None)
-@click.option("--query", type=click.Choice(["ray", "rotation"]), default=None)
+@click.option("--query", type=click.Choice(["ray", "tap", "rotation"]), default=None,
+              help="Query tokens: ray (Plücker rays), tap (the authors' construction), rotation.")
+@click.option("--generator-factor", type=click.Choice(["8", "16", "32"]), default=None,
+              callback=lambda ctx, param, value: None if value is None else int(value),
+              help="Generator upsampling; query grid = image size / factor (32).")
+@click.option("--normalize", type=click.Choice(["unit_sphere", "none"]), default=None,
+              help="Centre points on their centroid at unit radius (cameras follow), or not.")
+@click.option("--eval-fraction", type=float, default=None,
+              help="Fraction of objects held out from pre-training for evaluation (seeded).")
+@click.option("--eval-every", type=int, default=None,
+              help="Steps between evaluations (0: at the end only).")
+@click.option("--eval-objects", type=int, default=None,
+              help="Objects evaluated per split (16; 0: no evaluation).")
 @click.option("--backbone", type=click.Choice(["pointmlp", "dgcnn", "pointnet2", "transformer"]),
               default=None, help="Backbone to pre-train (pointmlp).")
 @click.option("--embed-dim", type=int, default=None,
@@ -167,6 +179,8 @@ def inspect_command(path, output, objects, cameras_png):
                        f"loss {last.get('loss', float('nan')):.4f} (fg "
                        f"{last.get('loss_fg', float('nan')):.4f}, bg "
                        f"{last.get('loss_bg', float('nan')):.4f})")
+            if result["eval"]:
+                click.echo(runfolder.format_evaluation(result["eval"]))
             click.echo(f"wrote {output}" + (f" (samples: {result['sample']})"
                                               if result["sample"] else ""))
             return

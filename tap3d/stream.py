@@ -3,8 +3,9 @@
 :class:`ViewStream` is a ``torch.utils.data.IterableDataset``. Each epoch it shuffles the shard
 order (seeded by ``seed`` and the epoch), deals the shards round-robin to the
 ``world_size x num_workers`` readers (distributed ranks x DataLoader workers), reads each shard
-with one request per array, skips objects whose ``status`` is not done, passes the objects
-through a shuffle buffer and yields one sample per object. Every done object is therefore
+with one request per array, skips objects whose ``status`` is not done (and objects outside an
+optional ``objects`` selection, e.g. those held out for evaluation), passes the objects through
+a shuffle buffer and yields one sample per object. Every selected done object is therefore
 yielded exactly once per epoch across all ranks and workers.
 
 Per-sample randomness (point subset, views, scale) is seeded by ``(seed, epoch, object index)``,
@@ -25,7 +26,10 @@ import torch
 from tap3d.models.pointops import farthest_point_sample
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges
 
-__all__ = ["ViewStream"]
+__all__ = ["ViewStream", "NORMALIZATIONS"]
+
+#: Point-cloud frames the stream can feed (see :class:`ViewStream`).
+NORMALIZATIONS = ("none", "unit_sphere")
 
 #: Arrays read per shard.
 _ARRAYS = ("status", "points", "rgb", "mask", "cameras/K", "cameras/world_to_camera")
@@ -43,29 +47,47 @@ class ViewStream(torch.utils.data.IterableDataset):
         buffer_size: objects held in the shuffle buffer.
         scale_range: isotropic scaling augmentation ``U[low, high)`` applied to the points and
             the camera translations together (so the target views stay exact); ``None`` for off.
+            Isotropic only: TAP scales each axis by its own factor, which no pinhole camera can
+            follow (a perspective view of an anisotropically scaled object is not the stored
+            image under any camera), so the images would stop matching.
+        normalize: ``none`` (the stored frame: bounding-box centre at the origin, farthest
+            vertex at 1) or ``unit_sphere``: each sample's points are centred on their centroid
+            and scaled to unit radius (farthest point at 1), as TAP's pre-training and
+            fine-tuning (openpoints ``PointCloudCenterAndNormalize``) feed them. This is a
+            similarity transform, so the cameras follow exactly: ``x' = (x - c) s`` maps
+            ``world_to_camera`` ``[R | t]`` to ``[R | s (R c + t)]`` (camera coordinates scale by
+            ``s``, which the perspective division cancels). Scaling applies after it.
+        objects: indices of the objects to yield (default all); objects not done are skipped
+            either way.
         up_axis: index of the up axis for the height feature (1: y-up, as ShapeNetCore).
         seed: base seed.
         rank, world_size: this process's distributed rank and the number of ranks; default from
             ``torch.distributed`` when it is initialised, else 0 and 1.
 
     Each sample is a dict of tensors:
-        ``points`` ``(points, 3)`` float32 (scaled), ``features`` ``(points, 4)`` float32
-        (xyz and height above the lowest point along ``up_axis``), ``images`` ``(V, 3, S, S)``
+        ``points`` ``(points, 3)`` float32 (normalized, then scaled), ``features``
+        ``(points, 4)`` float32: xyz and the height feature, the height above the sample's lowest
+        point along ``up_axis``, computed in :meth:`sample_object` from the final points (after
+        normalization and scaling; TAP's ShapeNet loader takes it from the normalized cloud
+        before its scaling), ``images`` ``(V, 3, S, S)``
         uint8 (the stored RGB, channels first; convert with ``.float() / 255`` on the device:
         a quarter of the bytes through collation, worker queues and host-to-device copies),
         ``masks`` ``(V, S, S)`` bool, ``K`` ``(V, 3, 3)`` and ``world_to_camera`` ``(V, 4, 4)``
-        float32 (OpenCV cameras, translations scaled with the points), ``index`` int64 (object
+        float32 (OpenCV cameras, moved with the points), ``index`` int64 (object
         index in the dataset), ``label`` int64. The PyTorch3D ``R``/``T``/``fov`` stay in the
         store (the trainer needs the OpenCV matrices only; each array read costs a request).
     """
 
     def __init__(self, store, points: int = 1024, views_per_sample: int | None = None,
                  sampling: str = "random", shuffle: bool = True, buffer_size: int = 256,
-                 scale_range: tuple[float, float] | None = (0.9, 1.1), up_axis: int = 1,
-                 seed: int = 0, rank: int | None = None, world_size: int | None = None):
+                 scale_range: tuple[float, float] | None = (0.9, 1.1), normalize: str = "none",
+                 objects=None, up_axis: int = 1, seed: int = 0, rank: int | None = None,
+                 world_size: int | None = None):
         super().__init__()
         if sampling not in ("random", "fps"):
             raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         self.store = store
         group = open_views(store)
         self.num_objects, self.num_views, self.image_size = group["rgb"].shape[:3]
@@ -81,6 +103,7 @@ class ViewStream(torch.utils.data.IterableDataset):
                              f"{self.num_views}")
         self.sampling, self.shuffle, self.buffer_size = sampling, shuffle, buffer_size
         self.scale_range, self.up_axis, self.seed = scale_range, up_axis, seed
+        self.normalize = normalize
         if rank is None or world_size is None:
             dist = torch.distributed
             initialised = dist.is_available() and dist.is_initialized()
@@ -89,14 +112,23 @@ class ViewStream(torch.utils.data.IterableDataset):
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.status = group["status"][:]
+        selected = np.ones(self.num_objects, bool)
+        if objects is not None:
+            objects = np.asarray(objects, dtype=np.int64)
+            if objects.size and (objects.min() < 0 or objects.max() >= self.num_objects):
+                raise ValueError(f"{store}: object indices outside 0..{self.num_objects - 1}")
+            selected = np.zeros(self.num_objects, bool)
+            selected[objects] = True
+        #: Objects this stream yields: done and selected.
+        self.usable = (self.status == STATUS_DONE) & selected
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose shard order and sample randomness the next iteration uses."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        """Done objects in the whole dataset (all ranks together)."""
-        return int((self.status == STATUS_DONE).sum())
+        """Objects yielded per epoch (done and selected; all ranks together)."""
+        return int(self.usable.sum())
 
     def _shard_order(self) -> np.ndarray:
         """This epoch's order of the shard indices (seeded by ``seed`` and the epoch)."""
@@ -122,7 +154,7 @@ class ViewStream(torch.utils.data.IterableDataset):
         """
         readers = max(1, num_workers)
         starts = [start for start, _ in shard_ranges(self.num_objects, self.shard_size)]
-        done_per_shard = np.add.reduceat((self.status == STATUS_DONE).astype(np.int64), starts)
+        done_per_shard = np.add.reduceat(self.usable.astype(np.int64), starts)
         order = self._shard_order()
         total = self.world_size * readers
         per_reader = [int(done_per_shard[order[r::total]].sum()) // batch_size
@@ -130,7 +162,14 @@ class ViewStream(torch.utils.data.IterableDataset):
         return min(sum(per_reader[rank * readers:(rank + 1) * readers])
                    for rank in range(self.world_size))
 
-    def _sample(self, index: int, arrays: dict, row: int) -> dict:
+    def sample_object(self, index: int, arrays: dict, row: int) -> dict:
+        """One sample (see the class docstring) of object ``index`` from its arrays.
+
+        Args:
+            index: object index in the dataset (seeds the sample's randomness with the epoch).
+            arrays: name -> array of the arrays read per shard (see ``__iter__``), object first.
+            row: the object's row in ``arrays``.
+        """
         rng = np.random.default_rng([self.seed, self.epoch, index])
         points = arrays["points"][row]
         if self.sampling == "fps":
@@ -140,20 +179,38 @@ class ViewStream(torch.utils.data.IterableDataset):
             chosen = rng.choice(len(points), self.points, replace=False)
         views = np.sort(rng.choice(self.num_views, self.views_per_sample, replace=False))
         scale = rng.uniform(*self.scale_range) if self.scale_range else 1.0
-        xyz = (points[chosen] * scale).astype(np.float32)
+        xyz = points[chosen].astype(np.float64)
+        centre = np.zeros(3)
+        if self.normalize == "unit_sphere":
+            centre = xyz.mean(0)
+            scale /= max(float(np.linalg.norm(xyz - centre, axis=1).max()), 1e-12)
+        xyz = ((xyz - centre) * scale).astype(np.float32)
         height = xyz[:, self.up_axis:self.up_axis + 1] - xyz[:, self.up_axis].min()
-        world_to_camera = arrays["cameras/world_to_camera"][row, views].copy()
-        world_to_camera[:, :3, 3] *= scale
+        world_to_camera = arrays["cameras/world_to_camera"][row, views].astype(np.float64)
+        rotation, translation = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
+        world_to_camera[:, :3, 3] = scale * (rotation @ centre + translation)
         return {
             "points": torch.from_numpy(xyz),
             "features": torch.from_numpy(np.concatenate([xyz, height], 1)),
             "images": torch.from_numpy(arrays["rgb"][row, views]).permute(0, 3, 1, 2),
             "masks": torch.from_numpy(arrays["mask"][row, views]),
             "K": torch.from_numpy(arrays["cameras/K"][row, views]),
-            "world_to_camera": torch.from_numpy(world_to_camera),
+            "world_to_camera": torch.from_numpy(world_to_camera.astype(np.float32)),
             "index": torch.tensor(index),
             "label": torch.tensor(self.labels[index]),
         }
+
+    def read_object(self, index: int) -> dict:
+        """The sample of one object, read on its own (one request per array; for evaluation).
+
+        Raises:
+            ValueError: the object is not done.
+        """
+        if self.status[index] != STATUS_DONE:
+            raise ValueError(f"{self.store}: object {index} is not done")
+        group = open_views(self.store)
+        arrays = {name: group[name][index:index + 1] for name in _ARRAYS[1:]}
+        return self.sample_object(index, arrays, 0)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -166,14 +223,13 @@ class ViewStream(torch.utils.data.IterableDataset):
         # ms locally, more on object stores) that would otherwise add up per array.
         pool = ThreadPoolExecutor(len(_ARRAYS) - 1)
         for start, stop in self.my_shards(worker, num_workers):
-            if not (self.status[start:stop] == STATUS_DONE).any():
+            if not self.usable[start:stop].any():
                 continue
             futures = {name: pool.submit(handles[name].__getitem__, slice(start, stop))
                        for name in _ARRAYS[1:]}  # one read per array
             arrays = {name: future.result() for name, future in futures.items()}
-            status = self.status[start:stop]
-            for row in np.flatnonzero(status == STATUS_DONE):
-                buffer.append(self._sample(start + int(row), arrays, int(row)))
+            for row in np.flatnonzero(self.usable[start:stop]):
+                buffer.append(self.sample_object(start + int(row), arrays, int(row)))
                 if len(buffer) >= (self.buffer_size if self.shuffle else 1):
                     yield buffer.pop(int(rng.integers(len(buffer))) if self.shuffle else 0)
         pool.shutdown()

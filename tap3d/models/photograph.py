@@ -1,26 +1,48 @@
 """The Photograph module of TAP: cross-attention from camera queries to point features.
 
-Take-A-Photo (Wang et al., ICCV 2023), section 3 and supplement Table 1a: a memory MLP maps the
+Take-A-Photo (Wang et al., ICCV 2023), section 3, and the authors' ``ViewTransformer``
+(``openpoints/models/generation/view_transformer.py`` in wangzy22/TAP): a memory MLP maps the
 backbone's features and coordinates to ``dim`` channels; one query token per cell of the
-``(S / 32)^2`` feature grid is built from the instructed camera; blocks of pre-LayerNorm
+``(S / factor)^2`` feature grid is built from the instructed camera; blocks of pre-LayerNorm
 self-attention over the queries, cross-attention to the memory and a GEGLU feed-forward
 (Shazeer, "GLU Variants Improve Transformer", 2020), each residual, turn the queries into the
-image feature map. The supplement's best setting is 2 layers x 128 channels.
+image feature map. Attention has its own head count and head width (the authors: 32 heads of 32
+channels at any width, so the attention's inner width, 1024, exceeds the 256-channel model),
+optional q/k/v biases (the authors: none) and dropout after the attention output and inside the
+feed-forward (the authors: 0.1). tap3d adds a LayerNorm on the memory in each cross-attention
+and one after the last block (the authors' memory and output are not normalized).
 
-Queries (``query="ray"``, the default): TAP's public code builds queries for a parallel
-projection from the rotation alone; our views are perspective, so each query encodes the camera
-ray through its cell centre as Plücker coordinates ``(d, o x d)`` (world frame, unit ``d``)
-plus the cell's 2D position in [-1, 1], which matches the rendered geometry exactly.
-``query="rotation"`` keeps TAP's construction for comparison: the flattened OpenCV
-world-to-camera rotation plus a learned embedding per cell.
+Queries:
+
+- ``ray`` (the default): our views are perspective with stored cameras, so each query encodes
+  the camera ray through its cell centre as Plücker coordinates ``(d, o x d)`` (world frame, unit
+  ``d``) plus the cell's 2D position in [-1, 1]; it matches the rendered geometry exactly.
+- ``tap``: the authors' construction (:func:`tap_queries`): a parallel projection fitted to the
+  input cloud in each view, giving per cell a 3D point on the view plane through the origin
+  (the "point grid"), the world up axis seen from the view (their ``view[:, :, 2]`` column) and
+  the cell's position in [0, 1]; embedded by an MLP of hidden width 8 (their ``query_mlp``). It
+  matches renders cropped to fit the object (MVCNN's), not our stored perspective cameras.
+- ``rotation``: not TAP's construction: the flattened OpenCV world-to-camera rotation embedded
+  linearly plus a learned embedding per cell (a lookup table of cells, no geometry of the cloud
+  or of the rays); the simplest camera-conditioned baseline.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["PhotographModule", "camera_rays"]
+from tap3d.models.generator import FACTORS
+
+__all__ = ["PhotographModule", "camera_rays", "tap_view_rotation", "tap_queries", "QUERIES",
+           "TAP_OBJECT_SIZE"]
+
+#: Query constructions (see the module docstring).
+QUERIES = ("ray", "tap", "rotation")
+#: The authors' fitted parallel projection puts the cloud in ``obj_size`` 200 of ``img_size``
+#: 224 pixels (``cfgs/shapenet/pointmlp_pretrain.yaml``); other sizes keep the ratio.
+TAP_OBJECT_SIZE = 200 / 224
 
 
 def camera_rays(K: torch.Tensor, world_to_camera: torch.Tensor, grid: int,
@@ -51,33 +73,119 @@ def camera_rays(K: torch.Tensor, world_to_camera: torch.Tensor, grid: int,
     return torch.cat([direction, moment, position.expand(*direction.shape[:-1], 2)], -1)
 
 
+def tap_view_rotation(world_to_camera: torch.Tensor) -> torch.Tensor:
+    """The rotation of TAP's view frame, from OpenCV extrinsics.
+
+    TAP's code maps the first axis of the rotated cloud to image rows and the second to columns
+    (its query grid is ``(row, column)``); its images are parallel projections along the third.
+    Row-wise: OpenCV y (down), OpenCV x (right), minus OpenCV z (towards the camera): a proper
+    rotation.
+
+    Args:
+        world_to_camera: ``(..., 4, 4)`` OpenCV extrinsics (x right, y down, z forward).
+
+    Returns:
+        ``(..., 3, 3)``: ``view_point = rotation @ world_point``.
+    """
+    r = world_to_camera[..., :3, :3]
+    return torch.stack([r[..., 1, :], r[..., 0, :], -r[..., 2, :]], -2)
+
+
+def tap_queries(points: torch.Tensor, world_to_camera: torch.Tensor, grid: int, image_size: int,
+                up_axis: int = 1) -> torch.Tensor:
+    """TAP's query tokens (the authors' ``ViewTransformer.build_query``), 8 channels per cell.
+
+    Per view, a parallel projection is fitted to the cloud (``cal_scale_bias``): the cloud's
+    extent across the view, ``pixel = (view_xy - bias) / scale``, spans ``obj - 3`` pixels along
+    its longer side (``obj`` = :data:`TAP_OBJECT_SIZE` x ``image_size``, 200 of 224) and its
+    pixel bounding box is centred in the image, both after the authors' integer flooring. Each
+    cell centre (pixel ``(i + 0.5) S / G``) is mapped back to the view plane through the origin
+    and into the world: the point grid. Channels: point grid (3, world frame), the world up axis
+    expressed in the view frame (3; the authors' third column of the view rotation: their clouds
+    are z-up, axes reordered ``[2, 0, 1]`` from ShapeNet's y-up), the cell's ``(row, column)``
+    on ``linspace(0, 1, G)`` (2).
+
+    Args:
+        points: ``(B, N, 3)`` the input cloud (world frame).
+        world_to_camera: ``(B, V, 4, 4)`` OpenCV extrinsics; only the rotation is used.
+        grid: ``G`` cells per side.
+        image_size: ``S`` in pixels.
+        up_axis: index of the world up axis (1: y-up, as ShapeNetCore).
+
+    Returns:
+        ``(B, V, G * G, 8)`` float32, cells in row-major order.
+    """
+    rotation = tap_view_rotation(world_to_camera).to(points.dtype)  # (B, V, 3, 3)
+    flat = torch.einsum("bnc,bvdc->bvnd", points, rotation[..., :2, :])  # (B, V, N, 2)
+    obj = round(image_size * TAP_OBJECT_SIZE)
+    low = flat.amin(-2)
+    scale = ((flat.amax(-2) - low).amax(-1) / (obj - 3)).clamp_min(1e-12)  # world units / pixel
+    index = torch.floor((flat - low[..., None, :]) / scale[..., None, None])
+    centre = torch.floor((index.amax(-2) + index.amin(-2)) / 2)
+    offset = obj / 2 - centre - 1 + (image_size - obj) // 2
+    bias = low - scale[..., None] * offset  # (B, V, 2): view_xy = scale * pixel + bias
+    centres = (torch.arange(grid, device=points.device, dtype=points.dtype) + 0.5) * \
+        (image_size / grid)
+    rows, cols = torch.meshgrid(centres, centres, indexing="ij")
+    pixel = torch.stack([rows.reshape(-1), cols.reshape(-1)], -1)  # (G * G, 2)
+    plane = scale[..., None, None] * pixel + bias[..., None, :]  # (B, V, G * G, 2)
+    point_grid = plane @ rotation[..., :2, :]  # back to the world (rotation rows: view axes)
+    up = F.normalize(rotation[..., :, up_axis], dim=-1)[..., None, :].expand_as(point_grid)
+    steps = torch.linspace(0, 1, grid, device=points.device, dtype=points.dtype)
+    pos_rows, pos_cols = torch.meshgrid(steps, steps, indexing="ij")
+    position = torch.stack([pos_rows.reshape(-1), pos_cols.reshape(-1)], -1)
+    return torch.cat([point_grid, up, position.expand(*point_grid.shape[:-1], 2)], -1)
+
+
+class _Attention(nn.Module):
+    """Multi-head attention with its own head width (inner width = heads x head_dim)."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, qkv_bias: bool, dropout: float):
+        super().__init__()
+        inner = heads * head_dim
+        self.heads = heads
+        self.to_q = nn.Linear(dim, inner, bias=qkv_bias)
+        self.to_k = nn.Linear(dim, inner, bias=qkv_bias)
+        self.to_v = nn.Linear(dim, inner, bias=qkv_bias)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
+
+    def forward(self, x, context):
+        def split(t):
+            return t.reshape(t.shape[0], t.shape[1], self.heads, -1).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(split(self.to_q(x)), split(self.to_k(context)),
+                                             split(self.to_v(context)))
+        return self.to_out(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+
 class _GEGLU(nn.Module):
-    def __init__(self, dim: int, mult: int = 4):
+    def __init__(self, dim: int, dropout: float, mult: int = 4):
         super().__init__()
         self.proj = nn.Linear(dim, dim * mult * 2)
+        self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(dim * mult, dim)
 
     def forward(self, x):
         value, gate = self.proj(x).chunk(2, dim=-1)
-        return self.out(value * nn.functional.gelu(gate))
+        return self.out(self.drop(value * F.gelu(gate)))
 
 
 class _Block(nn.Module):
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, head_dim: int, qkv_bias: bool, dropout: float):
         super().__init__()
         self.norm_self = nn.LayerNorm(dim)
-        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.self_attention = _Attention(dim, heads, head_dim, qkv_bias, dropout)
         self.norm_query = nn.LayerNorm(dim)
         self.norm_memory = nn.LayerNorm(dim)
-        self.cross_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.cross_attention = _Attention(dim, heads, head_dim, qkv_bias, dropout)
         self.norm_ff = nn.LayerNorm(dim)
-        self.feed_forward = _GEGLU(dim)
+        self.feed_forward = _GEGLU(dim, dropout)
 
     def forward(self, queries, memory):
         x = self.norm_self(queries)
-        queries = queries + self.self_attention(x, x, x, need_weights=False)[0]
-        x, m = self.norm_query(queries), self.norm_memory(memory)
-        queries = queries + self.cross_attention(x, m, m, need_weights=False)[0]
+        queries = queries + self.self_attention(x, x)
+        queries = queries + self.cross_attention(self.norm_query(queries),
+                                                 self.norm_memory(memory))
         return queries + self.feed_forward(self.norm_ff(queries))
 
 
@@ -86,50 +194,76 @@ class PhotographModule(nn.Module):
 
     Args:
         feature_channels: backbone output channels.
-        dim: attention channels (TAP supplement Table 1a: 128 best).
-        depth: blocks (2).
-        heads: attention heads.
-        grid: ``G = image_size / 32`` cells per side.
-        image_size: ``S``, target image side in pixels (a multiple of 32).
-        query: ``ray`` (Plücker rays, default) or ``rotation`` (TAP's parallel projection).
+        dim: model width (TAP supplement Table 1a: 128 best; the public config: 256).
+        depth: blocks (Table 1a: 2; the public config: 6).
+        heads: attention heads (the public config: 32).
+        head_dim: channels per head (the public config: 32); default ``dim // heads``.
+        dropout: after each attention output and inside the feed-forward (public config: 0.1).
+        qkv_bias: biases on the q/k/v projections (the authors: none).
+        memory_hidden: hidden width of the memory MLP; default ``dim`` (the authors' timm
+            ``Mlp`` keeps its input width, ``feature_channels + 3`` = 1027 for PointMLP).
+        image_size: ``S``, target image side in pixels, a multiple of ``factor``.
+        factor: generator upsampling (8, 16, 32); ``G = S / factor`` cells per side.
+        query: ``ray`` (default), ``tap`` or ``rotation`` (see the module docstring).
+        up_axis: world up axis for ``query="tap"``.
 
-    ``forward(features (B, M, C), xyz (B, M, 3), K (B, V, 3, 3), world_to_camera (B, V, 4, 4))``
-    returns ``(B * V, dim, G, G)`` float32, views of a sample consecutive.
+    ``forward(features (B, M, C), xyz (B, M, 3), K (B, V, 3, 3), world_to_camera (B, V, 4, 4),
+    points (B, N, 3), needed by query "tap")`` returns ``(B * V, dim, G, G)`` float32, views of
+    a sample consecutive.
+
+    Raises:
+        ValueError: ``image_size`` not a multiple of ``factor``, unknown ``factor`` or ``query``.
     """
 
     def __init__(self, feature_channels: int, dim: int = 128, depth: int = 2, heads: int = 4,
-                 image_size: int = 224, query: str = "ray"):
+                 head_dim: int | None = None, dropout: float = 0.0, qkv_bias: bool = True,
+                 memory_hidden: int | None = None, image_size: int = 224, factor: int = 32,
+                 query: str = "ray", up_axis: int = 1):
         super().__init__()
-        if image_size % 32:
-            raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
-        if query not in ("ray", "rotation"):
-            raise ValueError(f"query must be 'ray' or 'rotation', got {query!r}")
-        self.grid, self.image_size, self.query, self.dim = image_size // 32, image_size, query, dim
-        self.memory = nn.Sequential(nn.Linear(feature_channels + 3, dim), nn.GELU(),
-                                    nn.Linear(dim, dim))
-        cells = self.grid * self.grid
+        if factor not in FACTORS:
+            raise ValueError(f"generator factor must be one of {FACTORS}, got {factor}")
+        if image_size % factor:
+            raise ValueError(f"image_size must be a multiple of {factor}, got {image_size}")
+        if query not in QUERIES:
+            raise ValueError(f"query must be one of {QUERIES}, got {query!r}")
+        self.grid, self.image_size, self.query, self.dim = image_size // factor, image_size, \
+            query, dim
+        self.up_axis = up_axis
+        hidden = memory_hidden or dim
+        self.memory = nn.Sequential(nn.Linear(feature_channels + 3, hidden), nn.GELU(),
+                                    nn.Linear(hidden, dim))
         if query == "ray":
             self.query_embed = nn.Sequential(nn.Linear(8, dim), nn.GELU(), nn.Linear(dim, dim))
+        elif query == "tap":  # the authors' query_mlp: timm Mlp(8 -> 8 -> dim)
+            self.query_embed = nn.Sequential(nn.Linear(8, 8), nn.GELU(), nn.Linear(8, dim))
         else:
             self.query_embed = nn.Linear(9, dim)
-            self.cell_embed = nn.Parameter(torch.randn(1, cells, dim) * 0.02)
-        self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(depth))
+            self.cell_embed = nn.Parameter(torch.randn(1, self.grid ** 2, dim) * 0.02)
+        head_dim = head_dim or dim // heads
+        self.blocks = nn.ModuleList(_Block(dim, heads, head_dim, qkv_bias, dropout)
+                                    for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
 
-    def queries(self, K, world_to_camera):
-        """``(B * V, G * G, dim)`` query tokens of the cameras."""
+    def queries(self, K, world_to_camera, points=None):
+        """``(B * V, G * G, dim)`` query tokens of the cameras (``points`` for ``tap``)."""
         B, V = K.shape[:2]
         if self.query == "ray":
             rays = camera_rays(K, world_to_camera, self.grid, self.image_size)
             return self.query_embed(rays.reshape(B * V, -1, 8))
+        if self.query == "tap":
+            if points is None:
+                raise ValueError("query 'tap' needs the input points")
+            tokens = tap_queries(points, world_to_camera, self.grid, self.image_size,
+                                 self.up_axis)
+            return self.query_embed(tokens.reshape(B * V, -1, 8))
         rotation = world_to_camera[..., :3, :3].reshape(B * V, 1, 9)
         return self.query_embed(rotation) + self.cell_embed
 
-    def forward(self, features, xyz, K, world_to_camera):
+    def forward(self, features, xyz, K, world_to_camera, points=None):
         B, V = K.shape[:2]
         memory = self.memory(torch.cat([features, xyz], -1))
         memory = memory[:, None].expand(-1, V, -1, -1).reshape(B * V, *memory.shape[1:])
-        x = self.queries(K, world_to_camera)
+        x = self.queries(K, world_to_camera, points)
         for block in self.blocks:
             x = block(x, memory)
         x = self.norm(x)

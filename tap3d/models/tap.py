@@ -24,8 +24,8 @@ class TAPModel(nn.Module):
     Args:
         config: any object with the model fields of :class:`tap3d.pretrain.TrainConfig`
             (``backbone``, one of :data:`tap3d.models.backbones.BACKBONES`; ``embed_dim``, its
-            base width, 64 in the authors' configurations of all four; ``photograph_dim``,
-            ``photograph_depth``, ``photograph_heads``, ``query``).
+            base width, 64 in the authors' configurations of all four; ``photograph_*``,
+            ``generator_factor``, ``query``, ``up_axis``).
         image_size: side ``S`` of the generated views, pixels.
     """
 
@@ -34,12 +34,15 @@ class TAPModel(nn.Module):
         self.backbone = make_backbone(config.backbone, embed_dim=config.embed_dim)
         self.photograph = PhotographModule(
             self.backbone.out_channels, dim=config.photograph_dim, depth=config.photograph_depth,
-            heads=config.photograph_heads, image_size=image_size, query=config.query)
-        self.generator = Generator(config.photograph_dim)
+            heads=config.photograph_heads, head_dim=config.photograph_head_dim or None,
+            dropout=config.photograph_dropout, qkv_bias=config.photograph_qkv_bias,
+            memory_hidden=config.photograph_memory_hidden or None, image_size=image_size,
+            factor=config.generator_factor, query=config.query, up_axis=config.up_axis)
+        self.generator = Generator(config.photograph_dim, config.generator_factor)
 
     def forward(self, features, K, world_to_camera):
         B, V = K.shape[:2]
         point_features, xyz = self.backbone(features)
-        grid = self.photograph(point_features, xyz, K, world_to_camera)
+        grid = self.photograph(point_features, xyz, K, world_to_camera, features[..., :3])
         images = self.generator(grid)
         return images.reshape(B, V, *images.shape[1:])

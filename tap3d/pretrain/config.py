@@ -11,7 +11,8 @@ __all__ = ["TrainConfig", "load_config", "load_dataclass"]
 
 @dataclass
 class TrainConfig:
-    """Training settings. Defaults follow TAP's public config (DESIGN.md).
+    """Training settings. Defaults follow TAP (DESIGN.md), with the supplement's 2 x 128
+    Photograph module.
 
     Attributes:
         epochs, max_steps: stop after ``epochs`` epochs or ``max_steps`` optimizer steps
@@ -22,13 +23,28 @@ class TrainConfig:
         grad_clip: gradient-norm clip (TAP: 10).
         points, views_per_sample, sampling, scale_low, scale_high: the stream's samples
             (TAP: 1024 points, 6 of 12 views, scaling U[0.9, 1.1)). ``views_per_sample`` 0 means
-            half the stored views.
+            half the stored views. Scaling is isotropic (see :class:`tap3d.stream.ViewStream`).
+        normalize: ``unit_sphere`` (centre the sample on its centroid, scale it to unit radius,
+            as TAP and fine-tuning do; cameras follow) or ``none`` (the stored frame: bounding
+            box centred, farthest vertex at 1).
+        up_axis: world up axis for the height feature and TAP's queries (1: y-up).
         backbone, embed_dim: backbone name (``pointmlp``, ``dgcnn``, ``pointnet2``,
             ``transformer``: :data:`tap3d.models.backbones.BACKBONES`) and its base width (64 in
             the authors' configuration of every one; every other width is a multiple of it).
-        photograph_dim, photograph_depth, photograph_heads, query: Photograph module
-            (TAP supplement Table 1a: 128 channels, 2 layers).
+        photograph_dim, photograph_depth, photograph_heads, photograph_head_dim,
+            photograph_dropout, photograph_qkv_bias, photograph_memory_hidden, query: the
+            Photograph module (:class:`tap3d.models.PhotographModule`; ``head_dim`` 0 means
+            ``dim / heads``, ``memory_hidden`` 0 means ``dim``). Supplement Table 1a: 2 layers x
+            128 channels; the public config: 6 x 256, 32 heads of 32, dropout 0.1, no q/k/v
+            bias, memory hidden 1027 (``configs/tap.yaml``, ``configs/tap-public.yaml``).
+        generator_factor: generator upsampling, 8, 16 or 32 (TAP: 32); the query grid is
+            ``image_size / generator_factor`` cells per side.
         w_fg, w_bg: loss weights (TAP supplement Table 1b: 20 : 1).
+        eval_fraction: fraction of the done objects held out from pre-training (seeded by
+            ``seed``) to measure whether the model takes photos of unseen objects.
+        eval_objects: objects evaluated per split (training, held out); 0 turns evaluation off.
+        eval_every: steps between evaluations (0: at the end only); see
+            :mod:`tap3d.pretrain.quality`.
         seed, device, num_workers, log_every, checkpoint_every, sample_every.
         log_objects: append each step's object indices to ``RUN_DIR/objects/rank_R.jsonl``
             (which objects each rank trained on, for debugging data order).
@@ -47,14 +63,24 @@ class TrainConfig:
     sampling: str = "random"
     scale_low: float = 0.9
     scale_high: float = 1.1
+    normalize: str = "unit_sphere"
+    up_axis: int = 1
     backbone: str = "pointmlp"
     embed_dim: int = 64
     photograph_dim: int = 128
     photograph_depth: int = 2
     photograph_heads: int = 4
+    photograph_head_dim: int = 0
+    photograph_dropout: float = 0.0
+    photograph_qkv_bias: bool = True
+    photograph_memory_hidden: int = 0
     query: str = "ray"
+    generator_factor: int = 32
     w_fg: float = 20.0
     w_bg: float = 1.0
+    eval_fraction: float = 0.0
+    eval_objects: int = 16
+    eval_every: int = 0
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0

@@ -21,12 +21,13 @@ from torch import nn
 
 from tap3d.devices import resolve_device
 from tap3d.models.tap import TAPModel
-from tap3d.pretrain import checkpoint, distributed
+from tap3d.pretrain import checkpoint, distributed, quality
 from tap3d.pretrain.config import TrainConfig
 from tap3d.pretrain.loss import tap_loss
 from tap3d.pretrain.runfolder import RunFolder, WindowMeter
 
-__all__ = ["train", "cosine_schedule", "steps_per_epoch", "make_optimizer", "NonFiniteLossError"]
+__all__ = ["train", "make_stream", "cosine_schedule", "steps_per_epoch", "make_optimizer",
+           "NonFiniteLossError"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,7 +77,29 @@ def make_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
 
 
-_optimizer = make_optimizer  # the name train() calls
+def make_stream(dataset: str, config: TrainConfig, process=None, objects=None):
+    """The training :class:`~tap3d.stream.ViewStream` of ``config`` for this process's rank,
+    yielding ``objects`` (indices; default all)."""
+    from tap3d.stream import ViewStream
+
+    process = process or distributed.Process()
+    return ViewStream(dataset, points=config.points,
+                      views_per_sample=config.views_per_sample or None, sampling=config.sampling,
+                      scale_range=(config.scale_low, config.scale_high),
+                      normalize=config.normalize, objects=objects, up_axis=config.up_axis,
+                      seed=config.seed, rank=process.rank, world_size=process.world)
+
+
+def _restore(run, process, device, model, optimizer, scheduler) -> tuple[int, int, int]:
+    """Load ``last.pt`` of ``run`` into the model, optimizer, scheduler and generators;
+    returns ``(step, epoch, batch_in_epoch)``."""
+    state = checkpoint.load_checkpoint(os.path.join(run.checkpoints, "last.pt"), device)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    checkpoint.set_rng_state(rng[process.rank] if isinstance(rng, list) else rng)
+    return state["step"], state["epoch"], state["batch_in_epoch"]
 
 
 def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
@@ -93,7 +116,8 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
             (the schedule still runs to the configured end; ``resume`` continues).
 
     Returns:
-        ``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step.
+        ``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step, and the last
+        evaluation's ``eval_*`` metrics (see :mod:`tap3d.pretrain.quality`).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
@@ -102,36 +126,26 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
     """
     from tqdm.auto import tqdm
 
-    from tap3d.stream import ViewStream
-
     process = distributed.setup()
     device = torch.device(resolve_device(config.device, process.local_rank))
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
 
-    stream = ViewStream(dataset, points=config.points,
-                        views_per_sample=config.views_per_sample or None,
-                        sampling=config.sampling, scale_range=(config.scale_low, config.scale_high),
-                        seed=config.seed, rank=process.rank, world_size=process.world)
+    training, held_out = quality.holdout_split(dataset, config.eval_fraction, config.seed)
+    stream = make_stream(dataset, config, process, training)
     image_size = int(stream.image_size)
     model = TAPModel(config, image_size).to(device)
     ddp_model = distributed.wrap(model, process, device)
-    optimizer = _optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     epoch_steps = steps_per_epoch(stream, config, dataset)
     total = min(sum(epoch_steps), config.max_steps or sum(epoch_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_schedule(total, config.warmup_steps, config.lr, config.min_lr))
     run = RunFolder(out, process.rank, config.log_objects)
-    step, epoch, skip = 0, 0, 0
-    if resume:
-        state = checkpoint.load_checkpoint(os.path.join(run.checkpoints, "last.pt"), device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
-        rng = state["rng"]
-        checkpoint.set_rng_state(rng[process.rank] if isinstance(rng, list) else rng)
+    evaluator = quality.Evaluator(dataset, config, training, held_out, device, process.main)
+    step, epoch, skip = _restore(run, process, device, model, optimizer, scheduler) \
+        if resume else (0, 0, 0)
     run.write_config(config, dataset)
 
     def save(batch_in_epoch: int) -> None:
@@ -175,11 +189,12 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
             scheduler.step()
             step += 1
             bar.update(1)
+            scores = evaluator.evaluate_if_due(model, step, total)  # {} on most steps
             last = {"step": step, "epoch": epoch,
-                    **{k: float(v.detach()) for k, v in losses.items()}}
+                    **{k: float(v.detach()) for k, v in losses.items()}, **scores}
             meter.update({k: last[k] for k in ("loss", "loss_fg", "loss_bg")},
                          generated.shape[0] * process.world)
-            if step % config.log_every == 0 or step == total:
+            if step % config.log_every == 0 or step == total or scores:
                 record = {**last, **meter.flush(), "lr": scheduler.get_last_lr()[0]}
                 run.log(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")

@@ -1,12 +1,39 @@
-"""Whether the model takes a photo: generated views against their targets."""
+"""Whether the model takes a photo: generated views against their targets, beside baselines.
+
+Two measures per view, averaged over views:
+
+- **silhouette IoU**: the generated image's foreground (pixels whose largest channel differs
+  from the dataset's background colour by more than :data:`FOREGROUND_THRESHOLD`) against the
+  stored ``mask``;
+- **PSNR** of the generated image against the stored RGB.
+
+Each beside its baseline, a prediction that ignores the points: for every view index, the mean
+over the reference (training) objects of their images (the best constant image in MSE; PSNR
+baseline) and of their masks thresholded at 0.5 (IoU baseline). A model that takes photos beats
+both; one that paints the average view does not.
+
+During pre-training (:class:`Evaluator`, scheduled by ``eval_every``), the metrics are measured
+on every stored view of up to ``eval_objects`` training objects and, with ``eval_fraction``, of
+up to ``eval_objects`` objects held out from pre-training (:func:`holdout_split`): keys
+``eval_iou``, ``eval_iou_baseline``, ``eval_psnr``, ``eval_psnr_baseline`` and the same with a
+``_heldout`` suffix, added to that step's record in ``metrics.jsonl`` and logged to
+TensorBoard's ``eval/`` group.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from tap3d.pretrain.loss import tap_loss
 
-__all__ = ["psnr", "evaluate"]
+__all__ = ["FOREGROUND_THRESHOLD", "psnr", "silhouette", "iou", "holdout_split", "ViewSet",
+           "view_metrics", "Evaluator", "evaluate"]
+
+#: A generated pixel is foreground when a channel differs from the background colour by more
+#: than this (images in [0, 1]; about 26 of 255 levels). On the demo set's 64 px targets this
+#: recovers the stored masks with IoU 0.9999.
+FOREGROUND_THRESHOLD = 0.1
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -22,44 +49,193 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
-@torch.no_grad()
-def evaluate(model, dataset: str, config, device: str = "cpu", batch_size: int = 8) -> dict:
-    """Generated views of every done object against their targets, and a baseline.
+def silhouette(images: torch.Tensor, background, threshold: float = FOREGROUND_THRESHOLD):
+    """``(B, S, S)`` bool foreground of ``(B, 3, S, S)`` images in [0, 1] against the
+    ``background`` colour (3 floats in [0, 1])."""
+    colour = torch.as_tensor(background, dtype=images.dtype, device=images.device)
+    return (images - colour[:, None, None]).abs().amax(1) > threshold
 
-    Every stored view of every done object is generated from ``config.points`` points
-    (the stream's sampling, seed ``config.seed``, no scaling). The baseline is the dataset's mean
-    image (the per-pixel mean of all those targets), the best constant prediction in MSE.
+
+def iou(prediction: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` float32 intersection over union of ``(B, S, S)`` bool masks (1 where both are
+    empty)."""
+    inter = (prediction & mask).flatten(1).sum(1).float()
+    union = (prediction | mask).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def holdout_split(dataset: str, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Done objects for pre-training and those held out from it, seeded.
+
+    ``round(fraction x done)`` objects (at least one when ``fraction`` > 0, at most all but
+    one) are drawn without replacement with ``numpy.random.default_rng([seed, 1])``.
+
+    Returns:
+        ``(training, held_out)`` sorted int64 object indices.
+
+    Raises:
+        ValueError: ``fraction`` outside [0, 1), or too few done objects to hold one out.
+    """
+    from tap3d.views.schema import STATUS_DONE, open_views
+
+    if not 0 <= fraction < 1:
+        raise ValueError(f"eval_fraction must be in [0, 1), got {fraction}")
+    done = np.flatnonzero(open_views(dataset)["status"][:] == STATUS_DONE)
+    count = min(max(1, round(fraction * len(done))), len(done) - 1) if fraction > 0 else 0
+    if fraction > 0 and count < 1:
+        raise ValueError(f"{dataset}: {len(done)} done object(s), none left to hold out")
+    held_out = np.sort(np.random.default_rng([seed, 1]).choice(done, count, replace=False))
+    return np.setdiff1d(done, held_out), held_out
+
+
+class ViewSet:
+    """Every stored view of some objects, read once, as the run's stream presents them.
+
+    Points are sampled and normalized like the training stream (``config.points``,
+    ``sampling``, ``normalize``, ``up_axis``, seed ``config.seed``), without scaling.
+
+    Attributes:
+        objects: ``(n,)`` int64 object indices.
+        features ``(n, N, 4)``, K ``(n, V, 3, 3)``, world_to_camera ``(n, V, 4, 4)`` float32;
+        images ``(n, V, 3, S, S)`` uint8; masks ``(n, V, S, S)`` bool.
+    """
+
+    def __init__(self, dataset: str, config, objects):
+        from tap3d.stream import ViewStream
+        from tap3d.views.schema import open_views
+
+        group = open_views(dataset)
+        self.background = group.attrs.get("background", [1.0, 1.0, 1.0])
+        stream = ViewStream(dataset, points=config.points, views_per_sample=group["rgb"].shape[1],
+                            sampling=config.sampling, shuffle=False, scale_range=None,
+                            normalize=config.normalize, up_axis=config.up_axis, seed=config.seed)
+        self.objects = np.asarray(objects, dtype=np.int64)
+        samples = [stream.read_object(int(i)) for i in self.objects]
+        for key in ("features", "K", "world_to_camera", "images", "masks"):
+            setattr(self, key, torch.stack([s[key] for s in samples]))
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    @torch.no_grad()
+    def generate(self, model, device="cpu", batch_size: int = 4) -> torch.Tensor:
+        """``(n, V, 3, S, S)`` float32 views generated by ``model`` in eval mode (its mode is
+        restored afterwards), on the CPU."""
+        was_training = model.training
+        model.eval()
+        out = [model(self.features[i:i + batch_size].to(device),
+                     self.K[i:i + batch_size].to(device),
+                     self.world_to_camera[i:i + batch_size].to(device)).float().cpu()
+               for i in range(0, len(self), batch_size)]
+        model.train(was_training)
+        return torch.cat(out)
+
+
+def view_metrics(generated: torch.Tensor, views: ViewSet, mean_image: torch.Tensor,
+                 mean_mask: torch.Tensor) -> dict[str, float]:
+    """IoU and PSNR of ``generated`` ``(n, V, 3, S, S)`` against ``views``, and of the baseline
+    ``mean_image`` ``(V, 3, S, S)`` float / ``mean_mask`` ``(V, S, S)`` bool (one per view
+    index; a leading 1 instead of ``V`` applies one to every view).
+
+    Returns:
+        ``{"iou", "iou_baseline", "psnr", "psnr_baseline"}``: means over all views.
+    """
+    targets = views.images.float().flatten(0, 1) / 255.0
+    masks = views.masks.flatten(0, 1)
+    n, V = views.masks.shape[:2]
+    flat = generated.flatten(0, 1)
+    baseline_image = mean_image.expand(n, V, *mean_image.shape[1:]).flatten(0, 1)
+    baseline_mask = mean_mask.expand(n, V, *mean_mask.shape[1:]).flatten(0, 1)
+    return {"iou": float(iou(silhouette(flat, views.background), masks).mean()),
+            "iou_baseline": float(iou(baseline_mask, masks).mean()),
+            "psnr": float(psnr(flat, targets).mean()),
+            "psnr_baseline": float(psnr(baseline_image, targets).mean())}
+
+
+class Evaluator:
+    """The training loop's evaluation: what to measure, when, on which views.
+
+    Args:
+        dataset: dataset path or URL.
+        config: the run's :class:`~tap3d.pretrain.TrainConfig` (``eval_objects``,
+            ``eval_every``, the stream's settings).
+        training, held_out: object indices (see :func:`holdout_split`); up to ``eval_objects``
+            of each are drawn (seeded) and read once, here.
+        device: where the model runs.
+        enabled: False on ranks other than 0 (only rank 0 evaluates and logs).
+    """
+
+    def __init__(self, dataset: str, config, training, held_out, device="cpu",
+                 enabled: bool = True):
+        self.config, self.device = config, device
+        self.enabled = enabled and config.eval_objects > 0 and len(training) > 0
+        if not self.enabled:
+            return
+        rng = np.random.default_rng([config.seed, 2])
+
+        def pick(objects):
+            count = min(config.eval_objects, len(objects))
+            return np.sort(rng.choice(np.asarray(objects), count, replace=False))
+
+        self.splits = {"": ViewSet(dataset, config, pick(training))}
+        if len(held_out):
+            self.splits["_heldout"] = ViewSet(dataset, config, pick(held_out))
+        reference = self.splits[""]
+        self.mean_image = reference.images.float().mean(0) / 255.0  # (V, 3, S, S)
+        self.mean_mask = reference.masks.float().mean(0) >= 0.5  # (V, S, S)
+
+    def due(self, step: int, total: int) -> bool:
+        """True when step ``step`` of ``total`` evaluates: every ``eval_every`` and the last."""
+        every = self.config.eval_every
+        return self.enabled and (step == total or (every > 0 and step % every == 0))
+
+    def evaluate_if_due(self, model, step: int, total: int) -> dict[str, float]:
+        """The ``eval_*`` metrics of ``model`` when step ``step`` is :meth:`due`, else ``{}``.
+
+        The loop adds them to that step's record (a step that evaluates is always logged)."""
+        return self(model) if self.due(step, total) else {}
+
+    def __call__(self, model) -> dict[str, float]:
+        """``eval_*`` metrics of ``model`` (see the module docstring)."""
+        record = {}
+        for suffix, views in self.splits.items():
+            metrics = view_metrics(views.generate(model, self.device), views, self.mean_image,
+                                   self.mean_mask)
+            record.update({f"eval_{k}{suffix}": v for k, v in metrics.items()})
+        return record
+
+
+@torch.no_grad()
+def evaluate(model, dataset: str, config, device: str = "cpu", batch_size: int = 8,
+             objects=None) -> dict:
+    """Generated views of some objects (default: every done object) against their targets.
+
+    Every stored view is generated from ``config.points`` points (the stream's sampling and
+    normalization, seed ``config.seed``, no scaling). The baselines are taken from the same
+    objects, over all their views: the mean image (the best constant image in MSE) and the mean
+    mask thresholded at 0.5. (:class:`Evaluator`'s baselines are per view index, stronger.)
 
     Args:
         model: a :class:`tap3d.models.TAPModel`.
         dataset: dataset path or fsspec URL.
         config: the run's :class:`tap3d.pretrain.TrainConfig`.
+        objects: object indices (done ones); default every done object.
 
     Returns:
-        ``{"psnr", "psnr_mean_image", "loss_fg", "loss_bg", "objects", "views"}``: mean PSNR
-        (dB) over views of the generated and of the mean image, and TAP's foreground/background
-        MSEs of the generated views.
+        ``{"psnr", "psnr_mean_image", "iou", "iou_mean_mask", "loss_fg", "loss_bg", "objects",
+        "views"}``: mean PSNR (dB) and silhouette IoU over views of the generated views and of
+        the baselines, and TAP's foreground/background MSEs of the generated views.
     """
-    from tap3d.stream import ViewStream
-    from tap3d.views import open_views
-
-    views = open_views(dataset)["rgb"].shape[1]
-    stream = ViewStream(dataset, points=config.points, views_per_sample=views,
-                        sampling=config.sampling, shuffle=False, scale_range=None,
-                        seed=config.seed)
-    loader = torch.utils.data.DataLoader(stream, batch_size=batch_size)
-    generated, targets, masks = [], [], []
-    model.eval()
-    for batch in loader:
-        images = model(batch["features"].to(device), batch["K"].to(device),
-                       batch["world_to_camera"].to(device)).float().cpu()
-        generated.append(images.flatten(0, 1))
-        targets.append(batch["images"].flatten(0, 1).float() / 255.0)
-        masks.append(batch["masks"].flatten(0, 1))
-    generated, targets, masks = torch.cat(generated), torch.cat(targets), torch.cat(masks)
-    mean_image = targets.mean(0, keepdim=True).expand_as(targets)
-    losses = tap_loss(generated, targets, masks)
-    return {"psnr": float(psnr(generated, targets).mean()),
-            "psnr_mean_image": float(psnr(mean_image, targets).mean()),
+    if objects is None:
+        objects, _ = holdout_split(dataset, 0.0)
+    views = ViewSet(dataset, config, objects)
+    generated = views.generate(model, device, batch_size)
+    mean_image = views.images.float().flatten(0, 1).mean(0, keepdim=True) / 255.0
+    mean_mask = views.masks.float().flatten(0, 1).mean(0, keepdim=True) >= 0.5
+    scores = view_metrics(generated, views, mean_image, mean_mask)
+    losses = tap_loss(generated.flatten(0, 1), views.images.float().flatten(0, 1) / 255.0,
+                      views.masks.flatten(0, 1))
+    return {"psnr": scores["psnr"], "psnr_mean_image": scores["psnr_baseline"],
+            "iou": scores["iou"], "iou_mean_mask": scores["iou_baseline"],
             "loss_fg": float(losses["loss_fg"]), "loss_bg": float(losses["loss_bg"]),
-            "objects": len(stream), "views": len(targets)}
+            "objects": len(views), "views": int(views.masks.shape[0] * views.masks.shape[1])}

@@ -2,8 +2,9 @@
 
     RUN/config.yaml          the resolved configuration (and the dataset path)
     RUN/metrics.jsonl        one JSON object per logged step: step, epoch, loss, loss_fg, loss_bg
-                             (means over the steps since the previous record), lr, samples_per_s,
-                             and the ``eval_*`` metrics on the steps that evaluate
+                             (means over the steps since the previous record), lr, samples_per_s
+                             (its window includes an evaluation's time), and the ``eval_*``
+                             metrics on the steps that evaluate (:mod:`tap3d.pretrain.quality`)
     RUN/samples/step_N.png   generated views (top row) above their targets (bottom row)
     RUN/checkpoints/         step_N.pt, last.pt (see :mod:`tap3d.pretrain.checkpoint`)
     RUN/objects/rank_R.jsonl each step's object indices (``log_objects``)
@@ -23,7 +24,7 @@ import time
 import numpy as np
 
 __all__ = ["RunFolder", "WindowMeter", "is_run_folder", "read_metrics", "latest_sample",
-           "run_sheet"]
+           "run_sheet", "last_evaluation", "format_evaluation"]
 
 
 class WindowMeter:
@@ -164,11 +165,45 @@ def latest_sample(run: str) -> tuple[int, str] | None:
     return grids[-1] if grids else None
 
 
+def last_evaluation(records: list[dict]) -> dict | None:
+    """The newest record with ``eval_*`` metrics, or None."""
+    return next((r for r in reversed(records) if "eval_iou" in r), None)
+
+
+def format_evaluation(record: dict) -> str:
+    """One line per split: IoU and PSNR of the generated views beside their baselines."""
+    lines = []
+    for suffix, name in (("", "training objects"), ("_heldout", "held-out objects")):
+        if f"eval_iou{suffix}" in record:
+            lines.append(f"eval at step {record['step']}, {name}: silhouette IoU "
+                         f"{record[f'eval_iou{suffix}']:.3f} (baseline "
+                         f"{record[f'eval_iou_baseline{suffix}']:.3f}), PSNR "
+                         f"{record[f'eval_psnr{suffix}']:.2f} dB (baseline "
+                         f"{record[f'eval_psnr_baseline{suffix}']:.2f} dB)")
+    return "\n".join(lines)
+
+
+def _plot_evaluation(axes, records: list[dict]) -> None:
+    """IoU and PSNR curves (training solid, held out dashed) and their baselines (grey)."""
+    evals = [r for r in records if "eval_iou" in r]
+    steps = [r["step"] for r in evals]
+    for ax, metric, title in ((axes[0], "iou", "silhouette IoU"), (axes[1], "psnr", "PSNR (dB)")):
+        for suffix, style in (("", "-o"), ("_heldout", "--s")):
+            if f"eval_{metric}{suffix}" in evals[-1]:
+                name = "held out" if suffix else "training"
+                ax.plot(steps, [r[f"eval_{metric}{suffix}"] for r in evals], style, label=name)
+                ax.plot(steps, [r[f"eval_{metric}_baseline{suffix}"] for r in evals], style,
+                        color="gray", alpha=0.6, label=f"baseline ({name})")
+        ax.set_xlabel("step"), ax.set_title(title), ax.legend(fontsize=7)
+
+
 def run_sheet(run: str, output: str, dpi: int = 80) -> dict:
-    """Write a PNG of a run's loss curves and its latest generated-versus-target grid.
+    """Write a PNG of a run's loss curves, its evaluation curves (when it has some) and its
+    latest generated-versus-target grid.
 
     Returns:
-        ``{"path", "steps", "last": last metrics record, "sample": grid file or None}``.
+        ``{"path", "steps", "last": last metrics record, "eval": last record with ``eval_*``
+        metrics or None, "sample": grid file or None}``.
 
     Raises:
         FileNotFoundError: no ``metrics.jsonl`` in ``run``.
@@ -181,8 +216,10 @@ def run_sheet(run: str, output: str, dpi: int = 80) -> dict:
 
     records = read_metrics(run)
     latest = latest_sample(run)
-    fig, axes = plt.subplots(1, 3 if latest else 2, figsize=(15 if latest else 10, 4), dpi=dpi,
-                             gridspec_kw={"width_ratios": [1, 1, 2] if latest else [1, 1]})
+    evaluation = last_evaluation(records)
+    ratios = [1, 1] + [1, 1] * bool(evaluation) + [2] * bool(latest)
+    fig, axes = plt.subplots(1, len(ratios), figsize=(3.75 * sum(ratios), 4), dpi=dpi,
+                             gridspec_kw={"width_ratios": ratios})
     train = [r for r in records if "loss" in r]
     steps = [r["step"] for r in train]
     for key, style in (("loss", "-"), ("loss_fg", "--"), ("loss_bg", ":")):
@@ -193,14 +230,16 @@ def run_sheet(run: str, output: str, dpi: int = 80) -> dict:
     axes[1].set_xlabel("step"), axes[1].set_title("learning rate / samples per s")
     twin = axes[1].twinx()
     twin.plot(steps, [r["samples_per_s"] for r in train], color="gray", alpha=0.6)
+    if evaluation:
+        _plot_evaluation(axes[2:4], records)
     sample = None
     if latest:
         step, sample = latest
-        axes[2].imshow(np.asarray(Image.open(sample)))
-        axes[2].set_title(f"step {step}: generated (top) / target (bottom)")
-        axes[2].axis("off")
+        axes[-1].imshow(np.asarray(Image.open(sample)))
+        axes[-1].set_title(f"step {step}: generated (top) / target (bottom)")
+        axes[-1].axis("off")
     fig.tight_layout()
     fig.savefig(output, dpi=dpi)
     plt.close(fig)
     return {"path": output, "steps": len(records), "last": train[-1] if train else None,
-            "sample": sample}
+            "eval": evaluation, "sample": sample}
