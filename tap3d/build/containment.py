@@ -28,15 +28,16 @@ class Watchdog(threading.Thread):
     starts a fresh worker and the scheduler reschedules the shard.
     """
 
-    def __init__(self, worker, shard: int, timeout: float | None, memory_limit: int | None):
+    def __init__(self, worker, store: str, shard: int, timeout: float | None,
+                 memory_limit: int | None):
         super().__init__(daemon=True, name=f"tap3d-watchdog-{shard}")
-        self.worker, self.shard = worker, shard
+        self.worker, self.store, self.shard = worker, str(store), shard
         self.timeout, self.memory_limit = timeout, memory_limit
         self.current: tuple[int, str, float] | None = None
         self.finished = threading.Event()
 
     @classmethod
-    def start_in_worker(cls, shard: int, timeout: float | None,
+    def start_in_worker(cls, store: str, shard: int, timeout: float | None,
                         memory_limit: int | None) -> "Watchdog | None":
         """A started watchdog in a Dask worker with a limit, else None (in-process builds)."""
         if not (timeout or memory_limit):
@@ -47,19 +48,35 @@ class Watchdog(threading.Thread):
             worker = get_worker()
         except ValueError:  # not in a Dask worker
             return None
-        watchdog = cls(worker, shard, timeout, memory_limit)
+        watchdog = cls(worker, store, shard, timeout, memory_limit)
         watchdog.start()
         return watchdog
 
+    def _log(self, msg: dict) -> None:
+        """Log ``msg`` on the scheduler and wait until it has it (a few ms).
+
+        ``Worker.log_event`` only queues the event on the worker's batched stream; a worker
+        killed soon after (or whose event loop is starved by native code holding the GIL, as a
+        large mesh being parsed does) can lose it, and the driver then cannot name the object.
+        """
+        from distributed.utils import sync
+
+        msg = {"store": self.store, "shard": self.shard, **msg}
+        try:
+            sync(self.worker.loop, self.worker.scheduler.log_event, topic=EVENT_TOPIC, msg=msg,
+                 callback_timeout=30)
+        except Exception:  # noqa: BLE001 - scheduler unreachable: fall back to the stream
+            self.worker.log_event(EVENT_TOPIC, msg)
+
     def begin(self, index: int, object_id: str) -> None:
+        """Mark object ``index`` of the shard as started (its time limit starts now)."""
+        self._log({"index": index, "object_id": object_id, "event": "start"})
         self.current = (index, object_id, time.monotonic())
-        self.worker.log_event(EVENT_TOPIC, {"shard": self.shard, "index": index,
-                                            "object_id": object_id, "event": "start"})
 
     def end(self) -> None:
+        """Mark the current object as done."""
         if self.current is not None:
-            self.worker.log_event(EVENT_TOPIC, {"shard": self.shard, "index": self.current[0],
-                                                "event": "end"})
+            self._log({"index": self.current[0], "event": "end"})
         self.current = None
 
     def run(self) -> None:
@@ -78,31 +95,38 @@ class Watchdog(threading.Thread):
                 reason = (f"exceeded the worker memory limit of {self.memory_limit / 2**30:.2f} "
                           f"GiB")
             if reason:
-                self.worker.log_event(EVENT_TOPIC, {"shard": self.shard, "index": index,
-                                                    "object_id": object_id, "event": "killed",
-                                                    "reason": reason})
-                time.sleep(1.0)  # let the event reach the scheduler
+                self._log({"index": index, "object_id": object_id, "event": "killed",
+                           "reason": reason})
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-
-
-def culprit(client, shard: int, failed: dict[int, str]) -> tuple[int | None, str | None]:
+def culprit(client, store: str, shard: int, failed: dict[int, str]) -> tuple[int | None, str | None]:
     """The object a dead shard task was rendering, from the task's Dask events, and the
-    watchdog's reason when it ended the worker."""
-    last_start, reason = None, None
-    for _, msg in client.get_events(EVENT_TOPIC):
-        if msg.get("shard") != shard:
-            continue
+    watchdog's reason when it ended the worker.
+
+    Args:
+        client: a Dask client of the scheduler the task ran on.
+        store: the dataset the task was writing (events of other builds are ignored).
+        shard: the shard index.
+        failed: objects of the shard (index within the shard) already recorded as failed.
+
+    Returns:
+        ``(index, reason)``: the object the watchdog killed (its reason), else the last object
+        started and not ended (reason None, as for a native crash), else ``(None, None)``.
+    """
+    events = [msg for _, msg in client.get_events(EVENT_TOPIC)
+              if msg.get("store") == str(store) and msg.get("shard") == shard]
+    for msg in reversed(events):
+        if msg["event"] == "killed" and msg["index"] not in failed:
+            return msg["index"], msg["reason"]
+    last_start = None
+    for msg in events:
         if msg["event"] == "start":
             last_start = msg["index"]
         elif msg["event"] == "end" and msg["index"] == last_start:
             last_start = None
     if last_start is None or last_start in failed:
         return None, None
-    for _, msg in client.get_events(EVENT_TOPIC):
-        if msg.get("shard") == shard and msg["event"] == "killed" and msg["index"] == last_start:
-            reason = msg["reason"]
-    return last_start, reason
+    return last_start, None
 
 

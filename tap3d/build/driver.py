@@ -180,7 +180,7 @@ def _run(tasks, store: str, config: BuildConfig, workers: int | None, scheduler:
             try:
                 reports.append(future.result())
             except Exception as error:  # noqa: BLE001 - KilledWorker or an error in the task
-                index, reason = culprit(client, shard, failed)
+                index, reason = culprit(client, store, shard, failed)
                 if index is None:
                     raise RuntimeError(f"shard {shard} (objects {start}-{start + len(objs) - 1}) "
                                        f"failed outside any object: {error!r}") from error

@@ -182,7 +182,7 @@ def _render_shard(store, shard, start, objects, config, threads, failed, timeout
     for name in ("error", "warnings"):
         arrays[name][:] = ""
     report = ShardReport(shard, 0)
-    watchdog = Watchdog.start_in_worker(shard, timeout, memory_limit)
+    watchdog = Watchdog.start_in_worker(store, shard, timeout, memory_limit)
     for i, spec in enumerate(objects):
         if watchdog:
             watchdog.begin(i, spec.object_id)
