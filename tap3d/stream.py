@@ -26,8 +26,10 @@ import torch
 from tap3d.models.pointops import farthest_point_sample
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges
 
-__all__ = ["ViewStream", "NORMALIZATIONS"]
+__all__ = ["ViewStream", "SAMPLINGS", "NORMALIZATIONS"]
 
+#: Point subsets the stream can take (see :class:`ViewStream`).
+SAMPLINGS = ("random", "fps", "fixed")
 #: Point-cloud frames the stream can feed (see :class:`ViewStream`).
 NORMALIZATIONS = ("none", "unit_sphere")
 
@@ -42,7 +44,14 @@ class ViewStream(torch.utils.data.IterableDataset):
         store: dataset path or fsspec URL (anything ``zarr.open_group`` opens).
         points: points per sample (subsampled from the stored ones).
         views_per_sample: views per sample; default half of the stored views (TAP draws 6 of 12).
-        sampling: ``random`` or ``fps`` (farthest-point, from a random start) point subsets.
+        sampling: point subsets: ``random`` (a new random subset each epoch), ``fps``
+            (farthest-point, from a random start) or ``fixed`` (the first ``points`` stored
+            points, every epoch, in stored order: the stored points are area-weighted random
+            surface samples in random order, so this is one uniform random subset per object
+            that never changes, and the backbone's farthest-point sampling picks the same
+            centres every epoch. TAP pre-trains on fixed 1024-point clouds, Poisson-disk ones,
+            which spread more evenly; ``fps`` spreads, but costs a farthest-point pass per
+            sample and changes every epoch).
         shuffle: shuffle shard order and objects (a buffer of ``buffer_size``).
         buffer_size: objects held in the shuffle buffer.
         scale_range: isotropic scaling augmentation ``U[low, high)`` applied to the points and
@@ -84,8 +93,8 @@ class ViewStream(torch.utils.data.IterableDataset):
                  objects=None, up_axis: int = 1, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None):
         super().__init__()
-        if sampling not in ("random", "fps"):
-            raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         self.store = store
@@ -172,7 +181,9 @@ class ViewStream(torch.utils.data.IterableDataset):
         """
         rng = np.random.default_rng([self.seed, self.epoch, index])
         points = arrays["points"][row]
-        if self.sampling == "fps":
+        if self.sampling == "fixed":
+            chosen = np.arange(self.points)
+        elif self.sampling == "fps":
             chosen = farthest_point_sample(torch.from_numpy(points), self.points,
                                            int(rng.integers(len(points)))).numpy()
         else:

@@ -15,7 +15,7 @@ import zarr
 from tap3d.build import BuildConfig, build
 from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
-from tap3d.pretrain import evaluate, export_backbone, load_config, load_model, train
+from tap3d.pretrain import export_backbone, load_config, train
 
 from helpers import MESHES, copy_obj
 
@@ -55,20 +55,6 @@ def test_foreground_loss_falls(tmp_path, two_objects):
     first = np.mean([r["loss_fg"] for r in records[:2]])
     last = np.mean([r["loss_fg"] for r in records[-2:]])
     assert last < 0.6 * first, (first, last)
-
-
-@pytest.mark.slow
-def test_generated_views_beat_the_mean_image(tmp_path, two_objects):
-    """Every view of both objects regenerated (eval mode) beats the dataset's mean image in
-    PSNR. At 20 : 1 the background is learned only after ~400 steps (see the README), so this
-    run weights foreground and background equally."""
-    run = str(tmp_path / "psnr")
-    records = _fit(two_objects, run, 300, w_fg=1.0, w_bg=1.0)
-    assert records[-1]["loss"] < 0.5 * records[0]["loss"]
-    model, config = load_model(run)
-    scores = evaluate(model, two_objects, config)
-    assert scores["objects"] == 2 and scores["views"] == 12
-    assert scores["psnr"] > scores["psnr_mean_image"] + 0.5, scores  # 15.8 vs 14.3 dB here
 
 
 def _tiny(**overrides):

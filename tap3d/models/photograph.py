@@ -16,7 +16,13 @@ Queries:
 
 - ``ray`` (the default): our views are perspective with stored cameras, so each query encodes
   the camera ray through its cell centre as Plücker coordinates ``(d, o x d)`` (world frame, unit
-  ``d``) plus the cell's 2D position in [-1, 1]; it matches the rendered geometry exactly.
+  ``d``) plus the cell's 2D position in [-1, 1]; it matches the rendered geometry exactly. The
+  8 numbers are expanded by :func:`frequency_encoding` (NeRF's positional encoding, Mildenhall
+  et al., ECCV 2020, section 5.1: ``sin``/``cos`` of ``2^k pi x``, ``k < L``; ``ray_frequencies``
+  L, default 4) before the query MLP: a smooth MLP of raw ray coordinates cannot tell
+  neighbouring cells apart early in training, and the generated views came out the same from
+  every side (on 64 px MVCNN renders of 5 demo meshes, 150 steps: silhouette IoU 0.63 without,
+  0.75 with L = 4; L = 6 and 8 were worse than 4).
 - ``tap``: the authors' construction (:func:`tap_queries`): a parallel projection fitted to the
   input cloud in each view, giving per cell a 3D point on the view plane through the origin
   (the "point grid"), the world up axis seen from the view (their ``view[:, :, 2]`` column) and
@@ -35,7 +41,7 @@ from torch.nn import functional as F
 
 from tap3d.models.generator import FACTORS
 
-__all__ = ["PhotographModule", "camera_rays", "tap_view_rotation", "tap_queries", "QUERIES",
+__all__ = ["PhotographModule", "camera_rays", "frequency_encoding", "tap_view_rotation", "tap_queries", "QUERIES",
            "TAP_OBJECT_SIZE"]
 
 #: Query constructions (see the module docstring).
@@ -71,6 +77,24 @@ def camera_rays(K: torch.Tensor, world_to_camera: torch.Tensor, grid: int,
     moment = torch.cross(origin[..., None, :].expand_as(direction), direction, dim=-1)
     position = (pixels[:, :2] + 0.5) / image_size * 2 - 1
     return torch.cat([direction, moment, position.expand(*direction.shape[:-1], 2)], -1)
+
+
+def frequency_encoding(x: torch.Tensor, frequencies: int) -> torch.Tensor:
+    """NeRF's positional encoding (Mildenhall et al., ECCV 2020, eq. 4), the input kept.
+
+    Args:
+        x: ``(..., C)`` float.
+        frequencies: ``L``; 0 returns ``x``.
+
+    Returns:
+        ``(..., C (1 + 2 L))``: ``x``, then ``sin(2^k pi x)`` for ``k < L`` (channel-major: all
+        ``k`` of channel 0 first), then the cosines likewise.
+    """
+    if frequencies == 0:
+        return x
+    scales = torch.pi * 2.0 ** torch.arange(frequencies, device=x.device, dtype=x.dtype)
+    angles = (x[..., None] * scales).flatten(-2)
+    return torch.cat([x, torch.sin(angles), torch.cos(angles)], -1)
 
 
 def tap_view_rotation(world_to_camera: torch.Tensor) -> torch.Tensor:
@@ -206,19 +230,22 @@ class PhotographModule(nn.Module):
         factor: generator upsampling (8, 16, 32); ``G = S / factor`` cells per side.
         query: ``ray`` (default), ``tap`` or ``rotation`` (see the module docstring).
         up_axis: world up axis for ``query="tap"``.
+        ray_frequencies: ``L`` of the rays' :func:`frequency_encoding` (``query="ray"``; 0:
+            the raw 8 numbers).
 
     ``forward(features (B, M, C), xyz (B, M, 3), K (B, V, 3, 3), world_to_camera (B, V, 4, 4),
     points (B, N, 3), needed by query "tap")`` returns ``(B * V, dim, G, G)`` float32, views of
     a sample consecutive.
 
     Raises:
-        ValueError: ``image_size`` not a multiple of ``factor``, unknown ``factor`` or ``query``.
+        ValueError: ``image_size`` not a multiple of ``factor``, unknown ``factor`` or
+            ``query``, negative ``ray_frequencies``.
     """
 
     def __init__(self, feature_channels: int, dim: int = 128, depth: int = 2, heads: int = 4,
                  head_dim: int | None = None, dropout: float = 0.0, qkv_bias: bool = True,
                  memory_hidden: int | None = None, image_size: int = 224, factor: int = 32,
-                 query: str = "ray", up_axis: int = 1):
+                 query: str = "ray", up_axis: int = 1, ray_frequencies: int = 4):
         super().__init__()
         if factor not in FACTORS:
             raise ValueError(f"generator factor must be one of {FACTORS}, got {factor}")
@@ -226,6 +253,9 @@ class PhotographModule(nn.Module):
             raise ValueError(f"image_size must be a multiple of {factor}, got {image_size}")
         if query not in QUERIES:
             raise ValueError(f"query must be one of {QUERIES}, got {query!r}")
+        if ray_frequencies < 0:
+            raise ValueError(f"ray_frequencies must be >= 0, got {ray_frequencies}")
+        self.ray_frequencies = ray_frequencies
         self.grid, self.image_size, self.query, self.dim = image_size // factor, image_size, \
             query, dim
         self.up_axis = up_axis
@@ -233,7 +263,8 @@ class PhotographModule(nn.Module):
         self.memory = nn.Sequential(nn.Linear(feature_channels + 3, hidden), nn.GELU(),
                                     nn.Linear(hidden, dim))
         if query == "ray":
-            self.query_embed = nn.Sequential(nn.Linear(8, dim), nn.GELU(), nn.Linear(dim, dim))
+            self.query_embed = nn.Sequential(nn.Linear(8 * (1 + 2 * ray_frequencies), dim),
+                                             nn.GELU(), nn.Linear(dim, dim))
         elif query == "tap":  # the authors' query_mlp: timm Mlp(8 -> 8 -> dim)
             self.query_embed = nn.Sequential(nn.Linear(8, 8), nn.GELU(), nn.Linear(8, dim))
         else:
@@ -249,7 +280,8 @@ class PhotographModule(nn.Module):
         B, V = K.shape[:2]
         if self.query == "ray":
             rays = camera_rays(K, world_to_camera, self.grid, self.image_size)
-            return self.query_embed(rays.reshape(B * V, -1, 8))
+            return self.query_embed(frequency_encoding(rays.reshape(B * V, -1, 8),
+                                                       self.ray_frequencies))
         if self.query == "tap":
             if points is None:
                 raise ValueError("query 'tap' needs the input points")

@@ -25,7 +25,7 @@ class TAPModel(nn.Module):
         config: any object with the model fields of :class:`tap3d.pretrain.TrainConfig`
             (``backbone``, one of :data:`tap3d.models.backbones.BACKBONES`; ``embed_dim``, its
             base width, 64 in the authors' configurations of all four; ``photograph_*``,
-            ``generator_factor``, ``query``, ``up_axis``).
+            ``generator_factor``, ``query``, ``ray_frequencies``, ``up_axis``).
         image_size: side ``S`` of the generated views, pixels.
     """
 
@@ -37,7 +37,8 @@ class TAPModel(nn.Module):
             heads=config.photograph_heads, head_dim=config.photograph_head_dim or None,
             dropout=config.photograph_dropout, qkv_bias=config.photograph_qkv_bias,
             memory_hidden=config.photograph_memory_hidden or None, image_size=image_size,
-            factor=config.generator_factor, query=config.query, up_axis=config.up_axis)
+            factor=config.generator_factor, query=config.query, up_axis=config.up_axis,
+            ray_frequencies=config.ray_frequencies)
         self.generator = Generator(config.photograph_dim, config.generator_factor)
 
     def forward(self, features, K, world_to_camera):

@@ -83,6 +83,11 @@ def load_checkpoint(run_or_checkpoint: str, device="cpu") -> dict:
                       weights_only=False)
 
 
+#: Settings whose default changed when they were added: the value that checkpoints written
+#: before then were trained with (``ray_frequencies``: raw rays before the encoding existed).
+LEGACY_DEFAULTS = {"ray_frequencies": 0}
+
+
 def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, TrainConfig]:
     """The TAP model of a checkpoint, in eval mode, and its config.
 
@@ -95,7 +100,9 @@ def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, T
     """
     state = load_checkpoint(run_or_checkpoint, device)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
+    # checkpoints written before a setting existed were trained without it
+    config = TrainConfig(**{**LEGACY_DEFAULTS, **{k: v for k, v in state["config"].items()
+                                                  if k in known}})
     model = TAPModel(config, state["image_size"]).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), config

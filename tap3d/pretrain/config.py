@@ -23,7 +23,9 @@ class TrainConfig:
         grad_clip: gradient-norm clip (TAP: 10).
         points, views_per_sample, sampling, scale_low, scale_high: the stream's samples
             (TAP: 1024 points, 6 of 12 views, scaling U[0.9, 1.1)). ``views_per_sample`` 0 means
-            half the stored views. Scaling is isotropic (see :class:`tap3d.stream.ViewStream`).
+            half the stored views. ``sampling``: ``random``, ``fps`` or ``fixed`` (the same
+            points every epoch, as TAP's fixed 1024-point clouds). Scaling is isotropic (see
+            :class:`tap3d.stream.ViewStream`).
         normalize: ``unit_sphere`` (centre the sample on its centroid, scale it to unit radius,
             as TAP and fine-tuning do; cameras follow) or ``none`` (the stored frame: bounding
             box centred, farthest vertex at 1).
@@ -37,6 +39,8 @@ class TrainConfig:
             ``dim / heads``, ``memory_hidden`` 0 means ``dim``). Supplement Table 1a: 2 layers x
             128 channels; the public config: 6 x 256, 32 heads of 32, dropout 0.1, no q/k/v
             bias, memory hidden 1027 (``configs/tap.yaml``, ``configs/tap-public.yaml``).
+        ray_frequencies: frequencies of the ``ray`` queries' positional encoding (tap3d's, not
+            TAP's; see :mod:`tap3d.models.photograph`); 0 feeds the raw rays.
         generator_factor: generator upsampling, 8, 16 or 32 (TAP: 32); the query grid is
             ``image_size / generator_factor`` cells per side.
         w_fg, w_bg: loss weights (TAP supplement Table 1b: 20 : 1).
@@ -75,6 +79,7 @@ class TrainConfig:
     photograph_qkv_bias: bool = True
     photograph_memory_hidden: int = 0
     query: str = "ray"
+    ray_frequencies: int = 4
     generator_factor: int = 32
     w_fg: float = 20.0
     w_bg: float = 1.0

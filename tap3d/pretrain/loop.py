@@ -143,7 +143,7 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_schedule(total, config.warmup_steps, config.lr, config.min_lr))
     run = RunFolder(out, process.rank, config.log_objects)
-    evaluator = quality.Evaluator(dataset, config, training, held_out, device, process.main)
+    evaluator = quality.Evaluator(dataset, config, training, held_out, device, process.main, run)
     step, epoch, skip = _restore(run, process, device, model, optimizer, scheduler) \
         if resume else (0, 0, 0)
     run.write_config(config, dataset)

@@ -28,7 +28,7 @@ import torch
 from tap3d.pretrain.loss import tap_loss
 
 __all__ = ["FOREGROUND_THRESHOLD", "psnr", "silhouette", "iou", "holdout_split", "ViewSet",
-           "view_metrics", "Evaluator", "evaluate"]
+           "view_metrics", "Evaluator", "object_grid", "evaluate"]
 
 #: A generated pixel is foreground when a channel differs from the background colour by more
 #: than this (images in [0, 1]; about 26 of 255 levels). On the demo set's 64 px targets this
@@ -163,11 +163,13 @@ class Evaluator:
             of each are drawn (seeded) and read once, here.
         device: where the model runs.
         enabled: False on ranks other than 0 (only rank 0 evaluates and logs).
+        run: a :class:`~tap3d.pretrain.runfolder.RunFolder` to save each evaluation's
+            ``samples/eval_step_N.png`` (:func:`object_grid`) in; None for none.
     """
 
     def __init__(self, dataset: str, config, training, held_out, device="cpu",
-                 enabled: bool = True):
-        self.config, self.device = config, device
+                 enabled: bool = True, run=None):
+        self.config, self.device, self.run = config, device, run
         self.enabled = enabled and config.eval_objects > 0 and len(training) > 0
         if not self.enabled:
             return
@@ -190,19 +192,53 @@ class Evaluator:
         return self.enabled and (step == total or (every > 0 and step % every == 0))
 
     def evaluate_if_due(self, model, step: int, total: int) -> dict[str, float]:
-        """The ``eval_*`` metrics of ``model`` when step ``step`` is :meth:`due`, else ``{}``.
+        """The ``eval_*`` metrics of ``model`` when step ``step`` is :meth:`due`, else ``{}``;
+        saves the evaluation's :func:`object_grid` as ``samples/eval_step_N.png``.
 
         The loop adds them to that step's record (a step that evaluates is always logged)."""
-        return self(model) if self.due(step, total) else {}
+        if not self.due(step, total):
+            return {}
+        record, grid = self.measure(model)
+        if self.run is not None:
+            self.run.log_image(f"eval_step_{step}.png", "samples/eval_objects", step, grid)
+        return record
 
     def __call__(self, model) -> dict[str, float]:
         """``eval_*`` metrics of ``model`` (see the module docstring)."""
-        record = {}
+        return self.measure(model)[0]
+
+    def measure(self, model) -> tuple[dict[str, float], np.ndarray]:
+        """``eval_*`` metrics of ``model`` and the :func:`object_grid` of up to
+        :data:`GRID_OBJECTS` objects per split (training rows first)."""
+        record, rows = {}, []
         for suffix, views in self.splits.items():
-            metrics = view_metrics(views.generate(model, self.device), views, self.mean_image,
-                                   self.mean_mask)
+            generated = views.generate(model, self.device)
+            metrics = view_metrics(generated, views, self.mean_image, self.mean_mask)
             record.update({f"eval_{k}{suffix}": v for k, v in metrics.items()})
-        return record
+            rows.append(object_grid(generated[:GRID_OBJECTS], views.images[:GRID_OBJECTS]))
+        return record, np.concatenate(rows, 0)
+
+
+#: Objects per split in an evaluation's grid.
+GRID_OBJECTS = 8
+
+
+def object_grid(generated: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """``(n S, 12 S + 8, 3)`` uint8: per object, every other view generated (left), a white
+    gap, the same views' targets (right).
+
+    Args:
+        generated: ``(n, V, 3, S, S)`` float in [0, 1].
+        targets: ``(n, V, 3, S, S)`` uint8.
+    """
+    picked = slice(None, None, 2 if generated.shape[1] > 6 else 1)
+    left = (generated[:, picked].clamp(0, 1) * 255).round().to(torch.uint8)
+    right = targets[:, picked]
+    n, V, _, S, _ = left.shape
+    gap = torch.full((n, 3, S, 8), 255, dtype=torch.uint8)
+    row = torch.cat([torch.cat(list(left.unbind(1)), -1), gap,
+                     torch.cat(list(right.unbind(1)), -1)], -1)  # (n, 3, S, W)
+    return torch.cat(list(row), 1).permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()

@@ -6,6 +6,9 @@
                              (its window includes an evaluation's time), and the ``eval_*``
                              metrics on the steps that evaluate (:mod:`tap3d.pretrain.quality`)
     RUN/samples/step_N.png   generated views (top row) above their targets (bottom row)
+    RUN/samples/eval_step_N.png  at each evaluation, one row per evaluated object (training ones
+                             first, then held-out ones): every other view generated, then the
+                             same views' targets
     RUN/checkpoints/         step_N.pt, last.pt (see :mod:`tap3d.pretrain.checkpoint`)
     RUN/objects/rank_R.jsonl each step's object indices (``log_objects``)
     RUN/tensorboard/         TensorBoard scalars and sample grids (when tensorboard is installed)
@@ -115,14 +118,21 @@ class RunFolder:
         """Save ``samples/step_N.png`` from ``(V, 3, S, S)`` images in [0, 1] (rank 0)."""
         if self.rank != 0:
             return None
+        grid = _grid(generated, target)
+        self.log_image(f"step_{step}.png", "samples/generated_over_target", step, grid)
+        return grid
+
+    def log_image(self, name: str, tag: str, step: int, image: np.ndarray) -> None:
+        """Save ``(H, W, 3)`` uint8 ``image`` as ``samples/NAME`` and TensorBoard image ``tag``
+        (rank 0)."""
+        if self.rank != 0:
+            return
         from PIL import Image
 
-        grid = _grid(generated, target)
         os.makedirs(os.path.join(self.path, "samples"), exist_ok=True)
-        Image.fromarray(grid).save(os.path.join(self.path, "samples", f"step_{step}.png"))
+        Image.fromarray(image).save(os.path.join(self.path, "samples", name))
         if self.writer:
-            self.writer.add_image("samples/generated_over_target", grid, step, dataformats="HWC")
-        return grid
+            self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def log_objects(self, step: int, epoch: int, index) -> None:
         """Append one step's object indices to ``objects/rank_R.jsonl``."""
