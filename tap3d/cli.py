@@ -122,6 +122,10 @@ def preview(dataset, output, objects):
 @click.option("--generator-factor", type=click.Choice(["8", "16", "32"]), default=None,
               callback=lambda ctx, param, value: None if value is None else int(value),
               help="Generator upsampling; query grid = image size / factor (32).")
+@click.option("--ray-frequencies", type=int, default=None,
+              help="Frequencies of the ray queries' positional encoding (4; 0: raw rays).")
+@click.option("--sampling", type=click.Choice(["random", "fps", "fixed"]), default=None,
+              help="Point subsets: random, fps, or fixed (the same points every epoch).")
 @click.option("--normalize", type=click.Choice(["unit_sphere", "none"]), default=None,
               help="Centre points on their centroid at unit radius (cameras follow), or not.")
 @click.option("--eval-fraction", type=float, default=None,
