@@ -6,7 +6,8 @@
 The heavy set stands in for ShapeNetCore's models: 13 real multi-material meshes from
 pybullet_data (7k-125k faces: the franka_panda visual links, a1 trunk, laikago chassis,
 mini_cheetah body and upper link, the samurai monastery, the roboschool stadium), rendered as a
-build does (10 views, 224 x 224, 8192 points, shard size 1). Both paths run in the same
+build does (10 views, 224 x 224, 8192 points; the per-stage table writes shards of
+``--shard-size`` objects, default the whole set, the Dask table shards of one). Both paths run in the same
 process, object by object in turn, so that load from other processes hits both alike:
 
 - ``default``: tinyobjloader, per-material textures at source resolution (``--textures uv``),
@@ -134,18 +135,20 @@ import torch
 torch.set_num_threads(1)
 from tap3d.build import BuildConfig, make_plan, render_shard
 from tap3d.views.writer import create_dataset
-plan = make_plan(sys.argv[2], BuildConfig(shard_size=1, device="cpu"))
-create_dataset(sys.argv[3], plan.specs(), 1, plan.attributes, plan.index, overwrite=True)
+size = int(sys.argv[4])
+plan = make_plan(sys.argv[2], BuildConfig(shard_size=size, device="cpu"))
+create_dataset(sys.argv[3], plan.specs(), size, plan.attributes, plan.index, overwrite=True)
 render_shard(sys.argv[3], 0, 0, plan.objects[:1], plan.config, threads=1)  # warm-up
 print("ready", flush=True)
 for line in sys.stdin:
     i = int(line)
-    report = render_shard(sys.argv[3], i, i, plan.objects[i:i + 1], plan.config, threads=1)
+    report = render_shard(sys.argv[3], i // size, i, plan.objects[i:i + size], plan.config,
+                          threads=1)
     print(report.done, report.seconds, flush=True)
 """
 
 
-def _baseline(folder: str, workdir: str, ref: str):
+def _baseline(folder: str, workdir: str, ref: str, shard_size: int):
     """A child process rendering with the source of commit ``ref``; None without git or ref."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     source = os.path.join(workdir, "baseline")
@@ -156,15 +159,18 @@ def _baseline(folder: str, workdir: str, ref: str):
         return None
     subprocess.run(["tar", "-x", "-C", source], input=archive.stdout, check=True)
     child = subprocess.Popen([sys.executable, "-c", _BASELINE_CHILD, source, folder,
-                              os.path.join(workdir, "baseline.zarr")], stdin=subprocess.PIPE,
+                              os.path.join(workdir, "baseline.zarr"), str(shard_size)],
+                             stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert child.stdout.readline().strip() == "ready", "the baseline child failed to start"
     return child
 
 
-def stage_table(folder: str, workdir: str, ref: str | None = BASELINE_REF) -> tuple[list, dict]:
-    """Both paths object by object in this process, one thread, and the commit ``ref`` in a
-    child process in turn with them; returns rows and totals."""
+def stage_table(folder: str, workdir: str, ref: str | None = BASELINE_REF,
+                shard_size: int = 1) -> tuple[list, dict]:
+    """Both paths shard by shard in this process, one thread, and the commit ``ref`` in a
+    child process in turn with them; returns rows and totals (per object: shard totals over
+    the number of objects)."""
     import torch
 
     from tap3d.build import BuildConfig, make_plan, render_shard
@@ -173,18 +179,20 @@ def stage_table(folder: str, workdir: str, ref: str | None = BASELINE_REF) -> tu
     torch.set_num_threads(1)
     plans, stores = {}, {}
     for name, options in PATHS.items():
-        plans[name] = make_plan(folder, BuildConfig(shard_size=1, device="cpu", **options))
+        plans[name] = make_plan(folder, BuildConfig(shard_size=shard_size, device="cpu",
+                                                    **options))
         stores[name] = os.path.join(workdir, f"stages-{name}.zarr")
         plan = plans[name]
-        create_dataset(stores[name], plan.specs(), 1, plan.attributes, plan.index, overwrite=True)
+        create_dataset(stores[name], plan.specs(), shard_size, plan.attributes, plan.index,
+                       overwrite=True)
     totals = {name: {stage: 0.0 for stage in STAGES + ("seconds",)} for name in PATHS}
     done = {name: 0 for name in PATHS}
     for name in PATHS:  # warm-up: imports, Embree, the first texture read
         plan = plans[name]
         render_shard(stores[name], 0, 0, plan.objects[:1], plan.config, threads=1)
-    child = _baseline(folder, workdir, ref) if ref else None
+    child = _baseline(folder, workdir, ref, shard_size) if ref else None
     baseline = {"done": 0, "seconds": 0.0}
-    for index in range(len(plans["default"].objects)):
+    for index in range(0, len(plans["default"].objects), shard_size):
         if child is not None:
             child.stdin.write(f"{index}\n")
             child.stdin.flush()
@@ -192,8 +200,8 @@ def stage_table(folder: str, workdir: str, ref: str | None = BASELINE_REF) -> tu
             baseline["done"] += int(objects)
             baseline["seconds"] += float(seconds)
         for name, plan in plans.items():
-            report = render_shard(stores[name], index, index, plan.objects[index:index + 1],
-                                  plan.config, threads=1)
+            report = render_shard(stores[name], index // shard_size, index,
+                                  plan.objects[index:index + shard_size], plan.config, threads=1)
             done[name] += report.done
             for stage in STAGES:
                 totals[name][stage] += report.timings.get(stage, 0.0)
@@ -310,6 +318,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="no Dask build, no memory table")
     parser.add_argument("--tables", default="parsers,stages,dask,memory",
                         help="comma-separated tables to print (parsers, stages, dask, memory)")
+    parser.add_argument("--shard-size", type=int, default=len(HEAVY),
+                        help="objects per shard in the per-stage table (default: the whole "
+                             "heavy set, as a build's shards of 64 hold many objects; 1: the "
+                             "write stage pays one file per array per object)")
     parser.add_argument("--baseline", default=BASELINE_REF,
                         help="git commit rendered as today's default beside the two paths "
                              "('' for none)")
@@ -325,8 +337,8 @@ def main() -> None:
             parser_table(root)
         if "stages" in tables:
             print("\n## Per-stage seconds per object, heavy set (10 views, 224 px, 8192 points, "
-                  "shard size 1), one thread\n")
-            rows, _ = stage_table(folder, workdir, args.baseline)
+                  f"shard size {args.shard_size}), one thread\n")
+            rows, _ = stage_table(folder, workdir, args.baseline, args.shard_size)
             print("\n".join(rows), flush=True)
         if "dask" in tables:
             print(f"\n## End to end on a warm local Dask cluster ({args.workers} workers)\n")
