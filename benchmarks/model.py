@@ -69,6 +69,17 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _seconds_per_call(fn, repeats: int, device) -> float:
+    """Seconds per call of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    _sync(device)
+    began = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - began) / repeats
+
+
 def _measure(step, steps: int, device, baseline: float) -> tuple[float, float]:
     """(seconds per step after one warm-up step, peak MiB above ``baseline``): CUDA's peak
     allocation, or on CPU the process's peak resident set since the row began."""
@@ -76,13 +87,7 @@ def _measure(step, steps: int, device, baseline: float) -> tuple[float, float]:
         torch.cuda.reset_peak_memory_stats(device)
     reset = _reset_peak_rss()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    step()
-    _sync(device)
-    began = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    seconds = (time.perf_counter() - began) / steps
+    seconds = _seconds_per_call(step, steps, device)
     if device.type == "cuda":
         return seconds, torch.cuda.max_memory_allocated(device) / 2**20
     if reset and _rss_mib("VmHWM") is not None:
@@ -186,13 +191,7 @@ def point_op_rows(device: torch.device, batch: int, points: int, repeats: int = 
     for name, graphs, op in cases:
         if graphs is not None:
             pointops.CUDA_GRAPHS = graphs
-        op()
-        _sync(device)
-        began = time.perf_counter()
-        for _ in range(repeats):
-            op()
-        _sync(device)
-        print(f"| {name} | {device.type} | {(time.perf_counter() - began) / repeats * 1000:.1f} |",
+        print(f"| {name} | {device.type} | {_seconds_per_call(op, repeats, device) * 1000:.1f} |",
               flush=True)
     pointops.CUDA_GRAPHS = True
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/rasterize.py            # everything (a few minutes on 2 cores)
     .venv/bin/python benchmarks/rasterize.py --quick    # fewer repeats, no end-to-end build
 
-Prints three tables measured in one run:
+Prints two tables measured in one run:
 
 1. rasterization views/s of each backend at 224 x 224 (``(meshes, cameras) -> Fragments``, 10
    views in one call) for meshes of about 1k, 5k, 20k and 100k faces (real pybullet meshes; the
@@ -13,8 +13,8 @@ Prints three tables measured in one run:
    O(pixels x faces)); views/s is per view either way.
 2. end-to-end build throughput (objects/s; 10 views, 8192 points) of each backend on the demo
    meshes (``tap-cli build-dataset pybullet``), with the default local Dask cluster.
-3. peak resident memory of one worker process rendering a ~500k-face mesh (the samurai monastery
-   subdivided once) with the CPU default backend (embree).
+
+The peak memory of a worker on a ~500k-face mesh is ``benchmarks/build.py``'s memory table.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -104,46 +102,10 @@ def build_table(workdir: str) -> list[str]:
     return rows
 
 
-_MEMORY_CHILD = """
-import resource, sys, time
-from dataclasses import replace
-from tap3d.build import BuildConfig, make_renderer, render_object
-from tap3d.sources import ObjectSpec
-import torch
-torch.set_num_threads(1)
-backend, path = sys.argv[1], sys.argv[2]
-config = replace(BuildConfig(backend=backend, device="cpu"), layout="clip2point")
-renderer = make_renderer(config, threads=1)
-began = time.perf_counter()
-out = render_object(ObjectSpec("big", "big", path), config, renderer)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - began)
-"""
-
-
-def memory_table(root: str, workdir: str) -> list[str]:
-    import trimesh
-
-    big = os.path.join(workdir, "samurai_x4.obj")
-    mesh = trimesh.load(os.path.join(root, "samurai_monastry.obj"), force="mesh", process=False)
-    trimesh.Trimesh(*trimesh.remesh.subdivide(mesh.vertices, mesh.faces), process=False).export(big)
-    faces = len(mesh.faces) * 4
-    rows = ["| backend | faces | peak RSS of the worker (MiB) | seconds for 10 views + 8192 points |",
-            "| --- | ---: | ---: | ---: |"]
-    # PyTorch3D's CPU rasterizer needs minutes per view at this size, so only the CPU default
-    # (embree) is measured here.
-    for backend in ("embree",):
-        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, backend, big],
-                             capture_output=True, text=True, check=True)
-        rss_kib, seconds = out.stdout.split()
-        rows.append(f"| {backend} | {faces} | {int(rss_kib) / 1024:.0f} | {float(seconds):.1f} |")
-        print(rows[-1], flush=True)
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--quick", action="store_true", help="one repeat, no build or memory table")
+    parser.add_argument("--quick", action="store_true", help="one repeat, no build table")
     args = parser.parse_args()
     import pybullet_data
 
@@ -155,8 +117,6 @@ def main() -> None:
             return
         print("\n## End-to-end build of the demo meshes (10 views, 8192 points)\n")
         print("\n".join(build_table(workdir)), flush=True)
-        print("\n## Peak memory of one worker on a ~500k-face mesh\n")
-        memory_table(root, workdir)
     print(f"\n(numpy {np.__version__}, peak RSS of this process "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 

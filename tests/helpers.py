@@ -47,6 +47,21 @@ def project(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray):
     return uvw[:, :2] / uvw[:, 2:3], cam[:, 2]
 
 
+def mask_hits(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray,
+               mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which world points project onto ``mask`` (``(S, S)`` bool) dilated by one pixel (3 x 3),
+    and their camera z: ``(hit (N,) bool, z (N,))``. Points outside the image miss."""
+    uv, z = project(points, K, world_to_camera)
+    pix = np.round(uv).astype(int)
+    inside = ((pix >= 0) & (pix < mask.shape[0])).all(1)
+    padded = np.pad(mask, 1)
+    dilated = np.any([padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
+                      for dy in range(3) for dx in range(3)], axis=0)
+    hit = np.zeros(len(pix), bool)
+    hit[inside] = dilated[pix[inside, 1], pix[inside, 0]]
+    return hit, z
+
+
 def tap_cli(*args, cwd=None, env=None):
     """Run ``tap-cli`` from this environment; returns the CompletedProcess (text output)."""
     import subprocess

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import IMAGE_SIZE, MESHES, POINTS, project
+from helpers import IMAGE_SIZE, MESHES, POINTS, mask_hits, project
 
 N, V, S, P = len(MESHES), 10, IMAGE_SIZE, POINTS
 OV = ("object", "view")
@@ -107,16 +107,6 @@ def test_all_done_and_index(group):
     np.testing.assert_array_equal(group["label"][:], [cats.index(i.split("/")[0]) for i in ids])
 
 
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    """3 x 3 binary dilation (one pixel of allowance)."""
-    padded = np.pad(mask, 1)
-    out = np.zeros_like(mask)
-    for dy in range(3):
-        for dx in range(3):
-            out |= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
-    return out
-
-
 def _neighbourhood(image: np.ndarray, u: np.ndarray, v: np.ndarray, fill: float) -> np.ndarray:
     """``(n, 9)`` values of the 3 x 3 pixels around integer pixels (u, v); ``fill`` outside."""
     padded = np.pad(image, 1, constant_values=fill)
@@ -128,12 +118,8 @@ def test_points_project_onto_masks(group):
                                                    "mask", "points"))
     for i in range(N):
         for v in range(V):
-            uv, z = project(points[i], K[i, v], w2c[i, v])
+            hit, z = mask_hits(points[i], K[i, v], w2c[i, v], mask[i, v])
             assert (z > 0).all()
-            pix = np.round(uv).astype(int)
-            inside = ((pix >= 0) & (pix < S)).all(1)
-            hit = np.zeros(len(pix), bool)
-            hit[inside] = _dilate(mask[i, v])[pix[inside, 1], pix[inside, 0]]
             assert hit.mean() >= 0.98, (i, v, hit.mean())
 
 
