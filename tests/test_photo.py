@@ -15,7 +15,8 @@ import yaml
 from tap3d.build import build
 from tap3d.build.plan import preset_config
 from tap3d.models.generator import Generator
-from tap3d.models.photograph import PhotographModule, tap_queries, tap_view_rotation
+from tap3d.models.photograph import (PhotographModule, frequency_encoding, tap_queries,
+                                     tap_view_rotation)
 from tap3d.pretrain import evaluate, load_config, load_model, train
 from tap3d.pretrain.quality import holdout_split
 from tap3d.stream import ViewStream
@@ -122,6 +123,33 @@ def test_holdout_split_is_seeded_and_the_stream_skips_held_out_objects(mvcnn_set
     assert len(stream) == 6 and sorted(int(s["index"]) for s in stream) == list(training)
     with pytest.raises(ValueError, match="eval_fraction"):
         holdout_split(mvcnn_set, 1.0)
+
+
+def test_ray_frequency_encoding_and_checkpoints_from_before_it(tmp_path, mvcnn_set):
+    """NeRF's encoding: x, then sin(2^k pi x), then cos(2^k pi x), channel-major; a checkpoint
+    whose config predates ``ray_frequencies`` loads as raw rays (8 query inputs)."""
+    x = torch.tensor([[0.25, -0.5]])
+    encoded = frequency_encoding(x, 2)
+    angles = np.pi * np.array([0.25, 0.5, -0.5, -1.0])  # x0 * (1, 2) pi, then x1 * (1, 2) pi
+    expected = [0.25, -0.5, *np.sin(angles), *np.cos(angles)]
+    np.testing.assert_allclose(encoded[0].numpy(), expected, atol=1e-6)
+    assert frequency_encoding(x, 0) is x
+    assert PhotographModule(32, image_size=S, factor=8).query_embed[0].in_features == 8 * 9
+    with pytest.raises(ValueError, match="ray_frequencies"):
+        PhotographModule(32, image_size=S, factor=8, ray_frequencies=-1)
+    run = str(tmp_path / "old")
+    config = load_config(None, device="cpu", batch_size=2, points=256, views_per_sample=2,
+                         embed_dim=8, photograph_dim=32, generator_factor=8, ray_frequencies=0,
+                         max_steps=1, eval_objects=0, log_every=1, checkpoint_every=1,
+                         sample_every=10**6)
+    train(mvcnn_set, run, config, progress=False)
+    path = os.path.join(run, "checkpoints", "last.pt")
+    state = torch.load(path, weights_only=False)
+    del state["config"]["ray_frequencies"]  # as written before the setting existed
+    torch.save(state, path)
+    model, loaded = load_model(run)
+    assert loaded.ray_frequencies == 0
+    assert model.photograph.query_embed[0].in_features == 8
 
 
 @pytest.mark.parametrize("factor", [8, 16, 32])

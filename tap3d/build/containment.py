@@ -100,7 +100,8 @@ class Watchdog(threading.Thread):
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-def culprit(client, store: str, shard: int, failed: dict[int, str]) -> tuple[int | None, str | None]:
+def culprit(client, store: str, shard: int,
+            failed: dict[int, str]) -> tuple[int | None, str | None]:
     """The object a dead shard task was rendering, from the task's Dask events, and the
     watchdog's reason when it ended the worker.
 

@@ -41,8 +41,8 @@ from torch.nn import functional as F
 
 from tap3d.models.generator import FACTORS
 
-__all__ = ["PhotographModule", "camera_rays", "frequency_encoding", "tap_view_rotation", "tap_queries", "QUERIES",
-           "TAP_OBJECT_SIZE"]
+__all__ = ["PhotographModule", "camera_rays", "frequency_encoding", "tap_view_rotation",
+           "tap_queries", "QUERIES", "TAP_OBJECT_SIZE"]
 
 #: Query constructions (see the module docstring).
 QUERIES = ("ray", "tap", "rotation")
