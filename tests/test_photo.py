@@ -125,6 +125,27 @@ def test_holdout_split_is_seeded_and_the_stream_skips_held_out_objects(mvcnn_set
         holdout_split(mvcnn_set, 1.0)
 
 
+def test_fixed_sampling_feeds_the_same_stored_points_every_epoch(mvcnn_set):
+    """``sampling="fixed"``: the first ``points`` stored points of each object, every epoch;
+    ``random`` draws another subset in the next epoch."""
+    import zarr
+
+    stored = zarr.open_group(mvcnn_set)["points"][:]
+
+    def epoch_points(sampling, epoch):
+        stream = ViewStream(mvcnn_set, points=64, sampling=sampling, normalize="none",
+                            scale_range=None, shuffle=False)
+        stream.set_epoch(epoch)
+        return {int(s["index"]): s["points"].numpy() for s in stream}
+
+    first, second = epoch_points("fixed", 0), epoch_points("fixed", 1)
+    for index, points in first.items():
+        np.testing.assert_array_equal(points, second[index])
+        np.testing.assert_allclose(points, stored[index, :64], atol=1e-6)
+    random0, random1 = epoch_points("random", 0), epoch_points("random", 1)
+    assert any(not np.array_equal(random0[i], random1[i]) for i in random0)
+
+
 def test_ray_frequency_encoding_and_checkpoints_from_before_it(tmp_path, mvcnn_set):
     """NeRF's encoding: x, then sin(2^k pi x), then cos(2^k pi x), channel-major; a checkpoint
     whose config predates ``ray_frequencies`` loads as raw rays (8 query inputs)."""

@@ -203,10 +203,6 @@ class Evaluator:
             self.run.log_image(f"eval_step_{step}.png", "samples/eval_objects", step, grid)
         return record
 
-    def __call__(self, model) -> dict[str, float]:
-        """``eval_*`` metrics of ``model`` (see the module docstring)."""
-        return self.measure(model)[0]
-
     def measure(self, model) -> tuple[dict[str, float], np.ndarray]:
         """``eval_*`` metrics of ``model`` and the :func:`object_grid` of up to
         :data:`GRID_OBJECTS` objects per split (training rows first)."""
