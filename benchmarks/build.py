@@ -40,10 +40,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import replace
 
 import numpy as np
+from timing import best_seconds
 
 HEAVY = ["franka_panda/meshes/visual/" + name for name in
          ("hand.obj", "link1.obj", "link2.obj", "link3.obj", "link4.obj", "link5.obj",
@@ -82,15 +81,6 @@ def heavy_folder(root: str, out: str) -> str:
     return out
 
 
-def _best(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - began)
-    return best
-
-
 def parser_table(root: str) -> list[str]:
     import warnings
 
@@ -121,7 +111,7 @@ def parser_table(root: str) -> list[str]:
     for rel in ("franka_panda/meshes/visual/link6.obj", "a1/meshes/trunk.obj",
                 "samurai_monastry.obj"):
         path = os.path.join(root, rel)
-        times = [_best(lambda: fn(path)) for fn in candidates.values()]
+        times = [best_seconds(lambda: fn(path)) for fn in candidates.values()]
         rows.append(f"| {os.path.basename(rel)} | {len(read_obj(path).faces)} | "
                     + " | ".join(f"{t:.3f}" for t in times) + " |")
         print(rows[-1], flush=True)

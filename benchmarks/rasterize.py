@@ -23,9 +23,9 @@ import argparse
 import os
 import resource
 import tempfile
-import time
 
 import numpy as np
+from timing import best_seconds
 
 
 def _meshes(root: str, workdir: str) -> list[tuple[str, str]]:
@@ -38,15 +38,6 @@ def _meshes(root: str, workdir: str) -> list[tuple[str, str]]:
             ("duck (real)", os.path.join(root, "duck.obj")),
             ("duck x4 (subdivided)", duck20k),
             ("samurai monastery (real)", os.path.join(root, "samurai_monastry.obj"))]
-
-
-def _time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - began)
-    return best
 
 
 def rasterizer_table(root: str, workdir: str, threads: int, repeats: int) -> list[str]:
@@ -74,10 +65,10 @@ def rasterizer_table(root: str, workdir: str, threads: int, repeats: int) -> lis
             reps = repeats if backend == "embree" or faces < 10_000 else 1
             if backend == "embree":
                 rasterizer(batch, cameras)  # warm-up: first call loads Embree
-            timings[backend] = _time(lambda: rasterizer(batch, cameras), reps) / views
+            timings[backend] = best_seconds(lambda: rasterizer(batch, cameras), reps) / views
         renderer = ViewRenderer(make_rasterizer("embree", 224, "cpu", threads))
         cameras = make_cameras(make_layout("sphere", 10))
-        shaded = _time(lambda: renderer(mesh, cameras), repeats) / 10
+        shaded = best_seconds(lambda: renderer(mesh, cameras), repeats) / 10
         rows.append(f"| {name} | {faces} | {1 / timings['pytorch3d']:.2f} | "
                     f"{1 / timings['embree']:.0f} | {timings['pytorch3d'] / timings['embree']:.0f}x "
                     f"| {1 / shaded:.0f} |")
