@@ -123,7 +123,7 @@ import sys, time
 sys.path.insert(0, sys.argv[1])  # the baseline commit's tap3d first
 import torch
 torch.set_num_threads(1)
-from tap3d.build import BuildConfig, make_plan, render_shard
+from tap3d.builder import BuildConfig, make_plan, render_shard
 from tap3d.views.writer import create_dataset
 size = int(sys.argv[4])
 plan = make_plan(sys.argv[2], BuildConfig(shard_size=size, device="cpu"))
@@ -163,7 +163,7 @@ def stage_table(folder: str, workdir: str, ref: str | None = BASELINE_REF,
     the number of objects)."""
     import torch
 
-    from tap3d.build import BuildConfig, make_plan, render_shard
+    from tap3d.builder import BuildConfig, make_plan, render_shard
     from tap3d.views.writer import create_dataset
 
     torch.set_num_threads(1)
@@ -224,7 +224,7 @@ def _warm_imports():
     import tinyobjloader  # noqa: F401
     import trimesh.sample  # noqa: F401
 
-    import tap3d.build.shard  # noqa: F401
+    import tap3d.builder.shard  # noqa: F401
     return os.getpid()
 
 
@@ -232,7 +232,7 @@ def dask_table(folder: str, workdir: str, workers: int) -> list[str]:
     import dask
     from dask.distributed import Client, LocalCluster
 
-    from tap3d.build import BuildConfig, build
+    from tap3d.builder import BuildConfig, build
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -261,8 +261,8 @@ def dask_table(folder: str, workdir: str, workers: int) -> list[str]:
 
 _MEMORY_CHILD = """
 import sys, time
-from tap3d.build import BuildConfig, make_renderer, render_object
-from tap3d.build.plan import make_plan
+from tap3d.builder import BuildConfig, make_renderer, render_object
+from tap3d.builder.plan import make_plan
 from tap3d.sources import ObjectSpec
 import torch
 torch.set_num_threads(1)

@@ -126,7 +126,7 @@ def _timed_point_ops(device, total: list):
 def rows(device: torch.device, backbone: str, batch: int, points: int, views: int, size: int,
          steps: int) -> list[str]:
     from tap3d.models import TAPModel
-    from tap3d.pretrain import load_config, tap_loss
+    from tap3d.train import load_config, tap_loss
 
     baseline = (_rss_mib("VmRSS") or 0.0) if device.type == "cpu" else 0.0
     config = load_config(None, device=str(device), backbone=backbone)

@@ -77,7 +77,7 @@ def rasterizer_table(root: str, workdir: str, threads: int, repeats: int) -> lis
 
 
 def build_table(workdir: str) -> list[str]:
-    from tap3d.build import BuildConfig, build
+    from tap3d.builder import BuildConfig, build
 
     rows = ["| backend | objects | seconds | objects/s | views/s | ratio |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]

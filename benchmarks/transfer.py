@@ -21,7 +21,8 @@ import time
 
 
 def _row(name: str, data: str, checkpoint: str, weights, args) -> dict:
-    from tap3d.evaluate import finetune, load_finetune_config, probe
+    from tap3d.evaluate import probe
+    from tap3d.train import finetune, load_finetune_config
 
     began = time.perf_counter()
     probed = probe(data, checkpoint, weights.backbone, weights.kwargs.get("embed_dim", 64),

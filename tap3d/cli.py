@@ -68,8 +68,8 @@ def build_dataset(source, output, preset, views, layout, shading, textures, shad
                   image_size, fov, points, synsets, limit, seed, shard_size, device, backend,
                   workers, scheduler, timeout, memory_limit, overwrite, quiet):
     """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset."""
-    from tap3d.build import build
-    from tap3d.build.plan import preset_config
+    from tap3d.builder import build
+    from tap3d.builder.plan import preset_config
     from tap3d.sources import SourceError
 
     try:
@@ -151,7 +151,7 @@ def preview(dataset, output, objects):
 @click.option("--quiet", is_flag=True)
 def train_command(dataset, out, config_path, resume, quiet, **options):
     """Pre-train a backbone with TAP on DATASET (path or fsspec URL)."""
-    from tap3d.pretrain import load_config, train
+    from tap3d.train import load_config, train
 
     try:
         config = load_config(config_path, **options)
@@ -171,7 +171,7 @@ def train_command(dataset, out, config_path, resume, quiet, **options):
 def inspect_command(path, output, objects, cameras_png):
     """Summarize a dataset (and draw views + cameras), or a training run (loss curves +
     the latest generated views)."""
-    from tap3d.pretrain import runfolder
+    from tap3d.train import runfolder
     from tap3d.views import pictures, summary
 
     try:
@@ -265,7 +265,8 @@ def export_backbone_command(source, output, format_, backbone):
 def finetune_command(data, out, config_path, resume, quiet, **options):
     """Fine-tune a backbone for classification on DATA (ScanObjectNN or ModelNet40 h5 folder,
     or a tap3d dataset); writes RUN/results.json (best and last test OA/mAcc)."""
-    from tap3d.evaluate import LabelledDataError, WeightsError, finetune, load_finetune_config
+    from tap3d.evaluate import LabelledDataError, WeightsError
+    from tap3d.train import finetune, load_finetune_config
 
     try:
         config = load_finetune_config(config_path, **options)

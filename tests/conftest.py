@@ -29,7 +29,7 @@ def mesh_folder(tmp_path_factory, pybullet_root) -> str:
 
 @pytest.fixture(scope="session")
 def small_config():
-    from tap3d.build import BuildConfig
+    from tap3d.builder import BuildConfig
 
     return BuildConfig(image_size=IMAGE_SIZE, points=POINTS, shard_size=3, seed=7)
 
@@ -41,7 +41,7 @@ def make_dataset(tmp_path_factory, mesh_folder):
     ``make_dataset(name, source=mesh_folder, **settings)`` builds ``BuildConfig(**settings)``
     into a fresh folder and returns its path; every object must render.
     """
-    from tap3d.build import BuildConfig, build
+    from tap3d.builder import BuildConfig, build
 
     def make(name: str, source: str | None = None, **settings) -> str:
         out = str(tmp_path_factory.mktemp(name) / f"{name}.zarr")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from tap3d.build import BuildConfig, build
+from tap3d.builder import BuildConfig, build
 from tap3d.cli import train_command
 from tap3d.models import BACKBONES, make_backbone
 from tap3d.models.pointops import ball_query, farthest_point_sample, gather, knn
-from tap3d.pretrain import load_config, train
+from tap3d.train import load_config, train
 from tap3d.stream import ViewStream
 
 #: name -> (points, channels) of ``forward`` and channels of ``forward_pooled`` at the authors'

@@ -9,7 +9,7 @@ import pytest
 import zarr
 
 from helpers import assert_same_arrays, copy_obj, tap_cli
-from tap3d.build import BuildConfig, build
+from tap3d.builder import BuildConfig, build
 from tap3d.render.meshes import MeshError, load_mesh
 
 TINY = BuildConfig(views=3, layout="random", image_size=32, points=128, shard_size=2, seed=3)

@@ -11,7 +11,7 @@ import pytest
 import zarr
 
 from helpers import MESHES, copy_obj, dask_cluster
-from tap3d.build import BuildConfig, build
+from tap3d.builder import BuildConfig, build
 
 CONFIG = BuildConfig(views=4, image_size=48, points=256, shard_size=4, seed=2)
 # PyTorch3D's loader and shader: with them the 499k-face model takes seconds and ~1.9 GB, the
@@ -143,7 +143,7 @@ def test_worker_crash_twice_on_one_object_is_recorded(tmp_path, big_obj, pybulle
 
     from dask.distributed import Client
 
-    from tap3d.build.containment import EVENT_TOPIC
+    from tap3d.builder.containment import EVENT_TOPIC
 
     src = tmp_path / "src"
     for name in ("duck", "mug"):

@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from tap3d.evaluate import export_backbone, finetune, load_finetune_config, probe
+from tap3d.evaluate import export_backbone, probe
+from tap3d.train import finetune, load_finetune_config
 from tap3d.models import BACKBONES
 
 from helpers import tap_cli

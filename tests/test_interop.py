@@ -130,8 +130,8 @@ def test_an_unknown_key_fails_and_is_listed(tmp_path):
 def test_a_pretraining_run_exports_in_both_namings(tmp_path):
     """A tap3d TAP checkpoint (backbone + Photograph module + generator) as SOURCE."""
     from tap3d.models import TAPModel
-    from tap3d.pretrain import load_config
-    from tap3d.pretrain.checkpoint import save_checkpoint
+    from tap3d.train import load_config
+    from tap3d.train.checkpoint import save_checkpoint
 
     config = load_config(None, embed_dim=8, photograph_dim=32)
     model = TAPModel(config, 64)

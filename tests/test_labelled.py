@@ -119,7 +119,7 @@ def test_modelnet_meshes_with_glued_headers_build_with_their_split(modelnet_data
 
 
 def test_other_sources_have_an_empty_split(mesh_folder, small_config):
-    from tap3d.build import make_plan
+    from tap3d.builder import make_plan
 
     plan = make_plan(mesh_folder, small_config)
     assert (plan.index["split"] == "").all() and len(plan.index["split"]) == 8

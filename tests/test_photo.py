@@ -12,13 +12,13 @@ import pytest
 import torch
 import yaml
 
-from tap3d.build import build
-from tap3d.build.plan import preset_config
+from tap3d.builder import build
+from tap3d.builder.plan import preset_config
 from tap3d.models.generator import Generator
 from tap3d.models.photograph import (PhotographModule, frequency_encoding, tap_queries,
                                      tap_view_rotation)
-from tap3d.pretrain import evaluate, load_config, load_model, train
-from tap3d.pretrain.quality import holdout_split
+from tap3d.train import evaluate, load_config, load_model, train
+from tap3d.train.quality import holdout_split
 from tap3d.stream import ViewStream
 
 from helpers import mask_hits, tap_cli
@@ -231,7 +231,7 @@ def test_pretraining_takes_photos_of_its_training_objects(photo_run):
 @pytest.mark.slow
 def test_the_checkpoint_takes_the_same_photos(photo_run, mvcnn_set):
     """The saved model, reloaded, beats the training objects' mean image and mean mask (over
-    all their views) through :func:`tap3d.pretrain.evaluate`."""
+    all their views) through :func:`tap3d.train.evaluate`."""
     run, _ = photo_run
     model, config = load_model(run)
     training, _ = holdout_split(mvcnn_set, config.eval_fraction, seed=config.seed)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from helpers import assert_same_arrays, dask_cluster, tap_cli
-from tap3d.build import BuildConfig, build
+from tap3d.builder import BuildConfig, build
 
 CONFIG = BuildConfig(views=4, image_size=48, points=256, shard_size=2, seed=11)
 BIN = os.path.dirname(sys.executable)

@@ -10,8 +10,8 @@ import pytest
 import zarr
 
 from helpers import copy_obj, mask_hits, tap_cli
-from tap3d.build import BuildConfig, build
-from tap3d.build.plan import preset_config
+from tap3d.builder import BuildConfig, build
+from tap3d.builder.plan import preset_config
 
 SMALL = dict(image_size=64, points=512, shard_size=2, seed=1)
 

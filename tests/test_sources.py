@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from helpers import copy_obj
-from tap3d.build import BuildConfig, build
+from tap3d.builder import BuildConfig, build
 from tap3d.sources import SourceError, discover
 
 AIRPLANE, MUG = "02691156", "03797390"

@@ -12,10 +12,10 @@ import pytest
 import torch
 import zarr
 
-from tap3d.build import BuildConfig, build
+from tap3d.builder import BuildConfig, build
 from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
-from tap3d.pretrain import export_backbone, load_config, train
+from tap3d.train import export_backbone, load_config, train
 
 from helpers import MESHES, copy_obj
 
@@ -151,7 +151,7 @@ def test_train_logs_checkpoints_and_resume_is_exact(tmp_path, train_set):
 
 
 def test_trainer_never_imports_pytorch3d(train_set):
-    code = ("import sys, tap3d.pretrain, tap3d.models, tap3d.evaluate, tap3d.stream;"
+    code = ("import sys, tap3d.train, tap3d.models, tap3d.evaluate, tap3d.stream;"
             "print('pytorch3d' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -181,7 +181,7 @@ def _read(path: str) -> tuple[dict, dict]:
     ``config`` (dict or None), ``origin``, ``step`` and ``kwargs`` (constructor arguments a
     tap3d backbone file records, or None)."""
     if os.path.isdir(path):
-        from tap3d.pretrain.checkpoint import load_checkpoint
+        from tap3d.train.checkpoint import load_checkpoint
 
         state = load_checkpoint(path)
         return state["model"], {"config": state.get("config"), "origin": "tap3d run",

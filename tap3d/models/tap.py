@@ -22,7 +22,7 @@ class TAPModel(nn.Module):
     Transformer.
 
     Args:
-        config: any object with the model fields of :class:`tap3d.pretrain.TrainConfig`
+        config: any object with the model fields of :class:`tap3d.train.TrainConfig`
             (``backbone``, one of :data:`tap3d.models.backbones.BACKBONES`; ``embed_dim``, its
             base width, 64 in the authors' configurations of all four; ``photograph_*``,
             ``generator_factor``, ``query``, ``ray_frequencies``, ``up_axis``).

@@ -1,9 +1,9 @@
 """Building a dataset: source -> mesh -> views -> shard, one Dask task per shard.
 
 :func:`build` is what ``tap-cli build-dataset`` calls; a notebook or a test calls it with the
-same arguments. The driver resolves the plan once (:mod:`tap3d.build.plan`), creates the Zarr
+same arguments. The driver resolves the plan once (:mod:`tap3d.builder.plan`), creates the Zarr
 group with the index arrays (or finds the shards a resumed build must redo,
-:mod:`tap3d.build.resume`), and runs :func:`tap3d.build.shard.render_shard` for every shard in
+:mod:`tap3d.builder.resume`), and runs :func:`tap3d.builder.shard.render_shard` for every shard in
 process, on a local Dask cluster or on an existing scheduler.
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tap3d.build.containment import culprit
-from tap3d.build.plan import BuildConfig, make_plan
-from tap3d.build.resume import exists, pending_shards
-from tap3d.build.shard import ShardReport, render_shard
+from tap3d.builder.containment import culprit
+from tap3d.builder.plan import BuildConfig, make_plan
+from tap3d.builder.resume import exists, pending_shards
+from tap3d.builder.shard import ShardReport, render_shard
 from tap3d.views import schema
 from tap3d.views.writer import create_dataset
 

@@ -2,7 +2,7 @@
 
 A checkpoint holds ``model``, ``optimizer``, ``scheduler`` (state dicts), ``step``, ``epoch``,
 ``batch_in_epoch``, ``rng`` (Python, NumPy, torch and CUDA generator states), ``config`` (the
-:class:`~tap3d.pretrain.config.TrainConfig` as a dict) and ``image_size``. ``RUN/checkpoints/``
+:class:`~tap3d.train.config.TrainConfig` as a dict) and ``image_size``. ``RUN/checkpoints/``
 holds ``step_N.pt`` and ``last.pt`` (a hard link to the newest).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tap3d.models.tap import TAPModel
-from tap3d.pretrain.config import TrainConfig
+from tap3d.train.config import TrainConfig
 
 __all__ = ["rng_state", "set_rng_state", "save_checkpoint", "checkpoint_path", "load_checkpoint",
            "load_model", "export_backbone"]

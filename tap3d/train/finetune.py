@@ -1,12 +1,12 @@
 """Fine-tuning a backbone for classification: what ``tap-cli finetune DATA -o RUN`` calls.
 
-TAP's public recipe (DESIGN.md; :class:`~tap3d.evaluate.config.FinetuneConfig`): backbone ->
+TAP's public recipe (DESIGN.md; :class:`~tap3d.train.finetune_config.FinetuneConfig`): backbone ->
 max pool -> head [512, 256] (BatchNorm, ReLU, dropout 0.5); smoothed cross-entropy (0.3); AdamW
 5e-4, weight decay 0.05 on weights only; 10 warm-up epochs then cosine to 1e-6 over 300 epochs;
 gradient clip 10; batch 32; inputs from :mod:`tap3d.evaluate.inputs`. After every epoch the
 test split is evaluated: overall accuracy (OA) and mean class accuracy (mAcc), in percent.
 
-The run folder follows ``tap-cli train`` (:mod:`tap3d.pretrain.runfolder`): ``config.yaml``,
+The run folder follows ``tap-cli train`` (:mod:`tap3d.train.runfolder`): ``config.yaml``,
 ``metrics.jsonl`` (step records: ``loss``, ``lr``, ``samples_per_s``; epoch records:
 ``train_loss``, ``train_oa``, ``eval_oa``, ``eval_macc``), ``checkpoints/`` (``step_N.pt``,
 ``last.pt``, and ``best.pt``: the weights of the best test epoch), ``tensorboard/`` and
@@ -31,16 +31,16 @@ import torch
 import torch.nn.functional as F
 
 from tap3d.devices import resolve_device
-from tap3d.evaluate.config import FinetuneConfig
+from tap3d.train.finetune_config import FinetuneConfig
 from tap3d.evaluate.inputs import AugmentedClouds, eval_features, fps_points, training_features
 from tap3d.evaluate.labelled import load_labelled
 from tap3d.evaluate.scores import evaluate_classifier
 from tap3d.evaluate.weights import load_backbone_weights
 from tap3d.models.backbones import make_backbone
 from tap3d.models.heads import Classifier
-from tap3d.pretrain import checkpoint, distributed
-from tap3d.pretrain.loop import NonFiniteLossError, cosine_schedule, make_optimizer
-from tap3d.pretrain.runfolder import RunFolder, WindowMeter, read_metrics
+from tap3d.train import checkpoint, distributed
+from tap3d.train.pretrain import NonFiniteLossError, cosine_schedule, make_optimizer
+from tap3d.train.runfolder import RunFolder, WindowMeter, read_metrics
 
 __all__ = ["finetune", "build_classifier", "epoch_batches"]
 

@@ -1,8 +1,8 @@
 """TAP pre-training: one loop (after nanoGPT's ``train.py``).
 
 ``train(dataset, out, config)`` is what ``tap-cli train`` calls. The run folder's files are
-described in :mod:`tap3d.pretrain.runfolder`, the checkpoint dict in
-:mod:`tap3d.pretrain.checkpoint`. ``resume=True`` reads ``last.pt`` back and replays the epoch
+described in :mod:`tap3d.train.runfolder`, the checkpoint dict in
+:mod:`tap3d.train.checkpoint`. ``resume=True`` reads ``last.pt`` back and replays the epoch
 up to where it stopped, so the parameters at step 2k equal an unbroken run's. Multi-process
 training runs under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA); each rank
 streams different shards and every rank takes the same number of steps per epoch.
@@ -21,10 +21,10 @@ from torch import nn
 
 from tap3d.devices import resolve_device
 from tap3d.models.tap import TAPModel
-from tap3d.pretrain import checkpoint, distributed, quality
-from tap3d.pretrain.config import TrainConfig
-from tap3d.pretrain.loss import tap_loss
-from tap3d.pretrain.runfolder import RunFolder, WindowMeter
+from tap3d.train import checkpoint, distributed, quality
+from tap3d.train.config import TrainConfig
+from tap3d.train.loss import tap_loss
+from tap3d.train.runfolder import RunFolder, WindowMeter
 
 __all__ = ["train", "make_stream", "cosine_schedule", "steps_per_epoch", "make_optimizer",
            "NonFiniteLossError"]
@@ -117,7 +117,7 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
 
     Returns:
         ``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step, and the last
-        evaluation's ``eval_*`` metrics (see :mod:`tap3d.pretrain.quality`).
+        evaluation's ``eval_*`` metrics (see :mod:`tap3d.train.quality`).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).

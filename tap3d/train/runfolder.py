@@ -4,12 +4,12 @@
     RUN/metrics.jsonl        one JSON object per logged step: step, epoch, loss, loss_fg, loss_bg
                              (means over the steps since the previous record), lr, samples_per_s
                              (its window includes an evaluation's time), and the ``eval_*``
-                             metrics on the steps that evaluate (:mod:`tap3d.pretrain.quality`)
+                             metrics on the steps that evaluate (:mod:`tap3d.train.quality`)
     RUN/samples/step_N.png   generated views (top row) above their targets (bottom row)
     RUN/samples/eval_step_N.png  at each evaluation, one row per evaluated object (training ones
                              first, then held-out ones): every other view generated, then the
                              same views' targets
-    RUN/checkpoints/         step_N.pt, last.pt (see :mod:`tap3d.pretrain.checkpoint`)
+    RUN/checkpoints/         step_N.pt, last.pt (see :mod:`tap3d.train.checkpoint`)
     RUN/objects/rank_R.jsonl each step's object indices (``log_objects``)
     RUN/tensorboard/         TensorBoard scalars and sample grids (when tensorboard is installed)
 

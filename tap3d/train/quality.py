@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tap3d.pretrain.loss import tap_loss
+from tap3d.train.loss import tap_loss
 
 __all__ = ["FOREGROUND_THRESHOLD", "psnr", "silhouette", "iou", "holdout_split", "ViewSet",
            "view_metrics", "Evaluator", "object_grid", "evaluate"]
@@ -157,13 +157,13 @@ class Evaluator:
 
     Args:
         dataset: dataset path or URL.
-        config: the run's :class:`~tap3d.pretrain.TrainConfig` (``eval_objects``,
+        config: the run's :class:`~tap3d.train.TrainConfig` (``eval_objects``,
             ``eval_every``, the stream's settings).
         training, held_out: object indices (see :func:`holdout_split`); up to ``eval_objects``
             of each are drawn (seeded) and read once, here.
         device: where the model runs.
         enabled: False on ranks other than 0 (only rank 0 evaluates and logs).
-        run: a :class:`~tap3d.pretrain.runfolder.RunFolder` to save each evaluation's
+        run: a :class:`~tap3d.train.runfolder.RunFolder` to save each evaluation's
             ``samples/eval_step_N.png`` (:func:`object_grid`) in; None for none.
     """
 
@@ -250,7 +250,7 @@ def evaluate(model, dataset: str, config, device: str = "cpu", batch_size: int =
     Args:
         model: a :class:`tap3d.models.TAPModel`.
         dataset: dataset path or fsspec URL.
-        config: the run's :class:`tap3d.pretrain.TrainConfig`.
+        config: the run's :class:`tap3d.train.TrainConfig`.
         objects: object indices (done ones); default every done object.
 
     Returns:

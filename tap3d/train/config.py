@@ -48,7 +48,7 @@ class TrainConfig:
             ``seed``) to measure whether the model takes photos of unseen objects.
         eval_objects: objects evaluated per split (training, held out); 0 turns evaluation off.
         eval_every: steps between evaluations (0: at the end only); see
-            :mod:`tap3d.pretrain.quality`.
+            :mod:`tap3d.train.quality`.
         seed, device, num_workers, log_every, checkpoint_every, sample_every.
         log_objects: append each step's object indices to ``RUN_DIR/objects/rank_R.jsonl``
             (which objects each rank trained on, for debugging data order).

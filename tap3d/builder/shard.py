@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tap3d.build.containment import Watchdog
-from tap3d.build.plan import BuildConfig, object_seed
+from tap3d.builder.containment import Watchdog
+from tap3d.builder.plan import BuildConfig, object_seed
 from tap3d.render.cameras import make_layout
 from tap3d.render.meshes import MeshError
 from tap3d.sources import ObjectSpec
@@ -42,7 +42,7 @@ class ShardReport:
 
 def make_renderer(config: BuildConfig, threads: int = 1):
     """The :class:`~tap3d.render.shade.ViewRenderer` of a resolved config (see
-    :func:`tap3d.build.plan.make_plan`)."""
+    :func:`tap3d.builder.plan.make_plan`)."""
     import importlib
 
     from tap3d.render.rasterize import make_rasterizer
@@ -129,7 +129,7 @@ def render_shard(store, shard: int, start: int, objects: list[ObjectSpec], confi
     Runs in a Dask worker (or in-process). Objects that fail are recorded with ``status`` 2 and
     their error; their other arrays keep the fill value 0. In a Dask worker, a watchdog ends the
     worker process when one object exceeds ``timeout`` seconds or the process exceeds
-    ``memory_limit`` bytes (see :class:`~tap3d.build.containment.Watchdog`); in-process builds have no such limits.
+    ``memory_limit`` bytes (see :class:`~tap3d.builder.containment.Watchdog`); in-process builds have no such limits.
 
     Args:
         store: the dataset's path or fsspec URL (the group must exist).

@@ -1,11 +1,11 @@
 """Fine-tuning settings: one dataclass of defaults that a YAML file and the command line
-override (as :class:`tap3d.pretrain.TrainConfig`)."""
+override (as :class:`tap3d.train.TrainConfig`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tap3d.pretrain.config import load_dataclass
+from tap3d.train.config import load_dataclass
 
 __all__ = ["FinetuneConfig", "load_finetune_config"]
 
