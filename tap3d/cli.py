@@ -16,43 +16,74 @@ def main():
     """tap3d: multi-view datasets from meshes and Take-A-Photo pre-training."""
 
 
+#: ``build-dataset``'s help for each :class:`tap3d.builder.BuildConfig` field. The option
+#: (``--image-size`` for ``image_size``), its type, its choices (``tap3d.builder.plan.CHOICES``)
+#: and the default shown come from the dataclass, so a new field needs one line here.
+BUILD_HELP = {
+    "views": "Views per object.",
+    "layout": "View layout; auto: clip2point for 10 views, orthogonal for 6, mvcnn for 12, "
+              "sphere otherwise.",
+    "image_size": "Square image side, pixels.",
+    "fov": "Vertical field of view, degrees.",
+    "distance": "Camera distance, normalized object units (the farthest vertex at 1; "
+                "CLIP2Point: twice the unit distance).",
+    "points": "Surface points per object.",
+    "shard_size": "Objects per Zarr shard.",
+    "seed": "Base seed (each object's seed derives from it and the object id).",
+    "device": "auto, cpu or cuda.",
+    "backend": "Rasterizer: auto = pytorch3d on CUDA, embree (ray casting) on CPU.",
+    "background": "Background colour, 3 numbers R G B in [0, 1].",
+    "texture_atlas_size": "Texels per face side of --textures atlas.",
+    "shading": "textured: HardPhongShader's model with the mesh's textures; plain: untextured "
+               "light grey, ambient + diffuse (MVCNN).",
+    "textures": "uv: each material's images at source resolution; atlas: PyTorch3D's per-face "
+                "texture atlas (CLIP2Point parity).",
+    "shader": "tap3d: shades covered pixels only; pytorch3d: HardPhongShader.",
+    "obj_loader": "OBJ parser; pytorch3d (load_obj, needs --textures atlas) for comparison.",
+    "preset": "Settings to start from; --config and explicit options override them.",
+}
+
+
+def _build_options(command):
+    """Add one option per :class:`~tap3d.builder.BuildConfig` field to ``command``, each with
+    default None (not given: the preset, the ``--config`` file or the dataclass decides)."""
+    import dataclasses
+
+    from tap3d.builder.plan import CHOICES, PRESETS, BuildConfig, field_type
+
+    ordered = sorted(dataclasses.fields(BuildConfig), key=lambda f: f.name != "preset")
+    for field in reversed(ordered):  # click lists the options in decorator order
+        kind = field_type(field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if field.name in CHOICES:
+            kind = click.Choice(CHOICES[field.name])
+        elif isinstance(kind, tuple):
+            kind = click.Tuple(kind)
+        elif kind is bool:
+            flag = f"{flag}/--no-{flag[2:]}"
+        if field.name == "preset":
+            shown = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+                              for name, settings in PRESETS.items()) + "; default: none"
+        else:
+            default = field.default
+            shown = "default: " + (" ".join(map(str, default)) if isinstance(default, tuple)
+                                   else str(default))
+        command = click.option(flag, field.name, type=kind, default=None,
+                               help=f"{BUILD_HELP.get(field.name, '')} [{shown}]")(command)
+    return command
+
+
 @main.command("build-dataset")
 @click.argument("source")
 @click.option("-o", "--out", "--output", "output", required=True,
               help="Output Zarr path or fsspec URL.")
-@click.option("--preset", default=None, type=click.Choice(["clip2point", "tap"]),
-              help="clip2point: 10 views, clip2point layout, textured (the defaults); tap: what "
-                   "the TAP authors pre-train on (MVCNN: 12 views, mvcnn layout, plain). "
-                   "Options given explicitly override it.")
-@click.option("--views", default=None, type=int, help="Views per object [default: 10].")
-@click.option("--layout", default=None,
-              type=click.Choice(["auto", "clip2point", "orthogonal", "mvcnn", "sphere", "random"]),
-              help="View layout; auto: clip2point for 10, orthogonal for 6, mvcnn for 12, "
-                   "sphere otherwise [default: auto].")
-@click.option("--shading", default=None, type=click.Choice(["textured", "plain"]),
-              help="textured: HardPhongShader's model with the mesh's textures; plain: "
-                   "untextured light grey, ambient + diffuse (MVCNN) [default: textured].")
-@click.option("--textures", default="uv", show_default=True, type=click.Choice(["uv", "atlas"]),
-              help="uv: each material's images at source resolution; atlas: PyTorch3D's "
-                   "per-face texture atlas (CLIP2Point parity).")
-@click.option("--shader", default="tap3d", show_default=True,
-              type=click.Choice(["tap3d", "pytorch3d"]),
-              help="tap3d: shades covered pixels only; pytorch3d: HardPhongShader.")
-@click.option("--obj-loader", default="tinyobjloader", show_default=True,
-              type=click.Choice(["tinyobjloader", "pytorch3d"]),
-              help="OBJ parser; pytorch3d (load_obj, needs --textures atlas) for comparison.")
-@click.option("--image-size", default=224, show_default=True, help="Square image side, pixels.")
-@click.option("--fov", default=60.0, show_default=True, help="Vertical field of view, degrees.")
-@click.option("--points", default=8192, show_default=True, help="Surface points per object.")
+@click.option("--config", "config_path", default=None,
+              help="YAML file of build settings (the options below, by field name: image_size: "
+                   "64); it overrides --preset, explicit options override it.")
+@_build_options
 @click.option("--synsets", default=None,
               help="Comma-separated synset ids or taxonomy names (folder names for mesh folders).")
 @click.option("--limit", default=None, type=int, help="At most this many objects per category.")
-@click.option("--seed", default=0, show_default=True, help="Base seed (per object: seed + id).")
-@click.option("--shard-size", default=64, show_default=True, help="Objects per Zarr shard.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--backend", default="auto", show_default=True,
-              type=click.Choice(["auto", "pytorch3d", "embree"]),
-              help="Rasterizer: auto = pytorch3d on CUDA, embree (ray casting) on CPU.")
 @click.option("--workers", default=None, type=int,
               help="Local Dask worker processes (default: one per core; 0: no Dask).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler.")
@@ -64,24 +95,23 @@ def main():
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output (default: resume it when the settings match).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def build_dataset(source, output, preset, views, layout, shading, textures, shader, obj_loader,
-                  image_size, fov, points, synsets, limit, seed, shard_size, device, backend,
-                  workers, scheduler, timeout, memory_limit, overwrite, quiet):
-    """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset."""
+def build_dataset(source, output, config_path, synsets, limit, workers, scheduler, timeout,
+                  memory_limit, overwrite, quiet, **settings):
+    """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset.
+
+    Settings: the defaults, then --preset, then the --config file, then the options given.
+    """
     from tap3d.builder import build
-    from tap3d.builder.plan import preset_config
+    from tap3d.builder.plan import load_build_config
     from tap3d.sources import SourceError
 
     try:
-        config = preset_config(preset, views=views, layout=layout, shading=shading,
-                               textures=textures, shader=shader, obj_loader=obj_loader,
-                               image_size=image_size, fov=fov, points=points,
-                               shard_size=shard_size, seed=seed, device=device, backend=backend)
+        config = load_build_config(config_path, **settings)
         summary = build(source, output, config,
                         synsets=[s for s in synsets.split(",") if s] if synsets else None,
                         limit=limit, workers=workers, scheduler=scheduler, overwrite=overwrite,
                         progress=not quiet, timeout=timeout, memory_limit=memory_limit)
-    except (SourceError, FileExistsError, ValueError) as error:
+    except (SourceError, FileExistsError, FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(summary.format())
     if summary.done == 0:

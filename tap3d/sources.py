@@ -7,7 +7,7 @@ Four on-disk layouts are recognised, plus the built-in ``pybullet`` demo source:
 - ShapeNetCore v2: ``<root>/taxonomy.json`` (optional) and
   ``<root>/<synset>/<model>/models/model_normalized.obj`` with its ``.mtl`` and ``../images/``.
 - ShapeNetCore v1: ``<root>/<synset>/<model>/model.obj``.
-- A mesh folder: every file with a suffix in :data:`tap3d.render.meshes.MESH_SUFFIXES`, searched
+- A mesh folder: every file with a suffix in :data:`MESH_SUFFIXES`, searched
   recursively; the category is the parent folder's name and the object id the relative path.
 
 A ShapeNetCore model folder that lacks its OBJ is still listed (with the expected path), so that the
@@ -21,9 +21,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from tap3d.render.meshes import MESH_SUFFIXES
+__all__ = ["MESH_SUFFIXES", "ObjectSpec", "Source", "SourceError", "discover", "PYBULLET_DEMO"]
 
-__all__ = ["ObjectSpec", "Source", "SourceError", "discover", "PYBULLET_DEMO"]
+#: File suffixes that a mesh-folder source picks up (and :func:`tap3d.render.meshes.load_mesh`
+#: reads: ``.obj`` with tinyobjloader, the others with trimesh).
+MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 
 _SYNSET = re.compile(r"^\d{8}$")
 

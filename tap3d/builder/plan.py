@@ -1,25 +1,34 @@
 """What a build will do, resolved once: settings, device, backend, layout and the object list.
 
-:class:`BuildConfig` holds the user's settings (every field is recorded in the dataset's
-attributes); :func:`make_plan` resolves ``auto`` device/backend/layout once, discovers the
-objects and computes the index arrays, the group attributes and the shard ranges that the driver,
-the shard tasks and resume share.
+:class:`BuildConfig` holds the user's settings (recorded in the dataset's attributes, see
+:func:`make_plan`); :func:`load_build_config` resolves them from the defaults, a preset, a YAML
+file and explicit options (what ``tap-cli build-dataset`` does); :func:`make_plan` resolves
+``auto`` device/backend/layout once, discovers the objects and computes the index arrays, the
+group attributes and the shard ranges that the driver, the shard tasks and resume share.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+import typing
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from tap3d.devices import resolve_device
-from tap3d.render.cameras import DEFAULT_DISTANCE, DEFAULT_FOV, make_layout, resolve_layout_name
+from tap3d.render.cameras import (DEFAULT_DISTANCE, DEFAULT_FOV, LAYOUTS, make_layout,
+                                  resolve_layout_name)
+from tap3d.render.objfile import OBJ_LOADERS
+from tap3d.render.rasterize import BACKENDS
+from tap3d.render.shade import SHADERS, SHADINGS
+from tap3d.render.textures import TEXTURES
+from tap3d.settings import check_fields, read_settings
 from tap3d.sources import ObjectSpec, Source, discover
 from tap3d.views import schema
 
-__all__ = ["BuildConfig", "PRESETS", "preset_config", "Plan", "make_plan", "object_seed"]
+__all__ = ["BuildConfig", "PRESETS", "CHOICES", "field_type", "preset_config",
+           "load_build_config", "Plan", "make_plan", "object_seed"]
 
 #: Appearance presets (``--preset``; DESIGN.md, "View layouts"): ``clip2point`` is the default
 #: settings (CLIP2Point supplement: 10 views, textured); ``tap`` is what the TAP authors
@@ -32,7 +41,11 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Settings of a build; every field is recorded in the dataset's attributes.
+    """Settings of a build; every field but ``device`` is recorded in the dataset's attributes.
+
+    Every field can be set by a preset, a ``--config`` YAML file and a ``tap-cli build-dataset``
+    option of the same name (see :func:`load_build_config`); a new field needs a line in
+    ``tap3d.cli``'s help table (and one in :data:`CHOICES` when it takes a name).
 
     Attributes:
         views: views per object ``V``.
@@ -56,7 +69,8 @@ class BuildConfig:
             (``HardPhongShader``, ``textured`` only).
         obj_loader: ``tinyobjloader`` or ``pytorch3d`` (PyTorch3D's ``load_obj``, ``atlas``
             only; kept for comparison).
-        preset: the ``--preset`` these settings came from (see :func:`preset_config`), or None.
+        preset: the preset these settings started from (see :func:`preset_config`), or None.
+            Recorded, but not compared when a build resumes (the resolved settings are).
     """
 
     views: int = 10
@@ -90,31 +104,30 @@ class BuildConfig:
             raise ValueError(f"fov must be in (0, 180) degrees, got {self.fov}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        from tap3d.render.rasterize import BACKENDS
-
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        self._validate_appearance()
-        return self
-
-    def _validate_appearance(self) -> None:
-        from tap3d.render.meshes import TEXTURES
-        from tap3d.render.objfile import OBJ_LOADERS
-        from tap3d.render.shade import SHADERS, SHADINGS
-
-        for option, value, allowed in (("shading", self.shading, SHADINGS),
-                                       ("textures", self.textures, TEXTURES),
-                                       ("shader", self.shader, SHADERS),
-                                       ("obj_loader", self.obj_loader, OBJ_LOADERS),
-                                       ("preset", self.preset, (None, *PRESETS))):
-            if value not in allowed:
-                raise ValueError(f"{option} must be one of "
-                                 f"{', '.join(str(a) for a in allowed if a)}, got {value!r}")
+        for option, allowed in CHOICES.items():
+            value = getattr(self, option)
+            if value not in allowed and not (option == "preset" and value is None):
+                raise ValueError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
         if self.shader == "pytorch3d" and self.shading == "plain":
             raise ValueError("shading 'plain' is computed by the tap3d shader, not shader "
                              "'pytorch3d'")
         if self.obj_loader == "pytorch3d" and self.textures != "atlas":
             raise ValueError("obj_loader 'pytorch3d' builds a texture atlas; use textures 'atlas'")
+        return self
+
+
+#: The allowed names of the :class:`BuildConfig` fields that take one, from the modules that
+#: implement them (``tap-cli build-dataset`` offers these choices; :meth:`BuildConfig.validate`
+#: checks them; ``preset`` may also be None).
+CHOICES = {
+    "layout": LAYOUTS,
+    "backend": BACKENDS,
+    "shading": SHADINGS,
+    "textures": TEXTURES,
+    "shader": SHADERS,
+    "obj_loader": OBJ_LOADERS,
+    "preset": tuple(PRESETS),
+}
 
 
 def preset_config(preset: str | None = None, **options) -> BuildConfig:
@@ -136,6 +149,70 @@ def preset_config(preset: str | None = None, **options) -> BuildConfig:
     if "views" in given and "layout" not in given:
         chosen["layout"] = "auto"  # another view count than the preset's: its own layout
     return BuildConfig(**{**chosen, **given, "preset": preset})
+
+
+def load_build_config(path: str | None = None, **options) -> BuildConfig:
+    """A build's settings, what ``tap-cli build-dataset`` resolves: each source overrides the
+    ones before it.
+
+    1. the :class:`BuildConfig` defaults;
+    2. the preset (:data:`PRESETS`) named by ``options["preset"]``, else by the file's
+       ``preset`` key, if any;
+    3. the YAML file ``path`` (a mapping of :class:`BuildConfig` fields, e.g. ``build.yaml``);
+    4. ``options`` that are not None (the command line's options: None means not given).
+
+    As in :func:`preset_config`, ``views`` given by the file or the options without ``layout``
+    takes the ``auto`` layout, not the preset's.
+
+    Args:
+        path: a YAML file, or None.
+        options: :class:`BuildConfig` fields.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file holds no mapping; an unknown key; a value of another type than
+            its field's (a YAML sequence is read as the tuple of ``background``; an integer
+            is taken for a float); a name not in :data:`CHOICES` (an unknown preset, layout,
+            ...). The message names the file or ``options`` and the field.
+    """
+    check_fields(BuildConfig, options, "options")
+    given = {name: _typed(name, value, path)
+             for name, value in read_settings(BuildConfig, path).items()}
+    given.update({name: _typed(name, value, "options") for name, value in options.items()
+                  if value is not None})
+    return preset_config(given.pop("preset", None), **given)
+
+
+def field_type(name: str) -> type | tuple[type, ...]:
+    """The type of the :class:`BuildConfig` field ``name`` without ``None`` (``str`` for
+    ``preset``), or the tuple of its element types for a tuple field (``background``)."""
+    hint = typing.get_type_hints(BuildConfig)[name]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)
+    return next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+
+
+def _typed(name: str, value, where: str):
+    """``value`` as the type of the :class:`BuildConfig` field ``name``, or ``ValueError``."""
+    kind = field_type(name)
+    if value is None and type(None) in typing.get_args(typing.get_type_hints(BuildConfig)[name]):
+        return None
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"{where}: {name} must be one of {', '.join(CHOICES[name])}, got "
+                         f"{value!r}")
+    if not isinstance(kind, tuple):
+        return _scalar(name, value, kind, where)
+    if isinstance(value, (list, tuple)) and len(value) == len(kind):
+        return tuple(_scalar(name, v, k, where) for v, k in zip(value, kind))
+    raise ValueError(f"{where}: {name} must be {len(kind)} numbers, got {value!r}")
+
+
+def _scalar(name: str, value, kind: type, where: str):
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{where}: {name} must be of type {kind.__name__}, got {value!r}")
 
 
 @dataclass(frozen=True)

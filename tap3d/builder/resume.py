@@ -17,10 +17,13 @@ def exists(store) -> bool:
     return fs.exists(path)
 
 
-#: Attributes that must match for a build to continue an existing dataset.
+#: Attributes that must match for a build to continue an existing dataset: the resolved settings
+#: (``auto`` layout and backend resolved, see :func:`tap3d.builder.plan.make_plan`), not how
+#: they were spelled. ``preset`` is recorded but not compared: ``--preset clip2point`` and the
+#: same settings without it render the same views. ``device`` is not recorded.
 RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", "shard_size",
                    "seed", "backend", "background", "texture_atlas_size", "shading", "textures",
-                   "shader", "obj_loader", "preset", "source", "categories")
+                   "shader", "obj_loader", "source", "categories")
 
 
 def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tap3d.render.textures import DEFAULT_COLOR, VertexColors
+from tap3d.render.objfile import OBJ_LOADERS, MeshError, load_obj_pytorch3d, read_obj
+from tap3d.render.textures import (DEFAULT_COLOR, TEXTURES, VertexColors, atlas_textures,
+                                   material_textures)
+from tap3d.sources import MESH_SUFFIXES
 
 __all__ = [
-    "MESH_SUFFIXES",
-    "TEXTURES",
     "DEFAULT_COLOR",
     "MeshError",
     "Mesh",
@@ -32,25 +33,6 @@ __all__ = [
     "vertex_normals",
     "sample_surface",
 ]
-
-#: File suffixes that a mesh-folder source picks up.
-MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
-#: OBJ texture modes (``--textures``): per-material images at source resolution, or
-#: PyTorch3D's per-face atlas (CLIP2Point's renders). :func:`load_mesh` also takes ``none``.
-TEXTURES = ("uv", "atlas")
-
-
-class MeshError(Exception):
-    """A mesh file that cannot be loaded, validated or rendered.
-
-    ``str(error)`` is ``"<path>: <reason>"``, the text recorded in the dataset's ``error`` array.
-    """
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
 
 @dataclass
 class Mesh:
@@ -158,13 +140,11 @@ def _load_trimesh(path: str, notes: list[str]):
 
 def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes: list[str]):
     """``(verts, faces, appearance or None)`` of an OBJ file (see :func:`load_mesh`)."""
-    from tap3d.render import objfile, textures as texture_modes
-
     if obj_loader == "pytorch3d":
-        verts, faces, appearance = objfile.load_obj_pytorch3d(path, atlas_size, notes)
+        verts, faces, appearance = load_obj_pytorch3d(path, atlas_size, notes)
         _validate(path, verts, faces)
         return verts, faces, appearance
-    obj = objfile.read_obj(path)
+    obj = read_obj(path)
     notes += obj.notes
     _validate(path, obj.verts, obj.faces)
     bad = (obj.faces_uvs >= len(obj.verts_uvs)).any(1)
@@ -175,8 +155,8 @@ def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes:
     if textures == "none" or not obj.materials:
         return obj.verts, obj.faces, None
     if textures == "atlas":
-        return obj.verts, obj.faces, texture_modes.atlas_textures(obj, atlas_size, notes, path)
-    return obj.verts, obj.faces, texture_modes.material_textures(obj, notes, path)
+        return obj.verts, obj.faces, atlas_textures(obj, atlas_size, notes, path)
+    return obj.verts, obj.faces, material_textures(obj, notes, path)
 
 
 def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size: int = 4,
@@ -184,7 +164,7 @@ def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size:
     """Load, validate and normalize one mesh file with its appearance.
 
     Args:
-        path: a file with a suffix in :data:`MESH_SUFFIXES`.
+        path: a file with a suffix in :data:`tap3d.sources.MESH_SUFFIXES`.
         textures: OBJ appearance, ``uv`` (per-material images at source resolution), ``atlas``
             (PyTorch3D's per-face atlas) or ``none`` (geometry only: no material or image is
             read, every face gets :data:`DEFAULT_COLOR`).
@@ -205,7 +185,7 @@ def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size:
 
     if textures not in TEXTURES + ("none",):
         raise ValueError(f"textures must be one of uv, atlas, none; got {textures!r}")
-    if obj_loader not in ("tinyobjloader", "pytorch3d"):
+    if obj_loader not in OBJ_LOADERS:
         raise ValueError(f"obj_loader must be tinyobjloader or pytorch3d; got {obj_loader!r}")
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -14,6 +14,9 @@ vertex lines holding them are looked for in the file's bytes; its ``numpy_vertic
 ``numpy_indices`` accessors return wrong values with numpy 2, so the lists are used; it drops
 ``map_Kd`` options, so ``-clamp on`` is read from the MTL file here, as is whether a material
 sets ``Kd`` (PyTorch3D draws a material without ``Kd`` white, tinyobjloader says black).
+
+:class:`MeshError`, the error of every mesh reader, is defined here, in the first reader of the
+flow (:mod:`tap3d.render.meshes` builds on this module and re-exports it).
 """
 
 from __future__ import annotations
@@ -25,13 +28,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tap3d.render.meshes import MeshError
-
-__all__ = ["OBJ_LOADERS", "Material", "ObjData", "read_obj", "load_obj_pytorch3d"]
+__all__ = ["OBJ_LOADERS", "MeshError", "Material", "ObjData", "read_obj", "load_obj_pytorch3d"]
 
 #: OBJ readers, by name (``BuildConfig.obj_loader``).
 OBJ_LOADERS = ("tinyobjloader", "pytorch3d")
 _BAD_NUMBER = re.compile(rb"^v[ \t][^\n]*?(?:nan|inf)", re.M)
+
+
+class MeshError(Exception):
+    """A mesh file that cannot be loaded, validated or rendered.
+
+    ``str(error)`` is ``"<path>: <reason>"``, the text recorded in the dataset's ``error`` array.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass

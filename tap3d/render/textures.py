@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_COLOR", "VertexColors", "FaceAtlas", "MaterialTextures", "read_image",
-           "material_textures", "atlas_textures"]
+__all__ = ["TEXTURES", "DEFAULT_COLOR", "VertexColors", "FaceAtlas", "MaterialTextures",
+           "read_image", "material_textures", "atlas_textures"]
 
+#: OBJ texture modes (``--textures``): per-material images at source resolution
+#: (:class:`MaterialTextures`), or PyTorch3D's per-face atlas (:class:`FaceAtlas`, CLIP2Point's
+#: renders). :func:`tap3d.render.meshes.load_mesh` also takes ``none``.
+TEXTURES = ("uv", "atlas")
 #: Diffuse colour (RGB in [0, 1]) of faces that have no material, texture or colour.
 DEFAULT_COLOR = (0.7, 0.7, 0.7)
 

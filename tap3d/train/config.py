@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from tap3d.settings import load_dataclass
 
 __all__ = ["TrainConfig", "load_config", "load_dataclass"]
 
@@ -93,27 +94,6 @@ class TrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 500
     log_objects: bool = False
-
-
-def load_dataclass(cls, path: str | None = None, **overrides):
-    """An instance of the dataclass ``cls`` from its defaults, then a YAML file, then
-    ``overrides`` (None values ignored).
-
-    Raises:
-        ValueError: unknown keys in the file or the overrides (the message names the file).
-    """
-    import yaml
-
-    values: dict = {}
-    if path:
-        with open(path) as f:
-            values.update(yaml.safe_load(f) or {})
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{path or 'options'}: unknown config keys: {', '.join(unknown)}")
-    return cls(**values)
 
 
 def load_config(path: str | None = None, **overrides) -> TrainConfig:
