@@ -119,15 +119,19 @@ def test_preset_sets_any_field_unless_the_user_gives_it(resolved, monkeypatch, t
     assert load_build_config(None, preset="tap") == preset_config("tap")
 
 
-@pytest.mark.parametrize("text, words", [
-    ("image_size: 64\nsynsets: chair\n", "unknown config keys: synsets"),
-    ("image_size: '64'\n", "image_size must be of type int, got '64'"),
-    ("background: [1, 1]\n", "background must be 3 numbers"),
-    ("- views\n", "expected a mapping of settings"),
-    ("preset: mvcnn\n", "preset must be one of clip2point, tap"),
-])
-def test_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
-    path = tmp_path / "build.yaml"
+#: Bad ``--config`` files -> words of the error.
+BAD_FILES = {
+    "image_size: 64\nsynsets: chair\n": "unknown config keys: synsets",
+    "image_size: '64'\n": "image_size must be of type int, got '64'",
+    "background: [1, 1]\n": "background must be 3 numbers",
+    "- views\n": "expected a mapping of settings",
+    "preset: mvcnn\n": "preset must be one of clip2point, tap",
+}
+
+
+@pytest.mark.parametrize("text", BAD_FILES)
+def test_bad_config_file_is_an_error_naming_it(tmp_path, text):
+    words, path = BAD_FILES[text], tmp_path / "build.yaml"
     path.write_text(text)
     result = CliRunner().invoke(main, ["build-dataset", "src", "-o", str(tmp_path / "o.zarr"),
                                        "--config", str(path)])

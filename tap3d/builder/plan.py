@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
