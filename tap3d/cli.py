@@ -67,7 +67,7 @@ def _build_options(command):
         else:
             default = field.default
             shown = "default: " + (" ".join(map(str, default)) if isinstance(default, tuple)
-                                   else str(default))
+                                   else "none" if default is None else str(default))
         command = click.option(flag, field.name, type=kind, default=None,
                                help=f"{BUILD_HELP.get(field.name, '')} [{shown}]")(command)
     return command

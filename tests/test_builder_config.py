@@ -36,7 +36,7 @@ def _other_value(field):
         return not field.default
     if kind is str:
         return "cpu" if field.default != "cpu" else "cuda"
-    return kind(field.default + 1) if kind is int else field.default + 0.5
+    return kind((field.default or 0) + (1 if kind is int else 0.5))
 
 
 def _arguments(values: dict) -> list[str]:
