@@ -121,13 +121,27 @@ def test_format_page_documents_required_attributes_and_status_codes():
     assert f"version {schema.FORMAT_VERSION}" in FORMAT.read_text().splitlines()[0]
 
 
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a Markdown page's headings (lower case, punctuation dropped, spaces
+    to hyphens)."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 @pytest.mark.parametrize("page", [README, *sorted((ROOT / "docs").glob("*.md"))],
                          ids=lambda page: str(page.relative_to(ROOT)))
-def test_relative_links_point_to_files(page):
-    links = re.findall(r"\]\(([^)#\s]+)[^)]*\)|src=\"([^\"]+)\"", page.read_text())
-    targets = [a or b for a, b in links if not re.match(r"\w+://", a or b)]
-    broken = [t for t in targets if not (page.parent / t).exists()]
-    assert not broken, f"{page.relative_to(ROOT)}: links to missing files {broken}"
+def test_relative_links_point_to_files_and_headings(page):
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)  # not in code
+    links = re.findall(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"", text)
+    broken = []
+    for target in (a or b for a, b in links):
+        if re.match(r"\w+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = page.parent / path if path else page
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in anchors(file)):
+            broken.append(target)
+    assert not broken, f"{page.relative_to(ROOT)}: links to missing files or headings {broken}"
 
 
 def test_no_file_cites_the_teams_private_notes():
