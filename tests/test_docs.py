@@ -6,6 +6,7 @@ No rendering: these read the Markdown files and the package's own tables
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -14,9 +15,12 @@ import pytest
 from tap3d.views import schema
 from tap3d.views.verify import REQUIRED_ATTRIBUTES
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The repository root: the nearest folder above this file that holds pyproject.toml.
+ROOT = next(folder for folder in Path(__file__).resolve().parents
+            if (folder / "pyproject.toml").is_file())
 README = ROOT / "README.md"
 FORMAT = ROOT / "docs" / "format.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: An entry of the code map: at the margin (a path from the repository root) or indented by two
 #: to four spaces (a path inside the last folder named at the margin). Deeper indents continue a
 #: description.
@@ -128,8 +132,7 @@ def anchors(page: Path) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
-@pytest.mark.parametrize("page", [README, *sorted((ROOT / "docs").glob("*.md"))],
-                         ids=lambda page: str(page.relative_to(ROOT)))
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_relative_links_point_to_files_and_headings(page):
     text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)  # not in code
     links = re.findall(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"", text)
@@ -142,6 +145,31 @@ def test_relative_links_point_to_files_and_headings(page):
         if not file.exists() or (anchor and file.suffix == ".md" and anchor not in anchors(file)):
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)}: links to missing files or headings {broken}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_paths_and_names_in_the_text_exist(page):
+    """Backticked repository paths (`tap3d/...`, `tests/...`, `configs/...`, ...) exist, and
+    backticked dotted names (`tap3d.stream.ViewStream`) import."""
+    text = page.read_text()
+    paths = re.findall(r"`((?:tap3d|tests|configs|benchmarks|notebooks|docs)/[\w./-]+)`", text)
+    missing = sorted({path for path in paths if not (ROOT / path).exists()})
+    assert not missing, f"{page.relative_to(ROOT)} names files that do not exist: {missing}"
+    unresolved = []
+    for name in sorted(set(re.findall(r"`(tap3d(?:\.\w+)+)`", text))):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                found = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ModuleNotFoundError:
+                continue
+        try:
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute)
+        except AttributeError:
+            unresolved.append(name)
+    assert not unresolved, f"{page.relative_to(ROOT)} names what does not import: {unresolved}"
 
 
 def test_no_file_cites_the_teams_private_notes():
