@@ -173,7 +173,7 @@ def test_paths_and_names_in_the_text_exist(page):
 
 
 def test_no_file_cites_the_teams_private_notes():
-    cited = [str(path.relative_to(ROOT)) for pattern in ("tap3d/**/*.py", "tests/*.py",
+    cited = [str(path.relative_to(ROOT)) for pattern in ("tap3d/**/*.py", "tests/**/*.py",
                                                           "benchmarks/*.py", "configs/*.yaml",
                                                           "*.md", "docs/*.md", "Makefile")
              for path in ROOT.glob(pattern)
