@@ -28,7 +28,7 @@ system-deps:
 	  $$SUDO apt-get install -y -q libusb-1.0-0 || \
 	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q libusb-1.0-0; }; fi
 
-# The demo: the real meshes that pybullet ships (see README), 10 views at 224 x 224.
+# The demo: the real meshes that pybullet ships (docs/building.md), 10 views at 224 x 224.
 render: install
 	$(BIN)/tap-cli build-dataset pybullet -o data/demo.zarr --views 10 --image-size 224 --shard-size 8 --overwrite
 	$(BIN)/tap-cli preview data/demo.zarr -o data/demo.png --objects 12

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/model.py --device cpu --steps 2 --backbones dgcnn pointnet2
 
 One training step = forward, TAP loss, backward, gradient clip and AdamW step, at the default
-configuration (DESIGN.md: Photograph module 2 x 128, x32 generator; each backbone at its
+configuration (docs/pretraining.md: Photograph module 2 x 128, x32 generator; each backbone at its
 authors' configuration) on random inputs of the paper's shape: batch 32, 1024 points, 6 views,
 224 x 224. Rows per backbone: the whole model, and the backbone alone (forward + backward of a
 sum of its features), the latter to set against the PointMLP paper's 47.1 training samples/s on

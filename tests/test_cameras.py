@@ -33,7 +33,7 @@ def test_clip2point_and_orthogonal_directions():
     expected = {0: (0, 0, 1), 1: (0, 1, 0), 2: (0, 0, -1), 3: (0, -1, 0), 8: (-1, 0, 0), 9: (1, 0, 0)}
     for i, direction in expected.items():
         np.testing.assert_allclose(c[i], direction, atol=1e-5)
-    # The corner views as DESIGN.md lists them (elevation 225 and 315) all look from 45 degrees
+    # The corner views as docs/format.md lists them (elevation 225 and 315) all look from 45 degrees
     # below the equator: 225 from behind (-Z), 315 from the front (+Z), azimuth -45/45 to the sides.
     np.testing.assert_allclose(c[4:8, 1], -np.sqrt(0.5), atol=1e-5)
     assert (c[4:6, 2] < 0).all() and (c[6:8, 2] > 0).all()

@@ -15,7 +15,7 @@ from helpers import IMAGE_SIZE, MESHES, POINTS, mask_hits, project
 
 N, V, S, P = len(MESHES), 10, IMAGE_SIZE, POINTS
 OV = ("object", "view")
-#: The contract of DESIGN.md: array -> (dtype, shape, dimension names).
+#: The format of docs/format.md: array -> (dtype, shape, dimension names).
 CONTRACT = {
     "rgb": ("uint8", (N, V, S, S, 3), OV + ("y", "x", "channel")),
     "mask": ("bool", (N, V, S, S), OV + ("y", "x")),

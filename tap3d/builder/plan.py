@@ -30,7 +30,7 @@ from tap3d.views import schema
 __all__ = ["BuildConfig", "PRESETS", "CHOICES", "field_type", "preset_config",
            "load_build_config", "Plan", "make_plan", "object_seed"]
 
-#: Appearance presets (``--preset``; DESIGN.md, "View layouts"): ``clip2point`` is the default
+#: Appearance presets (``--preset``; docs/format.md, "View layouts"): ``clip2point`` is the default
 #: settings (CLIP2Point supplement: 10 views, textured); ``tap`` is what the TAP authors
 #: pre-train on, MVCNN's renders (12 views at elevation 30, azimuth 0..330, untextured grey).
 PRESETS = {
@@ -49,7 +49,7 @@ class BuildConfig:
 
     Attributes:
         views: views per object ``V``.
-        layout: view layout name (``auto`` resolves by ``views``, see DESIGN.md).
+        layout: view layout name (``auto`` resolves by ``views``, see docs/format.md).
         image_size: side ``S`` of the square images, pixels.
         fov: vertical field of view, degrees.
         distance: camera distance, normalized object units (CLIP2Point: 2 x unit distance).
@@ -225,7 +225,7 @@ class Plan:
         source: the discovered source.
         objects: the objects in dataset order.
         index: ``object_id``/``category``/``split`` (str) and ``label`` (int32) arrays.
-        attributes: the group attributes (DESIGN.md).
+        attributes: the group attributes (docs/format.md).
         ranges: ``[(start, stop), ...]`` of the shards.
     """
 

@@ -1,4 +1,4 @@
-"""Backbone inputs for classification, as TAP's fine-tuning recipe makes them (DESIGN.md).
+"""Backbone inputs for classification, as TAP's fine-tuning recipe makes them (docs/evaluation.md).
 
 Training (``cfgs/scanobjectnn/default.yaml`` and ``examples/classification/train.py`` of the
 authors' code): per sample, the stored cloud in random order, anisotropic scaling U[0.9, 1.1]

@@ -1,6 +1,6 @@
 """Labelled point clouds for downstream evaluation, recognised from the path.
 
-Three layouts (DESIGN.md, "Downstream files"):
+Three layouts (docs/evaluation.md, "Downstream files"):
 
 - ScanObjectNN (Uy et al., ICCV 2019), the ``h5_files`` folder (or one of its split folders):
   ``main_split/{training,test}_objectdataset_augmentedrot_scale75.h5`` (variant ``pb_t50_rs``,

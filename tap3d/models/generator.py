@@ -1,9 +1,9 @@
 """The 2D generator of TAP: an image feature grid -> the view image.
 
-TAP, section 3.3, and the authors' ``ViewDecoder`` (DESIGN.md): four ``ConvTranspose2d`` (kernel 5
-stride 4, then kernel 3 stride 2 three times), channels halving, ReLU between, Sigmoid out: x32
-upsampling, 7 -> 224. ``factor`` 16 and 8 drop the last one and two stride-2 layers, so a 64 or
-96 px image gets a 4 x 4 or 8 x 8 (6 x 6 or 12 x 12) query grid instead of 2 x 2 (3 x 3): the
+TAP, section 3.3, and the authors' ``ViewDecoder`` (docs/pretraining.md): four ``ConvTranspose2d``
+(kernel 5 stride 4, then kernel 3 stride 2 three times), channels halving, ReLU between, Sigmoid
+out: x32 upsampling, 7 -> 224. ``factor`` 16 and 8 drop the last one and two stride-2 layers, so a
+64 or 96 px image gets a 4 x 4 or 8 x 8 (6 x 6 or 12 x 12) query grid instead of 2 x 2 (3 x 3): the
 setting for small images on a CPU; 32 stays the default for 224 px.
 """
 

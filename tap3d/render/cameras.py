@@ -7,7 +7,7 @@ vectors, ``X_view = X_world @ R + T``) and :func:`opencv_cameras` into OpenCV ma
 (x right, y down, z forward, column vectors, pixel centres at integer coordinates with the
 top-left pixel centre at (0, 0)).
 
-Sources of the layouts (see DESIGN.md, "View layouts"):
+Sources of the layouts (see docs/format.md, "View layouts"):
 
 - ``clip2point``: CLIP2Point supplement, section 5 (Huang et al., ICCV 2023): six orthogonal
   views plus four corners, rendered with PyTorch3D ``look_at_view_transform``.

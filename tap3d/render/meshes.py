@@ -4,8 +4,9 @@ Formats: ``.obj`` (with ``.mtl`` materials and texture images) goes through tiny
 (:mod:`tap3d.render.objfile`; PyTorch3D's ``load_obj`` on request) and its textures through
 :mod:`tap3d.render.textures`; ``.off .ply .stl .glb .gltf`` go through trimesh (vertex colours,
 face colours and textures sampled at the vertices). Every mesh is validated here, not trusted to
-the loaders (see DESIGN.md, "Mesh-loading pitfalls"): PyTorch3D only warns about faces indexing
-past the vertex list, trimesh silently drops NaN vertices and tinyobjloader reads them as 0.
+the loaders (see docs/building.md, "Mesh-loading pitfalls"): PyTorch3D only warns about faces
+indexing past the vertex list, trimesh silently drops NaN vertices and tinyobjloader reads them
+as 0.
 
 Frames: the normalized object frame has the axis-aligned bounding box's centre at the origin and
 the farthest vertex at distance 1; the source's axes are kept (ShapeNetCore is y-up), so

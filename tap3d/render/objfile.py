@@ -8,9 +8,9 @@ Two readers give the same :class:`ObjData`:
   what PyTorch3D does, so both readers give the same faces.
 - ``pytorch3d``: PyTorch3D's ``load_obj`` (the reference in the tests).
 
-What the tinyobjloader binding (2.0.0rc13) does not say is checked here (DESIGN.md, "Mesh-loading
-pitfalls"): it reads ``nan``/``inf`` (and any unparsable number) as 0 without a warning, so
-vertex lines holding them are looked for in the file's bytes; its ``numpy_vertices`` and
+What the tinyobjloader binding (2.0.0rc13) does not say is checked here (docs/building.md,
+"Mesh-loading pitfalls"): it reads ``nan``/``inf`` (and any unparsable number) as 0 without a
+warning, so vertex lines holding them are looked for in the file's bytes; its ``numpy_vertices`` and
 ``numpy_indices`` accessors return wrong values with numpy 2, so the lists are used; it drops
 ``map_Kd`` options, so ``-clamp on`` is read from the MTL file here, as is whether a material
 sets ``Kd`` (PyTorch3D draws a material without ``Kd`` white, tinyobjloader says black).

@@ -12,7 +12,7 @@ __all__ = ["TrainConfig", "load_config", "load_dataclass"]
 
 @dataclass
 class TrainConfig:
-    """Training settings. Defaults follow TAP (DESIGN.md), with the supplement's 2 x 128
+    """Training settings. Defaults follow TAP (docs/pretraining.md), with the supplement's 2 x 128
     Photograph module.
 
     Attributes:

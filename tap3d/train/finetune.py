@@ -1,9 +1,9 @@
 """Fine-tuning a backbone for classification: what ``tap-cli finetune DATA -o RUN`` calls.
 
-TAP's public recipe (DESIGN.md; :class:`~tap3d.train.finetune_config.FinetuneConfig`): backbone ->
-max pool -> head [512, 256] (BatchNorm, ReLU, dropout 0.5); smoothed cross-entropy (0.3); AdamW
-5e-4, weight decay 0.05 on weights only; 10 warm-up epochs then cosine to 1e-6 over 300 epochs;
-gradient clip 10; batch 32; inputs from :mod:`tap3d.evaluate.inputs`. After every epoch the
+TAP's public recipe (docs/evaluation.md; :class:`~tap3d.train.finetune_config.FinetuneConfig`):
+backbone -> max pool -> head [512, 256] (BatchNorm, ReLU, dropout 0.5); smoothed cross-entropy
+(0.3); AdamW 5e-4, weight decay 0.05 on weights only; 10 warm-up epochs then cosine to 1e-6 over 300
+epochs; gradient clip 10; batch 32; inputs from :mod:`tap3d.evaluate.inputs`. After every epoch the
 test split is evaluated: overall accuracy (OA) and mean class accuracy (mAcc), in percent.
 
 The run folder follows ``tap-cli train`` (:mod:`tap3d.train.runfolder`): ``config.yaml``,

@@ -1,4 +1,4 @@
-"""The Zarr format ``tap3d.views``, format_version 1 (see DESIGN.md, "Dataset format").
+"""The Zarr format ``tap3d.views``, format_version 1 (specified in docs/format.md).
 
 One Zarr v3 group. Per-object arrays of images, cameras and points are chunked one object per
 chunk and sharded ``shard_size`` objects per shard; small per-object arrays (ids, labels, status)

@@ -22,7 +22,7 @@ from tap3d.views import schema as fmt
 
 __all__ = ["Defect", "VerifyReport", "verify"]
 
-#: Attributes every dataset carries (DESIGN.md).
+#: Attributes every dataset carries (docs/format.md, "Group attributes").
 REQUIRED_ATTRIBUTES = ("format", "format_version", "views", "image_size", "points_per_object",
                        "shard_size", "layout", "categories", "fov", "seed")
 

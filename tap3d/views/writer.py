@@ -37,7 +37,8 @@ def create_dataset(store, specs: dict[str, ArraySpec], shard_size: int, attribut
         store: a local path, an fsspec URL or a zarr store.
         specs: from :func:`array_specs`.
         shard_size: objects per shard.
-        attributes: the group attributes (DESIGN.md); ``format`` and ``format_version`` are added.
+        attributes: the group attributes (docs/format.md); ``format`` and ``format_version``
+            are added.
         index: ``object_id``, ``category`` and ``split`` (str) and ``label`` (int32) arrays of
             length ``N`` (:data:`INDEX_ARRAYS`).
         overwrite: replace an existing group at ``store``.

@@ -1,8 +1,9 @@
 """PointMLP (Ma et al., "Rethinking Network Design and Local Geometry in Point Cloud: A Simple
-Residual MLP Framework", ICLR 2022) in the configuration TAP pre-trains (DESIGN.md): embedding
-64, 4 stages with channel expansion 2 and point reduction 2, 2 pre- and 2 pos-blocks per stage,
-k = 24 neighbours, anchor normalization of the groups, no xyz in the grouped features; 1024
-points in, 1024-channel features on 64 points out.
+Residual MLP Framework", ICLR 2022) in the configuration TAP pre-trains (the authors'
+``cfgs/shapenet/pointmlp_pretrain.yaml``, see docs/pretraining.md): embedding 64, 4 stages with
+channel expansion 2 and point reduction 2, 2 pre- and 2 pos-blocks per stage, k = 24
+neighbours, anchor normalization of the groups, no xyz in the grouped features; 1024 points in,
+1024-channel features on 64 points out.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class PointMLP(Backbone):
     one ordering of the input serves all stages (:func:`farthest_point_sample`: the first
     samples of an ordering are the ordering of those samples).
 
-    Parameters at the defaults: 12,570,624 (the authors' ``PointMLPEncoder``, DESIGN.md).
+    Parameters at the defaults: 12,570,624 (the authors' ``PointMLPEncoder``, docs/pretraining.md).
     """
 
     def __init__(self, in_channels: int = 4, embed_dim: int = 64, stages: int = 4, k: int = 24,
