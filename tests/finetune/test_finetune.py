@@ -19,7 +19,7 @@ from tap3d.evaluate import export_backbone, probe
 from tap3d.train import finetune, load_finetune_config
 from tap3d.models import BACKBONES
 
-from helpers import tap_cli
+from helpers import ROOT, tap_cli
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
 
 CHANCE = 100.0 / len(CLASS_MESHES)
@@ -44,7 +44,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-CPU_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "finetune-cpu.yaml")
+CPU_CONFIG = os.path.join(ROOT, "configs", "finetune-cpu.yaml")
 
 
 def tiny(**overrides):

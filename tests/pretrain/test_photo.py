@@ -21,9 +21,8 @@ from tap3d.train import evaluate, load_config, load_model, train
 from tap3d.train.quality import holdout_split
 from tap3d.stream import ViewStream
 
-from helpers import mask_hits, tap_cli
+from helpers import ROOT, mask_hits, tap_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 64
 
 
