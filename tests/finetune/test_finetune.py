@@ -67,6 +67,7 @@ def trained(tmp_path_factory, labelled_set):
     return run, results
 
 
+@pytest.mark.slow  # the `trained` fixture: one ~80 s fine-tuning run
 def test_finetuning_learns_the_training_set_and_generalizes(trained):
     run, results = trained
     assert results["train_oa"] >= 90.0, results
@@ -82,6 +83,7 @@ def test_finetuning_learns_the_training_set_and_generalizes(trained):
     assert os.path.isfile(os.path.join(run, "checkpoints", "best.pt"))
 
 
+@pytest.mark.slow  # the `trained` fixture: one ~80 s fine-tuning run
 def test_trained_features_beat_random_ones_in_the_linear_probe(tmp_path, labelled_set, trained,
                                                               one_thread):
     """SVM on frozen features: the fine-tuned backbone against a random one of the same width;
