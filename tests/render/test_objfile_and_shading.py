@@ -1,5 +1,6 @@
-"""The fast render path (issue 13): tinyobjloader gives PyTorch3D's meshes, per-material textures
-at source resolution, and the covered-pixel shader equals HardPhongShader."""
+"""The fast render path: tap3d.render.objfile (tinyobjloader) gives PyTorch3D's meshes,
+per-material textures at source resolution, and the covered-pixel shader equals
+HardPhongShader."""
 
 from __future__ import annotations
 
