@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
-
-pybullet_data = pytest.importorskip("pybullet_data")
 
 from helpers import IMAGE_SIZE, MESHES, POINTS, copy_obj
 
 
 @pytest.fixture(scope="session")
 def pybullet_root() -> str:
-    return pybullet_data.getDataPath()
+    """The meshes that the ``pybullet`` package ships (``pybullet_data``); the tests that use
+    them, or a fixture built from them, are skipped where it is not installed."""
+    return pytest.importorskip("pybullet_data").getDataPath()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,9 @@ import shutil
 
 import numpy as np
 
+#: The repository root (configs/, notebooks/): tests live one or two folders below it.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 #: Real meshes used across the tests: textured (duck, table), material colours (toys), plain.
 MESHES = {
     "duck": "duck.obj",

@@ -10,13 +10,11 @@ import pytest
 import zarr
 from PIL import Image
 
-from helpers import tap_cli
+from helpers import ROOT, tap_cli
 
 from tap3d.builder import BuildConfig, build
 from tap3d.views import open_dataset
 from tap3d.views.pictures import dataset_sheet
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import zarr
 from tap3d.evaluate import LabelledDataError, load_labelled
 from tap3d.evaluate.labelled import SCANOBJECTNN_CLASSES
 
-from helpers import tap_cli
+from helpers import ROOT, tap_cli
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5, write_modelnet_meshes
 from evaluate_data import write_scanobjectnn
 
@@ -146,9 +146,10 @@ def test_a_tap3d_dataset_as_data_for_probe_and_finetune(tmp_path, modelnet_datas
                    "--json", str(tmp_path / "probe.json"))
     assert done.returncode == 0, done.stderr[-2000:]
     probed = json.load(open(tmp_path / "probe.json"))
-    assert probed["train"] == 8 and probed["test"] == 4 and 0 <= probed["svm_oa"] <= 100
+    assert probed["train"] == 8 and probed["test"] == 4
+    assert probed["svm_oa"] in (50.0, 75.0, 100.0), probed  # 2 of 4 or more (measured 3)
     done = tap_cli("finetune", dataset, "-o", str(tmp_path / "run"), "--config",
-                   os.path.join(os.path.dirname(__file__), "..", "configs", "finetune-cpu.yaml"),
+                   os.path.join(ROOT, "configs", "finetune-cpu.yaml"),
                    "--batch-size", "4", "--epochs", "2", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.load(open(tmp_path / "run" / "results.json"))

@@ -12,10 +12,12 @@ import torch
 
 from tap3d.builder import BuildConfig, build
 from tap3d.cli import train_command
+from tap3d.evaluate.inputs import eval_features
 from tap3d.models import BACKBONES, make_backbone
 from tap3d.models.pointops import ball_query, farthest_point_sample, gather, knn
 from tap3d.train import load_config, train
-from tap3d.stream import ViewStream
+
+from evaluate_data import CLASS_MESHES, load_y_up
 
 #: name -> (points, channels) of ``forward`` and channels of ``forward_pooled`` at the authors'
 #: configuration, for 1024 input points.
@@ -33,11 +35,10 @@ def views(tmp_path_factory, mesh_folder):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread(views):
+def one_thread():
     """These models run many small operations (sampling loops, narrow layers), where a second
     intra-op thread mostly adds synchronization: on a busy 2-core machine it made this module
-    several times slower. Set after the build (which sets its own thread count) and restored
-    after the module."""
+    several times slower. Restored after the module (an in-process build restores it too)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -45,11 +46,16 @@ def one_thread(views):
 
 
 @pytest.fixture(scope="module")
-def clouds(views):
-    """``(4, 1024, 4)`` float32 features (xyz + height) of four real objects, as the stream
-    gives them."""
-    stream = ViewStream(views, points=1024, views_per_sample=1, shuffle=False, scale_range=None)
-    return torch.stack([sample["features"] for _, sample in zip(range(4), stream)])
+def clouds(pybullet_root):
+    """``(4, 1024, 4)`` float32 features (xyz + height, y-up, centred, unit radius) of 1024
+    surface points of four real meshes (duck, teddy, mug, bunny; nothing rendered), as
+    fine-tuning's test-time inputs make them."""
+    import trimesh
+
+    xyz = [trimesh.sample.sample_surface(load_y_up(pybullet_root, CLASS_MESHES[name]), 1024,
+                                         seed=seed)[0]
+           for seed, name in enumerate(("duck", "teddy", "mug", "bunny"))]
+    return eval_features(np.stack(xyz).astype(np.float32), 1024, 1, "cpu")
 
 
 def test_shapes_dtypes_and_coordinates(clouds):
@@ -168,7 +174,7 @@ def test_a_few_pretraining_steps_lower_the_loss(name, views, tmp_path):
     TAP loss of the last window of 6 steps is at least 10% below the first (here 17-32%).
     Foreground and background weigh the same, so the loss moves within a few steps; what is
     learnt first is mostly the white background (at 20 : 1 it takes hundreds of steps, see
-    test_train.py)."""
+    tests/pretrain/test_pretrain.py)."""
     config = load_config(None, backbone=name, embed_dim=8, photograph_dim=32, batch_size=4,
                          points=512, views_per_sample=3, lr=1e-2, warmup_steps=0, w_fg=1.0,
                          w_bg=1.0, max_steps=24, epochs=100, log_every=6,

@@ -1,5 +1,6 @@
-"""The fast render path (issue 13): tinyobjloader gives PyTorch3D's meshes, per-material textures
-at source resolution, and the covered-pixel shader equals HardPhongShader."""
+"""The fast render path: tap3d.render.objfile (tinyobjloader) gives PyTorch3D's meshes,
+per-material textures at source resolution, and the covered-pixel shader equals
+HardPhongShader."""
 
 from __future__ import annotations
 
@@ -104,13 +105,13 @@ def _hard_phong(batch, cameras, fragments):
     ("franka_panda/meshes/visual/link6.obj", "uv", "SampledTextures"),
     ("textured_sphere_smooth.obj", "atlas", "TexturesAtlas"),  # wrapped UVs
     ("roboschool/models_outdoor/stadium/stadium.obj", "atlas", "TexturesAtlas"),
-    ("toys/shape_sorter.obj", "uv", "TexturesVertex"),  # material colours only
+    ("toys/shape_sorter.obj", "uv", "SampledTextures"),  # material colours only, no image
 ])
 def test_covered_shading_equals_hard_phong(rel, textures, kind, pybullet_root):
     mesh = load_mesh(os.path.join(pybullet_root, rel), textures=textures)
     cameras = make_cameras(make_layout("clip2point", 10))
     batch = mesh.to_meshes().extend(10)
-    assert type(batch.textures).__name__ == kind or kind == "TexturesVertex"
+    assert type(batch.textures).__name__ == kind
     fragments = EmbreeRasterizer(S)(batch, cameras)  # the same Fragments for both shaders
     reference = _hard_phong(batch, cameras, fragments)
     pix = fragments.pix_to_face[..., 0].numpy()

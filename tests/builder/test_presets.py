@@ -1,4 +1,4 @@
-"""Shading presets (issue 11, item 1): ``plain`` is untextured grey, ``--preset tap`` stores the
+"""Shading presets of the builder: ``plain`` is untextured grey, ``--preset tap`` stores the
 12 MVCNN cameras and they pass the camera-geometry checks."""
 
 from __future__ import annotations
