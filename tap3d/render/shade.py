@@ -18,7 +18,7 @@ Two appearances (``--shading``):
 Two shaders (``--shader``): ``tap3d`` (the default) shades only covered pixels, in numpy, with
 one copy of the mesh for all views (its vertex normals computed once); ``pytorch3d`` runs
 ``HardPhongShader`` on ``V`` copies of the mesh (``textured`` only). Both give the same images
-within 1/255 on average (tests/test_render_speed_path.py).
+within 1/255 on average (tests/render/test_objfile_and_shading.py).
 """
 
 from __future__ import annotations
