@@ -121,9 +121,10 @@ def test_an_unknown_key_fails_and_is_listed(tmp_path):
                 "step": 0}, tmp_path / "extra.pt")
     with pytest.raises(WeightsError, match=r"unknown keys: stages\.0\.gamma"):
         load_backbone_weights(tmp_path / "extra.pt").build()
-    with pytest.raises(WeightsError, match="openpoints naming is known for pointmlp only"):
-        torch.save({"backbone": "dgcnn", "state_dict": {}, "backbone_args": {}},
-                   tmp_path / "other.pt")
+    # a backbone file that names another backbone than its tensors are
+    torch.save({"backbone": "dgcnn", "state_dict": ours, "backbone_args": {}},
+               tmp_path / "other.pt")
+    with pytest.raises(WeightsError, match=r"unknown keys: embedding\.0\.weight"):
         export_backbone(tmp_path / "other.pt", tmp_path / "o.pth", "openpoints")
 
 

@@ -4,7 +4,7 @@ distributed helpers).
 Never imports pytorch3d: the trainer runs where only torch is installed.
 """
 
-from tap3d.train.checkpoint import export_backbone, load_model
+from tap3d.train.checkpoint import load_model
 from tap3d.train.config import TrainConfig, load_config
 from tap3d.train.pretrain import NonFiniteLossError, train
 from tap3d.train.finetune import finetune
@@ -13,5 +13,5 @@ from tap3d.train.loss import tap_loss
 from tap3d.train.quality import evaluate, psnr
 
 __all__ = ["TrainConfig", "load_config", "train", "NonFiniteLossError", "tap_loss", "evaluate",
-           "psnr", "load_model", "export_backbone", "finetune", "FinetuneConfig",
+           "psnr", "load_model", "finetune", "FinetuneConfig",
            "load_finetune_config"]

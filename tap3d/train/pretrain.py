@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from tap3d.devices import resolve_device
+from tap3d.evaluate.weights import init_model
 from tap3d.models.tap import TAPModel
 from tap3d.train import checkpoint, distributed, quality
 from tap3d.train.config import TrainConfig
@@ -136,6 +137,8 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
     stream = make_stream(dataset, config, process, training)
     image_size = int(stream.image_size)
     model = TAPModel(config, image_size).to(device)
+    if config.init and not resume:  # weights only; optimizer and schedule start fresh
+        init_model(model, config.init)
     ddp_model = distributed.wrap(model, process, device)
     optimizer = make_optimizer(model, config)
     epoch_steps = steps_per_epoch(stream, config, dataset)
