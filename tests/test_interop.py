@@ -23,7 +23,7 @@ def authors_pointmlp_state(in_channels=4, embed=64, stages=4, blocks=2, seed=0) 
     state = {}
 
     def conv_bn(prefix, cin, cout):
-        state[f"{prefix}.0.weight"] = torch.randn(cout, cin, 1, generator=generator)
+        state[f"{prefix}.0.weight"] = torch.randn(cout, cin, 1, generator=generator) / cin ** 0.5
         state[f"{prefix}.1.weight"] = torch.rand(cout, generator=generator) + 0.5
         state[f"{prefix}.1.bias"] = torch.randn(cout, generator=generator)
         state[f"{prefix}.1.running_mean"] = torch.randn(cout, generator=generator)

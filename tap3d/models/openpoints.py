@@ -45,20 +45,27 @@ class NamingError(ValueError):
     """Keys that match no rule, or tensors that cannot be renamed (all listed)."""
 
 
+#: Entries of a linear layer without bias, with bias, and of BatchNorm (LayerNorm: ``_WB``).
+_W, _WB = ("weight",), ("weight", "bias")
+_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
 class _Rule:
     """One tap3d name template and its openpoints twin; ``{i}``, ``{j}`` are indices and
-    ``{rest}`` a parameter or buffer name. ``kernel``: trailing unit dimensions the authors'
-    convolution weights have beyond tap3d's ``(out, in)`` linear weights (0, 1 or 2)."""
+    ``{rest}`` one of the entries ``rest`` (those both modules have). ``kernel``: trailing unit
+    dimensions the authors' convolution weights have beyond tap3d's ``(out, in)`` linear
+    weights (0, 1 or 2)."""
 
-    def __init__(self, ours: str, theirs: str, kernel: int = 0):
+    def __init__(self, ours: str, theirs: str, kernel: int = 0, rest: tuple = _WB):
         self.templates = (ours, theirs)
-        self.patterns = (self._compile(ours), self._compile(theirs))
+        entries = "|".join(rest)
+        self.patterns = (self._compile(ours, entries), self._compile(theirs, entries))
         self.kernel = kernel
 
     @staticmethod
-    def _compile(template: str) -> re.Pattern:
+    def _compile(template: str, entries: str) -> re.Pattern:
         pattern = re.escape(template)
-        for name, group in (("i", r"\d+"), ("j", r"\d+"), ("rest", r"[A-Za-z_]+")):
+        for name, group in (("i", r"\d+"), ("j", r"\d+"), ("rest", entries)):
             pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{group})")
         return re.compile(pattern)
 
@@ -79,27 +86,31 @@ class _Rule:
         return name, value
 
 
-def _block(ours: str, theirs: str, kernel: int) -> list[_Rule]:
+def _block(ours: str, theirs: str, kernel: int, bias: bool = False) -> list[_Rule]:
     """A tap3d :class:`~tap3d.models.backbones.PointwiseBlock` (``linear``, ``norm``) against
     the authors' conv-norm-act ``Sequential`` (``0`` conv, ``1`` BatchNorm)."""
-    return [_Rule(f"{ours}.linear.{{rest}}", f"{theirs}.0.{{rest}}", kernel),
-            _Rule(f"{ours}.norm.{{rest}}", f"{theirs}.1.{{rest}}")]
+    return [_Rule(f"{ours}.linear.{{rest}}", f"{theirs}.0.{{rest}}", kernel, _WB if bias else _W),
+            _Rule(f"{ours}.norm.{{rest}}", f"{theirs}.1.{{rest}}", rest=_BN)]
 
 
 def _pointmlp() -> list[_Rule]:
-    rules = [_Rule("embedding.0.{rest}", "embedding.net.0.{rest}"),
-             _Rule("embedding.1.{rest}", "embedding.net.1.{rest}"),
+    # their config: bias False on every convolution (each is followed by BatchNorm)
+    rules = [_Rule("embedding.0.{rest}", "embedding.net.0.{rest}", rest=_W),
+             _Rule("embedding.1.{rest}", "embedding.net.1.{rest}", rest=_BN),
              _Rule("stages.{i}.alpha", "local_grouper_list.{i}.affine_alpha"),
              _Rule("stages.{i}.beta", "local_grouper_list.{i}.affine_beta"),
-             _Rule("stages.{i}.transfer.0.{rest}", "pre_blocks_list.{i}.transfer.net.0.{rest}"),
-             _Rule("stages.{i}.transfer.1.{rest}", "pre_blocks_list.{i}.transfer.net.1.{rest}")]
+             _Rule("stages.{i}.transfer.0.{rest}", "pre_blocks_list.{i}.transfer.net.0.{rest}",
+                   rest=_W),
+             _Rule("stages.{i}.transfer.1.{rest}", "pre_blocks_list.{i}.transfer.net.1.{rest}",
+                   rest=_BN)]
     # tap3d's residual block is one Sequential (conv, BN, ReLU, conv, BN); theirs is net1
     # (conv, BN, ReLU) and net2 (conv, BN); both keep Conv1d weights
     for ours, theirs in (("pre", "pre_blocks_list"), ("pos", "pos_blocks_list")):
-        for layer, their_layer in (("0", "net1.0"), ("1", "net1.1"), ("3", "net2.0"),
-                                   ("4", "net2.1")):
+        for layer, their_layer, rest in (("0", "net1.0", _W), ("1", "net1.1", _BN),
+                                         ("3", "net2.0", _W), ("4", "net2.1", _BN)):
             rules.append(_Rule(f"stages.{{i}}.{ours}.{{j}}.net.{layer}.{{rest}}",
-                               f"{theirs}.{{i}}.operation.{{j}}.{their_layer}.{{rest}}"))
+                               f"{theirs}.{{i}}.operation.{{j}}.{their_layer}.{{rest}}",
+                               rest=rest))
     return rules
 
 
@@ -120,14 +131,15 @@ def _pointnet2() -> list[_Rule]:
 def _transformer() -> list[_Rule]:
     rules = []
     for ours, theirs in (("first", "first_conv"), ("second", "second_conv")):
-        rules += _block(f"encoder.{ours}.0", f"encoder.{theirs}", 1)
+        rules += _block(f"encoder.{ours}.0", f"encoder.{theirs}", 1, bias=True)
         rules.append(_Rule(f"encoder.{ours}.1.{{rest}}", f"encoder.{theirs}.3.{{rest}}", 1))
     rules += [_Rule("reduce.{rest}", "reduce_dim.{rest}"), _Rule("cls_token", "cls_token"),
               _Rule("cls_pos", "cls_pos"), _Rule("pos_embed.0.{rest}", "pos_embed.0.{rest}"),
               _Rule("pos_embed.2.{rest}", "pos_embed.2.{rest}"), _Rule("norm.{rest}", "norm.{rest}")]
     for ours, theirs in (("norm1", "norm1"), ("qkv", "attn.qkv"), ("proj", "attn.proj"),
                          ("norm2", "norm2"), ("mlp.0", "mlp.fc1"), ("mlp.2", "mlp.fc2")):
-        rules.append(_Rule(f"blocks.{{i}}.{ours}.{{rest}}", f"blocks.blocks.{{i}}.{theirs}.{{rest}}"))
+        rules.append(_Rule(f"blocks.{{i}}.{ours}.{{rest}}", f"blocks.blocks.{{i}}.{theirs}.{{rest}}",
+                           rest=_W if ours == "qkv" else _WB))  # their qkv_bias: False
     return rules
 
 
@@ -146,9 +158,10 @@ def _photograph() -> list[_Rule]:
                          ("norm_ff", "norm3"), ("feed_forward.proj", "ff.net.0.proj"),
                          ("feed_forward.out", "ff.net.2")):
         if ours.endswith("attention"):
-            for part in ("to_q", "to_k", "to_v", "to_out.0"):
+            for part in ("to_q", "to_k", "to_v", "to_out.0"):  # q, k, v without bias
                 rules.append(_Rule(f"blocks.{{i}}.{ours}.{part}.{{rest}}",
-                                   f"transformer.{{i}}.{theirs}.{part}.{{rest}}"))
+                                   f"transformer.{{i}}.{theirs}.{part}.{{rest}}",
+                                   rest=_WB if part == "to_out.0" else _W))
         else:
             rules.append(_Rule(f"blocks.{{i}}.{ours}.{{rest}}",
                                f"transformer.{{i}}.{theirs}.{{rest}}"))
