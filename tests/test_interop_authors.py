@@ -31,7 +31,7 @@ from tap3d.models.openpoints import (NamingError, backbone_from_openpoints,
 from tap3d.train import load_config, train
 from tap3d.train.checkpoint import save_checkpoint
 
-from helpers import MESHES, copy_obj, tap_cli
+from helpers import tap_cli
 from test_interop import authors_pointmlp_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -251,8 +251,8 @@ def test_keys_that_map_nowhere_are_errors_that_list_them():
     model = TAPModel(load_config(None, embed_dim=8, photograph_dim=32), 64)
     with pytest.raises(NamingError) as error:
         model_to_openpoints(model.state_dict(), "pointmlp")
-    for key in ("blocks.0.norm_memory.weight", "photograph.: ", "blocks.1.cross_attention.to_q.bias",
-                "norm.weight", "query_embed.0.weight is (32, 72)"):
+    for key in ("blocks.0.norm_memory.weight", "photograph.: ", "norm.weight",
+                "blocks.1.cross_attention.to_q.bias", "query_embed.0.weight is (32, 72)"):
         assert key in str(error.value), key
 
 
@@ -273,12 +273,9 @@ def _small_config(tmp_path) -> str:
 
 
 @pytest.fixture(scope="module")
-def duck_and_mug(tmp_path_factory, pybullet_root, make_dataset):
+def duck_and_mug(duck_and_mug_meshes, make_dataset):
     """The duck (textured) and the mug: 3 views of 64 x 64, 1024 points."""
-    root = tmp_path_factory.mktemp("authors")
-    for name in ("duck", "mug"):
-        copy_obj(os.path.join(pybullet_root, MESHES[name]), str(root / "meshes" / f"{name}.obj"))
-    return make_dataset("authors", str(root / "meshes"), views=3, image_size=64, points=1024,
+    return make_dataset("authors", duck_and_mug_meshes, views=3, image_size=64, points=1024,
                         shard_size=2)
 
 

@@ -18,7 +18,6 @@ from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.evaluate import export_backbone
 from tap3d.train import load_config, train
 
-from helpers import MESHES, copy_obj
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +29,9 @@ def train_set(make_dataset):
 
 
 @pytest.fixture(scope="module")
-def two_objects(tmp_path_factory, pybullet_root, make_dataset):
+def two_objects(duck_and_mug_meshes, make_dataset):
     """The duck (textured) and the mug, 6 views of 64 x 64: a set to fit in a few hundred steps."""
-    root = tmp_path_factory.mktemp("two")
-    for name in ("duck", "mug"):
-        copy_obj(os.path.join(pybullet_root, MESHES[name]), str(root / "meshes" / f"{name}.obj"))
-    return make_dataset("two", str(root / "meshes"), views=6, image_size=64, points=512,
+    return make_dataset("two", duck_and_mug_meshes, views=6, image_size=64, points=512,
                         shard_size=2)
 
 

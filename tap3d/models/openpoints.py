@@ -135,10 +135,12 @@ def _transformer() -> list[_Rule]:
         rules.append(_Rule(f"encoder.{ours}.1.{{rest}}", f"encoder.{theirs}.3.{{rest}}", 1))
     rules += [_Rule("reduce.{rest}", "reduce_dim.{rest}"), _Rule("cls_token", "cls_token"),
               _Rule("cls_pos", "cls_pos"), _Rule("pos_embed.0.{rest}", "pos_embed.0.{rest}"),
-              _Rule("pos_embed.2.{rest}", "pos_embed.2.{rest}"), _Rule("norm.{rest}", "norm.{rest}")]
+              _Rule("pos_embed.2.{rest}", "pos_embed.2.{rest}"),
+              _Rule("norm.{rest}", "norm.{rest}")]
     for ours, theirs in (("norm1", "norm1"), ("qkv", "attn.qkv"), ("proj", "attn.proj"),
                          ("norm2", "norm2"), ("mlp.0", "mlp.fc1"), ("mlp.2", "mlp.fc2")):
-        rules.append(_Rule(f"blocks.{{i}}.{ours}.{{rest}}", f"blocks.blocks.{{i}}.{theirs}.{{rest}}",
+        rules.append(_Rule(f"blocks.{{i}}.{ours}.{{rest}}",
+                           f"blocks.blocks.{{i}}.{theirs}.{{rest}}",
                            rest=_W if ours == "qkv" else _WB))  # their qkv_bias: False
     return rules
 
@@ -262,6 +264,20 @@ def _split(state: dict, prefixes) -> tuple[dict[str, dict], list[str]]:
     return parts, unknown
 
 
+def _rename_modules(parts: dict[str, dict], plan, to_openpoints: bool) -> tuple[dict, list]:
+    """Rename each top-level module of ``plan`` (``(source prefix, target prefix, rules,
+    what)``); returns the renamed entries and the errors of the modules that failed."""
+    out, errors = {}, []
+    for source, target, rules, what in plan:
+        try:
+            renamed = _rename(parts[source], rules, to_openpoints, what)
+        except NamingError as error:
+            errors.append(f"{source}.: {error}")
+            continue
+        out.update({f"{target}.{k}": v for k, v in renamed.items()})
+    return out, errors
+
+
 def model_to_openpoints(state: dict, backbone: str) -> dict:
     """tap3d :class:`~tap3d.models.TAPModel` state dict -> the authors' ``ViewGenBase`` names.
 
@@ -280,17 +296,10 @@ def model_to_openpoints(state: dict, backbone: str) -> dict:
     if unknown:
         raise NamingError(f"{len(unknown)} keys are outside backbone., photograph. and "
                           f"generator.: {', '.join(unknown)}")
-    errors, out = [], {}
-    for ours, theirs, rules, what in (
-            ("backbone", "encoder", BACKBONE_RULES[backbone], backbone),
-            ("photograph", "generator", _PHOTOGRAPH_RULES, "Photograph module"),
-            ("generator", "decoder", _DECODER_RULES, "x32 generator")):
-        try:
-            renamed = _rename(parts[ours], rules, True, what)
-        except NamingError as error:
-            errors.append(f"{ours}.: {error}")
-            continue
-        out.update({f"{theirs}.{k}": v for k, v in renamed.items()})
+    out, errors = _rename_modules(parts, [
+        ("backbone", "encoder", BACKBONE_RULES[backbone], backbone),
+        ("photograph", "generator", _PHOTOGRAPH_RULES, "Photograph module"),
+        ("generator", "decoder", _DECODER_RULES, "x32 generator")], True)
     query = parts["photograph"].get("query_embed.0.weight")
     if query is not None and tuple(query.shape) != (8, 8):
         errors.append(f"photograph.query_embed.0.weight is {tuple(query.shape)}, not the "
@@ -321,20 +330,16 @@ def model_from_openpoints(state: dict) -> tuple[str, dict]:
     if pad is not None and bool(pad.any()):
         errors.append("generator.pad_memory is not zero (the authors' forward never reads it; "
                       "tap3d has no place for its values)")
-    out, name = {}, None
+    plan = [("generator", "photograph", _PHOTOGRAPH_RULES, "ViewTransformer"),
+            ("decoder", "generator", _DECODER_RULES, "ViewDecoder")]
+    name = None
     try:
-        name, renamed = backbone_from_openpoints(parts["encoder"])
-        out.update({f"backbone.{k}": v for k, v in renamed.items()})
+        name = identify_backbone(parts["encoder"], "openpoints")
+        plan.insert(0, ("encoder", "backbone", BACKBONE_RULES[name], name))
     except NamingError as error:
         errors.append(f"encoder.: {error}")
-    for theirs, rules, what in (("generator", _PHOTOGRAPH_RULES, "ViewTransformer"),
-                                ("decoder", _DECODER_RULES, "ViewDecoder")):
-        try:
-            renamed = _rename(parts[theirs], rules, False, what)
-        except NamingError as error:
-            errors.append(f"{theirs}.: {error}")
-            continue
-        out.update({f"{AUTHORS_PREFIXES[theirs]}.{k}": v for k, v in renamed.items()})
+    out, more = _rename_modules(parts, plan, False)
+    errors += more
     if errors:
         raise NamingError("; ".join(errors))
     return name, out
