@@ -29,7 +29,9 @@ from tap3d.models.openpoints import (NamingError, backbone_from_openpoints,
                                      backbone_to_openpoints, model_from_openpoints,
                                      model_to_openpoints)
 from tap3d.train import load_config, train
-from tap3d.train.checkpoint import save_checkpoint
+from tap3d.train import FinetuneConfig
+from tap3d.train.checkpoint import load_model, save_checkpoint
+from tap3d.train.finetune import build_classifier
 
 from helpers import tap_cli
 from test_interop import authors_pointmlp_state
@@ -365,6 +367,20 @@ def test_backbone_checkpoint_reads_both_of_their_files(tmp_path):
     assert not built.state_dict()["encoder.first.0.linear.bias"].any()
     with pytest.raises(WeightsError, match="holds a transformer backbone, not dgcnn"):
         load_backbone_weights(tmp_path / "old.pt", "dgcnn")
+    # fine-tuning starts from their ckpt_latest (the last one written above: the Transformer)
+    classifier, config = build_classifier(
+        FinetuneConfig(backbone_checkpoint=str(tmp_path / "latest.pth"), embed_dim=8), 5)
+    assert config.backbone == "transformer" and config.embed_dim == 64
+    _same(classifier.backbone.state_dict(), b.build().state_dict())
+    # a tap3d pre-training checkpoint of the Transformer from before the biases
+    model_config = load_config(None, backbone="transformer", embed_dim=8, photograph_dim=32)
+    state = TAPModel(model_config, 64).state_dict()
+    for key in ("backbone.encoder.first.0.linear.bias", "backbone.encoder.second.0.linear.bias"):
+        del state[key]
+    save_checkpoint(str(tmp_path / "old-run" / "checkpoints"), {
+        "model": state, "step": 2, "config": vars(model_config), "image_size": 64})
+    loaded, _ = load_model(str(tmp_path / "old-run"))
+    assert not loaded.backbone.encoder.second[0].linear.bias.any()
 
 
 def test_init_model_and_build_model_are_strict(tmp_path):
