@@ -316,6 +316,7 @@ def test_authors_ckpt_latest_loads_with_init_exports_and_generates(tmp_path, duc
     export_model(tmp_path / "run-True", tmp_path / "back.pth")
     back = torch.load(tmp_path / "back.pth", weights_only=True)
     assert set(back) == {"model", "optimizer", "scheduler", "epoch", "best_val"}
+    assert back["epoch"] == 0  # one step of a two-object epoch: no epoch finished
     assert {k: v.shape for k, v in back["model"].items()} == {k: v.shape for k, v in theirs.items()}
 
     # generate: their checkpoint (architecture read off the weights) and a tap3d checkpoint of

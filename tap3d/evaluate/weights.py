@@ -451,10 +451,13 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
 
 def export_model(source: str | os.PathLike, output: str | os.PathLike) -> ModelWeights:
     """Write a tap3d pre-training checkpoint as the authors' ``*_ckpt_latest.pth``:
-    ``{"model", "optimizer": {}, "scheduler": {}, "epoch", "best_val"}``, ``model`` in
-    ``ViewGenBase`` names (their ``load_checkpoint`` and ``resume_checkpoint`` read it; the
-    optimizer and scheduler states are empty, as their ``save_checkpoint`` writes them without
-    an optimizer).
+    ``{"model", "optimizer": {}, "scheduler": {}, "epoch", "best_val": inf}``, ``model`` in
+    ``ViewGenBase`` names, every entry of theirs (``pad_memory`` zeros): their
+    ``load_checkpoint`` reads it, and so does their ``resume_checkpoint`` (which loads the model
+    strictly and reports the empty optimizer and scheduler states as not matching, as for the
+    files their ``save_checkpoint`` writes without an optimizer). ``epoch``: the epochs the
+    run had finished (their resume starts at ``epoch + 1``); ``best_val``: their initial value
+    (no validation loss yet).
 
     The model must have the authors' structure (``configs/tap-public.yaml`` and the other
     ``configs/tap-*.yaml``: ``query: tap``, no extra LayerNorms, no q/k/v bias, factor 32).
@@ -465,15 +468,18 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike) -> ModelW
     weights = load_model_weights(source)
     if weights.backbone_only:
         raise WeightsError(f"{weights.path}: holds a backbone only; export-backbone writes it")
+    epoch = weights.step if weights.step is not None else 0  # the authors' files: their epoch
     if weights.origin == "tap3d run":  # through the model: legacy defaults filled in
-        from tap3d.train.checkpoint import load_model
+        from tap3d.train.checkpoint import load_checkpoint, load_model
 
         weights.state_dict = load_model(os.fspath(source))[0].state_dict()
+        # their epoch counts finished epochs (resume starts at epoch + 1); tap3d's "epoch" is
+        # the 0-based epoch in progress, i.e. the epochs finished before it
+        epoch = int(load_checkpoint(os.fspath(source)).get("epoch", 0))
     try:
         state = model_to_openpoints(weights.state_dict, weights.backbone)
     except NamingError as error:
         raise WeightsError(f"{weights.path}: {error}") from None
-    epoch = weights.step if weights.step is not None else -1
     torch.save({"model": state, "optimizer": {}, "scheduler": {}, "epoch": epoch,
                 "best_val": math.inf}, output)
     return weights
