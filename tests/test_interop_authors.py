@@ -399,3 +399,30 @@ def test_init_model_and_build_model_are_strict(tmp_path):
                                            r".*norm_memory"):
         init_model(other, tmp_path / "c.pth")
     assert isinstance(model, TAPModel)
+
+
+def test_generate_writes_every_view_of_every_object(tmp_path, duck_and_mug):
+    """In process (the fast twin of the CLI test): their checkpoint paints one float32 image per
+    stored view; the sheet puts each object's generated views over its targets."""
+    theirs = authors_model(authors_pointmlp_state(embed=8, seed=2), 128, feat=32, depth=1,
+                           per_head=4, seed=2)
+    torch.save({"model": theirs, "epoch": 5}, tmp_path / "x_ckpt_best.pth")
+    result = generate(tmp_path / "x_ckpt_best.pth", duck_and_mug, tmp_path / "g.zarr",
+                      tmp_path / "s.png", objects=[1], device="cpu")
+    assert result["objects"] == 1 and result["origin"] == "openpoints"
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="r")
+    generated = group["generated"][:]
+    assert generated.shape == (1, 3, 64, 64, 3) and 0 <= generated.min() <= generated.max() <= 1
+    assert list(group["object_index"][:]) == [1]
+    assert group["object_id"][0] == zarr.open_group(duck_and_mug, mode="r")["object_id"][1]
+    assert group.attrs["config"]["query"] == "tap"
+    from PIL import Image
+
+    sheet = np.asarray(Image.open(tmp_path / "s.png"))
+    assert sheet.shape == (128, 192, 3)
+    np.testing.assert_array_equal(sheet[:64, 64:128],
+                                  np.round(generated[0, 1] * 255).astype(np.uint8))
+    stored = zarr.open_group(duck_and_mug, mode="r")["rgb"][1, 2]
+    np.testing.assert_array_equal(sheet[64:, 128:], stored)
+    with pytest.raises(FileExistsError):
+        generate(tmp_path / "x_ckpt_best.pth", duck_and_mug, tmp_path / "g.zarr", device="cpu")

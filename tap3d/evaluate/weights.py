@@ -285,15 +285,16 @@ def load_backbone_weights(path: str | os.PathLike, backbone: str | None = None) 
 
 
 def load_backbone(path: str | os.PathLike | None, backbone: str = "pointmlp",
-                  embed_dim: int = 64) -> tuple[Backbone, BackboneWeights | None]:
+                  embed_dim: int = 64, expect: str | None = None
+                  ) -> tuple[Backbone, BackboneWeights | None]:
     """The backbone that fine-tuning, the probe and export start from.
 
     Args:
         path: any source of :func:`load_backbone_weights`; empty or None for a randomly
             initialized ``backbone`` of width ``embed_dim`` (from torch's global generator:
             seed it first).
-        backbone, embed_dim: the random backbone; with ``path``, ``backbone`` is checked
-            against what the file holds only when the file does not say (pass the default).
+        backbone, embed_dim: the random backbone (without ``path``).
+        expect: with ``path``, the backbone the file must hold (None: whatever it holds).
 
     Returns:
         ``(backbone module, its weights or None)``; the weights' ``backbone`` and ``kwargs``
@@ -304,7 +305,7 @@ def load_backbone(path: str | os.PathLike | None, backbone: str = "pointmlp",
     """
     if not path:
         return make_backbone(backbone, embed_dim=embed_dim), None
-    weights = load_backbone_weights(path)
+    weights = load_backbone_weights(path, expect)
     return weights.build(), weights
 
 
@@ -329,9 +330,8 @@ def export_backbone(source: str | os.PathLike, output: str | os.PathLike,
     """
     if format not in ("tap3d", "openpoints"):
         raise ValueError(f"format must be tap3d or openpoints, got {format!r}")
-    weights = load_backbone_weights(source, backbone)
-    # the built model's entries: legacy defaults (zero biases of old files) filled in
-    weights.state_dict = weights.build().state_dict()
+    model, weights = load_backbone(source, expect=backbone)
+    weights.state_dict = model.state_dict()  # legacy defaults (zero biases of old files) in
     if format == "openpoints":
         torch.save({"model": to_openpoints(weights.state_dict, weights.backbone)}, output)
     else:
