@@ -177,6 +177,10 @@ def preview(dataset, output, objects):
 @click.option("--w-bg", type=float, default=None, help="Background loss weight (1).")
 @click.option("--log-objects", is_flag=True, default=None,
               help="Log each step's object indices to RUN/objects/rank_R.jsonl.")
+@click.option("--init", default=None,
+              help="Start from this checkpoint's weights (fresh optimizer): a tap3d run or "
+                   "checkpoint, the authors' *_ckpt_latest.pth (whole model) or *_clean.pth "
+                   "(backbone).")
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt.")
 @click.option("--stop-at", type=int, default=None,
               help="Checkpoint and exit after this step, as if pre-empted (--resume continues).")
@@ -252,11 +256,13 @@ def verify_command(dataset, quiet):
 @click.option("-o", "--out", "--output", "output", required=True, help="Output .pt file.")
 @click.option("--format", "format_", default="tap3d", show_default=True,
               type=click.Choice(["tap3d", "openpoints"]),
-              help="tap3d naming, or the TAP authors' (openpoints PointMLPEncoder) naming.")
-@click.option("--backbone", default=None, help="Backbone name when SOURCE does not say.")
+              help="tap3d's backbone file, or the TAP authors' (openpoints) names in their "
+                   "*_clean.pth layout.")
+@click.option("--backbone", default=None, help="The backbone SOURCE must hold (default: any).")
 def export_backbone_command(source, output, format_, backbone):
     """Save the backbone of SOURCE alone: a run folder or checkpoint (train or finetune), a
-    tap3d backbone file, or a checkpoint of the TAP authors' code."""
+    tap3d backbone file, or a checkpoint of the TAP authors' code (any of the four
+    backbones)."""
     from tap3d.evaluate import WeightsError, export_backbone
 
     try:
@@ -267,6 +273,53 @@ def export_backbone_command(source, output, format_, backbone):
     dropped = f"; left out {', '.join(weights.dropped)}" if weights.dropped else ""
     click.echo(f"{output}: {weights.backbone} ({weights.origin}{step}) in {format_} naming, "
                f"{len(weights.state_dict)} tensors{dropped}")
+
+
+@main.command("export-model")
+@click.argument("source")
+@click.option("-o", "--out", "--output", "output", required=True, help="Output .pth file.")
+def export_model_command(source, output):
+    """Save a pre-training run or checkpoint SOURCE as the TAP authors' *_ckpt_latest.pth
+    (encoder., generator., decoder.); the model must have their structure (configs/tap-public.yaml
+    and the other configs/tap-*.yaml)."""
+    from tap3d.evaluate import WeightsError, export_model
+
+    try:
+        weights = export_model(source, output)
+    except (WeightsError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{output}: TAP model with {weights.backbone} ({weights.origin}) in the authors' "
+               f"ckpt layout, {len(weights.state_dict)} tensors")
+
+
+@main.command("generate")
+@click.argument("checkpoint")
+@click.argument("dataset")
+@click.option("-o", "--out", "--output", "output", required=True, help="Zarr group to write.")
+@click.option("--sheet", default=None, help="Also write a generated-over-target PNG.")
+@click.option("--sheet-objects", default=8, show_default=True, help="Objects on the sheet.")
+@click.option("--config", "config_path", default=None,
+              help="YAML config of the model and inputs (default: the checkpoint's; for the "
+                   "authors' checkpoints their architecture).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", default=4, show_default=True, help="Objects per forward pass.")
+def generate_command(checkpoint, dataset, output, sheet, sheet_objects, config_path, device,
+                     batch_size):
+    """Generate every stored view of DATASET's objects with CHECKPOINT's TAP model (a tap3d run
+    or checkpoint, or the authors' *_ckpt_latest.pth), without augmentation."""
+    from tap3d.evaluate import WeightsError
+    from tap3d.evaluate.generate import generate
+    from tap3d.train import load_config
+
+    try:
+        config = load_config(config_path) if config_path else None
+        result = generate(checkpoint, dataset, output, sheet, config=config, device=device,
+                          batch_size=batch_size, sheet_objects=sheet_objects)
+    except (WeightsError, ValueError, FileNotFoundError, FileExistsError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{output}: {result['objects']} objects x {result['views']} views of "
+               f"{result['image_size']} px ({result['origin']})"
+               + (f"; sheet {result['sheet']}" if result["sheet"] else ""))
 
 
 @main.command("finetune")

@@ -27,6 +27,15 @@ def mesh_folder(tmp_path_factory, pybullet_root) -> str:
 
 
 @pytest.fixture(scope="session")
+def duck_and_mug_meshes(tmp_path_factory, pybullet_root) -> str:
+    """A mesh folder of two real meshes: the duck (textured) and the mug."""
+    root = tmp_path_factory.mktemp("duck-and-mug")
+    for name in ("duck", "mug"):
+        copy_obj(os.path.join(pybullet_root, MESHES[name]), str(root / f"{name}.obj"))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
 def small_config():
     from tap3d.builder import BuildConfig
 

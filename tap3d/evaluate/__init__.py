@@ -7,10 +7,13 @@ Never imports pytorch3d: evaluation runs where only torch is installed.
 
 from tap3d.evaluate.labelled import LabelledDataError, LabelledPoints, load_labelled
 from tap3d.evaluate.probe import few_shot_folds, probe
-from tap3d.evaluate.weights import (BackboneWeights, WeightsError, export_backbone,
-                                    from_openpoints, load_backbone_weights, to_openpoints)
+from tap3d.evaluate.weights import (BackboneWeights, ModelWeights, WeightsError,
+                                    export_backbone, export_model, from_openpoints, init_model,
+                                    load_backbone, load_backbone_weights, load_model_weights,
+                                    to_openpoints)
 
 __all__ = ["LabelledDataError",
            "LabelledPoints", "load_labelled", "few_shot_folds", "probe", "BackboneWeights",
            "WeightsError", "export_backbone", "from_openpoints", "load_backbone_weights",
-           "to_openpoints"]
+           "to_openpoints", "load_backbone", "ModelWeights", "load_model_weights", "init_model",
+           "export_model"]

@@ -21,8 +21,7 @@ import torch
 from tap3d.devices import resolve_device
 from tap3d.evaluate.inputs import eval_features
 from tap3d.evaluate.labelled import load_labelled
-from tap3d.evaluate.weights import load_backbone_weights
-from tap3d.models.backbones import make_backbone
+from tap3d.evaluate.weights import load_backbone
 
 __all__ = ["pooled_features", "svm_accuracy", "parse_few_shot", "few_shot_folds",
            "few_shot_accuracy", "probe"]
@@ -137,11 +136,8 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
     device = torch.device(resolve_device(device))
     labelled = load_labelled(data, variant, test_fraction, seed)
     torch.manual_seed(seed)
-    if backbone_checkpoint:
-        weights = load_backbone_weights(backbone_checkpoint, backbone)
-        model, backbone = weights.build(), weights.backbone
-    else:
-        model = make_backbone(backbone, embed_dim=embed_dim)
+    model, weights = load_backbone(backbone_checkpoint, backbone, embed_dim)
+    backbone = weights.backbone if weights else backbone
     model.to(device)
     features = [pooled_features(model, eval_features(clouds, points, up_axis, device, batch_size),
                                 batch_size)

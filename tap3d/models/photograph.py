@@ -9,8 +9,11 @@ self-attention over the queries, cross-attention to the memory and a GEGLU feed-
 image feature map. Attention has its own head count and head width (the authors: 32 heads of 32
 channels at any width, so the attention's inner width, 1024, exceeds the 256-channel model),
 optional q/k/v biases (the authors: none) and dropout after the attention output and inside the
-feed-forward (the authors: 0.1). tap3d adds a LayerNorm on the memory in each cross-attention
-and one after the last block (the authors' memory and output are not normalized).
+feed-forward (the authors: 0.1). tap3d adds, by default, a LayerNorm on the memory in each
+cross-attention (``memory_norm``) and one after the last block (``output_norm``); the authors'
+memory and output are not normalized, and with both off the module has exactly their structure
+(:mod:`tap3d.models.openpoints` maps its entries onto their ``ViewTransformer``'s, all but
+their unused ``pad_memory``).
 
 Queries:
 
@@ -195,12 +198,16 @@ class _GEGLU(nn.Module):
 
 
 class _Block(nn.Module):
-    def __init__(self, dim: int, heads: int, head_dim: int, qkv_bias: bool, dropout: float):
+    """Pre-norm self-attention, cross-attention to the memory (its own LayerNorm when
+    ``memory_norm``) and GEGLU feed-forward, each residual."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, qkv_bias: bool, dropout: float,
+                 memory_norm: bool = True):
         super().__init__()
         self.norm_self = nn.LayerNorm(dim)
         self.self_attention = _Attention(dim, heads, head_dim, qkv_bias, dropout)
         self.norm_query = nn.LayerNorm(dim)
-        self.norm_memory = nn.LayerNorm(dim)
+        self.norm_memory = nn.LayerNorm(dim) if memory_norm else nn.Identity()
         self.cross_attention = _Attention(dim, heads, head_dim, qkv_bias, dropout)
         self.norm_ff = nn.LayerNorm(dim)
         self.feed_forward = _GEGLU(dim, dropout)
@@ -232,6 +239,9 @@ class PhotographModule(nn.Module):
         up_axis: world up axis for ``query="tap"``.
         ray_frequencies: ``L`` of the rays' :func:`frequency_encoding` (``query="ray"``; 0:
             the raw 8 numbers).
+        memory_norm: a LayerNorm on the memory in each cross-attention (tap3d's; the authors:
+            none).
+        output_norm: a LayerNorm after the last block (tap3d's; the authors: none).
 
     ``forward(features (B, M, C), xyz (B, M, 3), K (B, V, 3, 3), world_to_camera (B, V, 4, 4),
     points (B, N, 3), needed by query "tap")`` returns ``(B * V, dim, G, G)`` float32, views of
@@ -245,7 +255,8 @@ class PhotographModule(nn.Module):
     def __init__(self, feature_channels: int, dim: int = 128, depth: int = 2, heads: int = 4,
                  head_dim: int | None = None, dropout: float = 0.0, qkv_bias: bool = True,
                  memory_hidden: int | None = None, image_size: int = 224, factor: int = 32,
-                 query: str = "ray", up_axis: int = 1, ray_frequencies: int = 4):
+                 query: str = "ray", up_axis: int = 1, ray_frequencies: int = 4,
+                 memory_norm: bool = True, output_norm: bool = True):
         super().__init__()
         if factor not in FACTORS:
             raise ValueError(f"generator factor must be one of {FACTORS}, got {factor}")
@@ -271,9 +282,9 @@ class PhotographModule(nn.Module):
             self.query_embed = nn.Linear(9, dim)
             self.cell_embed = nn.Parameter(torch.randn(1, self.grid ** 2, dim) * 0.02)
         head_dim = head_dim or dim // heads
-        self.blocks = nn.ModuleList(_Block(dim, heads, head_dim, qkv_bias, dropout)
+        self.blocks = nn.ModuleList(_Block(dim, heads, head_dim, qkv_bias, dropout, memory_norm)
                                     for _ in range(depth))
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim) if output_norm else nn.Identity()
 
     def queries(self, K, world_to_camera, points=None):
         """``(B * V, G * G, dim)`` query tokens of the cameras (``points`` for ``tap``)."""

@@ -5,7 +5,7 @@ distributed helpers).
 Never imports pytorch3d: the trainer runs where only torch is installed.
 """
 
-from tap3d.train.checkpoint import export_backbone, load_model
+from tap3d.train.checkpoint import load_model
 from tap3d.train.config import TrainConfig, load_config
 from tap3d.train.engine import NonFiniteLossError, Task, fit
 from tap3d.train.pretrain import PretrainTask, train
@@ -15,5 +15,5 @@ from tap3d.train.loss import tap_loss
 from tap3d.train.quality import evaluate, psnr
 
 __all__ = ["TrainConfig", "load_config", "train", "NonFiniteLossError", "tap_loss", "evaluate",
-           "psnr", "load_model", "export_backbone", "finetune", "FinetuneConfig",
+           "psnr", "load_model", "finetune", "FinetuneConfig",
            "load_finetune_config", "Task", "fit", "PretrainTask", "ClassificationTask"]

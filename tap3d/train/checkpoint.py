@@ -27,8 +27,8 @@ from tap3d.models.tap import TAPModel
 from tap3d.train.config import TrainConfig
 
 __all__ = ["rng_state", "set_rng_state", "gather_rng_states", "restore_rng_state",
-           "save_checkpoint", "checkpoint_path", "load_checkpoint",
-           "load_model", "export_backbone"]
+           "save_checkpoint", "checkpoint_path", "load_checkpoint", "load_model",
+           "config_from_dict", "LEGACY_DEFAULTS"]
 
 
 def rng_state() -> dict:
@@ -117,6 +117,13 @@ def load_checkpoint(run_or_checkpoint: str, device="cpu") -> dict:
 LEGACY_DEFAULTS = {"ray_frequencies": 0}
 
 
+def config_from_dict(values: dict) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint's ``config`` dict records: settings it predates
+    take :data:`LEGACY_DEFAULTS` (what it was trained with), unknown keys are ignored."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{**LEGACY_DEFAULTS, **{k: v for k, v in values.items() if k in known}})
+
+
 def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, TrainConfig]:
     """The TAP model of a checkpoint, in eval mode, and its config.
 
@@ -128,29 +135,7 @@ def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, T
         FileNotFoundError: no checkpoint there.
     """
     state = load_checkpoint(run_or_checkpoint, device)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    # checkpoints written before a setting existed were trained without it
-    config = TrainConfig(**{**LEGACY_DEFAULTS, **{k: v for k, v in state["config"].items()
-                                                  if k in known}})
+    config = config_from_dict(state["config"])
     model = TAPModel(config, state["image_size"]).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), config
-
-
-def export_backbone(run_or_checkpoint: str, output: str) -> dict:
-    """Save the backbone alone (for fine-tuning): ``{"backbone", "state_dict", "config", "step"}``.
-
-    Args:
-        run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
-        output: ``.pt`` file to write.
-
-    Raises:
-        FileNotFoundError: no checkpoint there.
-    """
-    state = load_checkpoint(run_or_checkpoint)
-    backbone = {k[len("backbone."):]: v for k, v in state["model"].items()
-                if k.startswith("backbone.")}
-    exported = {"backbone": state["config"]["backbone"], "state_dict": backbone,
-                "config": state["config"], "step": state["step"]}
-    torch.save(exported, output)
-    return exported

@@ -40,6 +40,10 @@ class TrainConfig:
             ``dim / heads``, ``memory_hidden`` 0 means ``dim``). Supplement Table 1a: 2 layers x
             128 channels; the public config: 6 x 256, 32 heads of 32, dropout 0.1, no q/k/v
             bias, memory hidden 1027 (``configs/tap.yaml``, ``configs/tap-public.yaml``).
+        photograph_memory_norm, photograph_output_norm: tap3d's LayerNorms on the memory in
+            each cross-attention and after the last block (on by default, as tap3d always had
+            them; off in the configs that are the authors', ``configs/tap-public.yaml`` etc.,
+            whose Photograph module has neither).
         ray_frequencies: frequencies of the ``ray`` queries' positional encoding (tap3d's, not
             TAP's; see :mod:`tap3d.models.photograph`); 0 feeds the raw rays.
         generator_factor: generator upsampling, 8, 16 or 32 (TAP: 32); the query grid is
@@ -50,6 +54,11 @@ class TrainConfig:
         eval_objects: objects evaluated per split (training, held out); 0 turns evaluation off.
         eval_every: steps between evaluations (0: at the end only); see
             :mod:`tap3d.train.quality`.
+        init: a checkpoint whose weights the model starts from (weights only: the optimizer,
+            schedule and step start fresh; ignored on resume): a tap3d run or checkpoint, the
+            authors' ``*_ckpt_latest.pth`` / ``*_ckpt_best.pth`` (the whole model, strictly),
+            or any backbone source such as their ``*_clean.pth`` (the backbone alone;
+            :func:`tap3d.evaluate.weights.init_model`). Empty: random initialization.
         seed, device, num_workers, log_every, checkpoint_every, sample_every.
         log_objects: append each step's object indices to ``RUN_DIR/objects/rank_R.jsonl``
             (which objects each rank trained on, for debugging data order).
@@ -79,6 +88,8 @@ class TrainConfig:
     photograph_dropout: float = 0.0
     photograph_qkv_bias: bool = True
     photograph_memory_hidden: int = 0
+    photograph_memory_norm: bool = True
+    photograph_output_norm: bool = True
     query: str = "ray"
     ray_frequencies: int = 4
     generator_factor: int = 32
@@ -87,6 +98,7 @@ class TrainConfig:
     eval_fraction: float = 0.0
     eval_objects: int = 16
     eval_every: int = 0
+    init: str = ""
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0

@@ -34,8 +34,7 @@ from tap3d.train.finetune_config import FinetuneConfig
 from tap3d.evaluate.inputs import AugmentedClouds, eval_features, fps_points, training_features
 from tap3d.evaluate.labelled import load_labelled
 from tap3d.evaluate.scores import evaluate_classifier
-from tap3d.evaluate.weights import load_backbone_weights
-from tap3d.models.backbones import make_backbone
+from tap3d.evaluate.weights import load_backbone
 from tap3d.models.heads import Classifier
 from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.optim import cosine_schedule
@@ -53,13 +52,11 @@ def build_classifier(config: FinetuneConfig, classes: int) -> tuple[Classifier, 
         WeightsError: the checkpoint cannot be read or does not fit (names the file).
     """
     torch.manual_seed(config.seed)
-    if config.backbone_checkpoint:
-        weights = load_backbone_weights(config.backbone_checkpoint, config.backbone)
-        backbone = weights.build()
+    backbone, weights = load_backbone(config.backbone_checkpoint, config.backbone,
+                                      config.embed_dim)
+    if weights is not None:
         config = dataclasses.replace(config, backbone=weights.backbone,
                                      embed_dim=weights.kwargs.get("embed_dim", config.embed_dim))
-    else:
-        backbone = make_backbone(config.backbone, embed_dim=config.embed_dim)
     return Classifier(backbone, classes, list(config.head), config.dropout), config
 
 

@@ -16,6 +16,7 @@ import random
 import numpy as np
 import torch
 
+from tap3d.evaluate.weights import init_model
 from tap3d.models.tap import TAPModel
 from tap3d.train import distributed, quality
 from tap3d.train.config import TrainConfig
@@ -65,6 +66,8 @@ class PretrainTask(Task):
         self.stream = make_stream(dataset, config, self.process, training)
         self.image_size = int(self.stream.image_size)
         self.model = TAPModel(config, self.image_size).to(self.device)
+        if config.init:  # weights only; a resumed run's checkpoint replaces them
+            init_model(self.model, config.init)
         self.run = RunFolder(out, self.process.rank, config.log_objects)
         self.evaluator = quality.Evaluator(dataset, config, training, held_out, self.device,
                                            self.process.main, self.run)

@@ -23,7 +23,7 @@ def authors_pointmlp_state(in_channels=4, embed=64, stages=4, blocks=2, seed=0) 
     state = {}
 
     def conv_bn(prefix, cin, cout):
-        state[f"{prefix}.0.weight"] = torch.randn(cout, cin, 1, generator=generator)
+        state[f"{prefix}.0.weight"] = torch.randn(cout, cin, 1, generator=generator) / cin ** 0.5
         state[f"{prefix}.1.weight"] = torch.rand(cout, generator=generator) + 0.5
         state[f"{prefix}.1.bias"] = torch.randn(cout, generator=generator)
         state[f"{prefix}.1.running_mean"] = torch.randn(cout, generator=generator)
@@ -121,9 +121,10 @@ def test_an_unknown_key_fails_and_is_listed(tmp_path):
                 "step": 0}, tmp_path / "extra.pt")
     with pytest.raises(WeightsError, match=r"unknown keys: stages\.0\.gamma"):
         load_backbone_weights(tmp_path / "extra.pt").build()
-    with pytest.raises(WeightsError, match="openpoints naming is known for pointmlp only"):
-        torch.save({"backbone": "dgcnn", "state_dict": {}, "backbone_args": {}},
-                   tmp_path / "other.pt")
+    # a backbone file that names another backbone than its tensors are
+    torch.save({"backbone": "dgcnn", "state_dict": ours, "backbone_args": {}},
+               tmp_path / "other.pt")
+    with pytest.raises(WeightsError, match=r"unknown keys: embedding\.0\.weight"):
         export_backbone(tmp_path / "other.pt", tmp_path / "o.pth", "openpoints")
 
 

@@ -10,7 +10,7 @@ name             paper                    input       output for 1024 points    
 ``pointmlp``     Ma et al., ICLR 2022     xyz+height  1024 channels on 64 points    12,570,624
 ``dgcnn``        Wang et al., TOG 2019    xyz+height  1024 channels on 1024 points     617,984
 ``pointnet2``    Qi et al., NeurIPS 2017  xyz+height  1024 channels on 64 points       805,440
-``transformer``  Yu et al., CVPR 2022     xyz         384 channels on 256 groups    21,858,176
+``transformer``  Yu et al., CVPR 2022     xyz         384 channels on 256 groups    21,858,816
 ===============  =======================  ==========  ============================  ==========
 
 Parameters are the backbones' alone; the papers' figures (DGCNN 1.8M, PointNet++ SSG 1.5M,

@@ -61,12 +61,14 @@ class PointwiseBlock(nn.Module):
     Args:
         in_channels, out_channels: channels.
         activation: a module applied last (default ReLU; ``nn.Identity()`` for none).
+        bias: a bias on the linear layer (redundant before BatchNorm, but the Point-BERT group
+            embedding has one: ``nn.Conv1d``'s default).
     """
 
     def __init__(self, in_channels: int, out_channels: int,
-                 activation: nn.Module | None = None):
+                 activation: nn.Module | None = None, bias: bool = False):
         super().__init__()
-        self.linear = nn.Linear(in_channels, out_channels, bias=False)
+        self.linear = nn.Linear(in_channels, out_channels, bias=bias)
         self.norm = nn.BatchNorm1d(out_channels)
         self.activation = nn.ReLU(inplace=True) if activation is None else activation
 
