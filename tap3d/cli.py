@@ -21,8 +21,9 @@ def main():
 @click.option("-o", "--out", "--output", "output", required=True,
               help="Output Zarr path or fsspec URL.")
 @click.option("--preset", default=None, type=click.Choice(["clip2point", "tap"]),
-              help="clip2point: 10 views, clip2point layout, textured (the defaults); tap: what "
-                   "the TAP authors pre-train on (MVCNN: 12 views, mvcnn layout, plain). "
+              help="clip2point: 10 views, clip2point layout, textured (the defaults); tap: the "
+                   "TAP authors' targets (MVCNN: 12 views, mvcnn layout, plain, orthographic "
+                   "fitted to 200 of 224 px). "
                    "Options given explicitly override it.")
 @click.option("--views", default=None, type=int, help="Views per object [default: 10].")
 @click.option("--layout", default=None,
@@ -43,6 +44,13 @@ def main():
               help="OBJ parser; pytorch3d (load_obj, needs --textures atlas) for comparison.")
 @click.option("--image-size", default=224, show_default=True, help="Square image side, pixels.")
 @click.option("--fov", default=60.0, show_default=True, help="Vertical field of view, degrees.")
+@click.option("--projection", default=None, type=click.Choice(["perspective", "orthographic"]),
+              help="perspective (--fov) or orthographic: parallel rays [default: perspective; "
+                   "tap preset: orthographic].")
+@click.option("--fit", default=None, type=float,
+              help="Orthographic: share of the frame each view's projection of the object "
+                   "fills, as TAP's cal_scale_bias (0.893 = 200 of 224 px); default: the unit "
+                   "sphere fills the frame [tap preset: 200/224].")
 @click.option("--points", default=8192, show_default=True, help="Surface points per object.")
 @click.option("--synsets", default=None,
               help="Comma-separated synset ids or taxonomy names (folder names for mesh folders).")
@@ -65,8 +73,8 @@ def main():
               help="Replace an existing output (default: resume it when the settings match).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_dataset(source, output, preset, views, layout, shading, textures, shader, obj_loader,
-                  image_size, fov, points, synsets, limit, seed, shard_size, device, backend,
-                  workers, scheduler, timeout, memory_limit, overwrite, quiet):
+                  image_size, fov, projection, fit, points, synsets, limit, seed, shard_size,
+                  device, backend, workers, scheduler, timeout, memory_limit, overwrite, quiet):
     """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset."""
     from tap3d.builder import build
     from tap3d.builder.plan import preset_config
@@ -75,7 +83,8 @@ def build_dataset(source, output, preset, views, layout, shading, textures, shad
     try:
         config = preset_config(preset, views=views, layout=layout, shading=shading,
                                textures=textures, shader=shader, obj_loader=obj_loader,
-                               image_size=image_size, fov=fov, points=points,
+                               image_size=image_size, fov=fov, projection=projection,
+                               fit=fit, points=points,
                                shard_size=shard_size, seed=seed, device=device, backend=backend)
         summary = build(source, output, config,
                         synsets=[s for s in synsets.split(",") if s] if synsets else None,

@@ -20,7 +20,8 @@ def exists(store) -> bool:
 #: Attributes that must match for a build to continue an existing dataset.
 RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", "shard_size",
                    "seed", "backend", "background", "texture_atlas_size", "shading", "textures",
-                   "shader", "obj_loader", "preset", "source", "categories")
+                   "shader", "obj_loader", "preset", "source", "categories", "projection",
+                   "fit")
 
 
 def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:
