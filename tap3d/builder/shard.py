@@ -187,11 +187,7 @@ def _render_shard(store, shard, start, objects, config, threads, failed, timeout
 
     began = time.perf_counter()
     renderer = make_renderer(config, threads)
-    specs = schema.array_specs(len(objects), config.views, config.image_size, config.points)
-    arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
-                             else specs[name].dtype) for name in schema.SHARD_ARRAYS}
-    for name in ("error", "warnings"):
-        arrays[name][:] = ""
+    arrays = schema.empty_shard(len(objects), config.views, config.image_size, config.points)
     report = ShardReport(shard, 0)
     watchdog = Watchdog.start_in_worker(store, shard, timeout, memory_limit)
     for i, spec in enumerate(objects):

@@ -27,9 +27,11 @@ class TAPModel(nn.Module):
             base width, 64 in the authors' configurations of all four; ``photograph_*``,
             ``generator_factor``, ``query``, ``ray_frequencies``, ``up_axis``).
         image_size: side ``S`` of the generated views, pixels.
+        projection: the training dataset's ``projection`` (``perspective`` or
+            ``orthographic``): how the cameras given to ``forward`` project.
     """
 
-    def __init__(self, config, image_size: int):
+    def __init__(self, config, image_size: int, projection: str = "perspective"):
         super().__init__()
         self.backbone = make_backbone(config.backbone, embed_dim=config.embed_dim)
         self.photograph = PhotographModule(
@@ -38,7 +40,7 @@ class TAPModel(nn.Module):
             dropout=config.photograph_dropout, qkv_bias=config.photograph_qkv_bias,
             memory_hidden=config.photograph_memory_hidden or None, image_size=image_size,
             factor=config.generator_factor, query=config.query, up_axis=config.up_axis,
-            ray_frequencies=config.ray_frequencies)
+            ray_frequencies=config.ray_frequencies, projection=projection)
         self.generator = Generator(config.photograph_dim, config.generator_factor)
 
     def forward(self, features, K, world_to_camera):

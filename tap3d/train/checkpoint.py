@@ -2,7 +2,8 @@
 
 A checkpoint holds ``model``, ``optimizer``, ``scheduler`` (state dicts), ``step``, ``epoch``,
 ``batch_in_epoch``, ``rng`` (Python, NumPy, torch and CUDA generator states), ``config`` (the
-:class:`~tap3d.train.config.TrainConfig` as a dict) and ``image_size``. ``RUN/checkpoints/``
+:class:`~tap3d.train.config.TrainConfig` as a dict), ``image_size`` and ``projection`` (the
+dataset's; absent before orthographic datasets: perspective). ``RUN/checkpoints/``
 holds ``step_N.pt`` and ``last.pt`` (a hard link to the newest).
 """
 
@@ -103,7 +104,9 @@ def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, T
     # checkpoints written before a setting existed were trained without it
     config = TrainConfig(**{**LEGACY_DEFAULTS, **{k: v for k, v in state["config"].items()
                                                   if k in known}})
-    model = TAPModel(config, state["image_size"]).to(device)
+    # checkpoints written before orthographic datasets existed were trained on perspective ones
+    model = TAPModel(config, state["image_size"],
+                     state.get("projection", "perspective")).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), config
 

@@ -135,7 +135,7 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
     training, held_out = quality.holdout_split(dataset, config.eval_fraction, config.seed)
     stream = make_stream(dataset, config, process, training)
     image_size = int(stream.image_size)
-    model = TAPModel(config, image_size).to(device)
+    model = TAPModel(config, image_size, stream.projection).to(device)
     ddp_model = distributed.wrap(model, process, device)
     optimizer = make_optimizer(model, config)
     epoch_steps = steps_per_epoch(stream, config, dataset)
@@ -154,7 +154,8 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch, "rng": checkpoint.rng_state(),
-                "config": dataclasses.asdict(config), "image_size": image_size})
+                "config": dataclasses.asdict(config), "image_size": image_size,
+                "projection": stream.projection})
 
     bar = tqdm(total=total, initial=step, unit="step", disable=not progress or not process.main)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else \

@@ -34,6 +34,7 @@ __all__ = [
     "ArraySpec",
     "array_specs",
     "shard_ranges",
+    "empty_shard",
     "bytes_on_disk",
     "FormatError",
     "open_views",
@@ -112,6 +113,19 @@ INDEX_ARRAYS = ("object_id", "category", "label", "split")
 SHARD_ARRAYS = tuple(
     name for name in array_specs(1, 1, 1, 1) if name not in INDEX_ARRAYS + ("status",)
 ) + ("status",)
+
+
+def empty_shard(num_objects: int, num_views: int, image_size: int,
+                num_points: int) -> dict[str, np.ndarray]:
+    """Zeroed arrays of :data:`SHARD_ARRAYS` for ``num_objects`` objects, in the format's
+    dtypes (strings as object arrays of ``""``; ``astype(str)`` them before writing)."""
+    specs = array_specs(num_objects, num_views, image_size, num_points)
+    arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
+                             else specs[name].dtype) for name in SHARD_ARRAYS}
+    for name in SHARD_ARRAYS:
+        if specs[name].dtype is str:
+            arrays[name][:] = ""
+    return arrays
 
 
 def format_version(attributes: dict) -> int:
