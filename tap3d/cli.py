@@ -112,6 +112,32 @@ def preview(dataset, output, objects):
     click.echo(f"{output}: {sheet.shape[1]} x {sheet.shape[0]} pixels")
 
 
+@main.command("import-tap")
+@click.argument("root")
+@click.option("-o", "--out", "--output", "output", required=True,
+              help="Output Zarr path or fsspec URL.")
+@click.option("--points", default=1024, show_default=True, type=click.Choice(["1024", "2048"]),
+              help="Point folder: pointclouds/ (1024) or pointclouds_p2048/ (2048).")
+@click.option("--skip-bad", is_flag=True,
+              help="Record objects with a missing, unreadable or wrongly sized file as failed "
+                   "and go on (default: stop at the first, naming the file).")
+@click.option("--shard-size", default=64, show_default=True, help="Objects per Zarr shard.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def import_tap_command(root, output, points, skip_bad, shard_size, overwrite, quiet):
+    """Turn the TAP authors' ROOT (ShapeNet55: pointclouds/ + shapenet55v1/) into a dataset."""
+    from tap3d.importers import TapDataError, import_tap
+
+    try:
+        report = import_tap(root, output, points=int(points), skip_bad=skip_bad,
+                            shard_size=shard_size, overwrite=overwrite, progress=not quiet)
+    except (TapDataError, FileExistsError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(report.format())
+    if report.done == 0:
+        sys.exit(1)
+
+
 @main.command("train")
 @click.argument("dataset")
 @click.option("-o", "--out", "--output", "out", required=True, help="Run folder.")

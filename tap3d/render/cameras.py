@@ -33,6 +33,7 @@ __all__ = [
     "resolve_layout_name",
     "make_cameras",
     "make_orthographic_cameras",
+    "orthographic_cameras",
     "opencv_cameras",
     "pytorch3d_from_opencv",
 ]
@@ -215,7 +216,6 @@ def make_orthographic_cameras(layout: ViewLayout, image_size: int, verts=None,
         ValueError: ``fit`` without ``verts``, or out of range.
     """
     import torch
-    from pytorch3d.renderer import OrthographicCameras
 
     from tap3d.views.projection import fit_parallel
 
@@ -229,12 +229,34 @@ def make_orthographic_cameras(layout: ViewLayout, image_size: int, verts=None,
             raise ValueError("a fitted orthographic camera needs the mesh's vertices")
         view = verts.detach().cpu().double()[None] @ R.double() + T.double()[:, None]
         focal, centre = fit_parallel(-view[..., :2], S, fit)  # OpenCV x, y = -PyTorch3D X, Y
-    # PyTorch3D NDC of OpenCV pixel u: 1 - (2 u + 1) / S, with X_ndc = f_ndc X_view + p_ndc
-    focal_ndc = (2.0 * focal / S)[:, None].expand(V, 2)
-    principal = 1.0 - (2.0 * centre + 1.0) / S
-    cameras = OrthographicCameras(focal_length=focal_ndc.float(), principal_point=principal.float(),
-                                  R=R, T=T, in_ndc=True, device=device)
-    return cameras, focal.numpy(), centre.numpy()
+    focal, centre = focal.numpy(), centre.numpy()
+    return orthographic_cameras(R, T, focal, centre, S, device), focal, centre
+
+
+def orthographic_cameras(R, T, focal, centre, image_size: int, device="cpu"):
+    """PyTorch3D ``OrthographicCameras`` (NDC) of stored orthographic cameras.
+
+    PyTorch3D maps ``X_ndc = f_ndc X_view + p_ndc`` (+X left, +Y up) and puts OpenCV pixel
+    ``u`` at NDC ``1 - (2 u + 1) / S``; with OpenCV ``u = f x + c`` and ``x = -X_view`` that is
+    ``f_ndc = 2 f / S`` and ``p_ndc = 1 - (2 c + 1) / S``.
+
+    Args:
+        R: ``(V, 3, 3)``, T: ``(V, 3)``: PyTorch3D extrinsics (array or tensor).
+        focal: ``(V,)`` pixels per object unit; centre: ``(V, 2)`` OpenCV pixels of the axis
+            (``K[:, 0, 0]`` and ``K[:, :2, 2]`` of the stored orthographic ``K``).
+        image_size: ``S``, pixels.
+        device: torch device for the cameras.
+    """
+    import torch
+    from pytorch3d.renderer import OrthographicCameras
+
+    focal = torch.as_tensor(np.asarray(focal, np.float64))
+    centre = torch.as_tensor(np.asarray(centre, np.float64))
+    focal_ndc = (2.0 * focal / image_size)[:, None].expand(len(focal), 2)
+    principal = 1.0 - (2.0 * centre + 1.0) / image_size
+    return OrthographicCameras(focal_length=focal_ndc.float(), principal_point=principal.float(),
+                               R=torch.as_tensor(R).float(), T=torch.as_tensor(T).float(),
+                               in_ndc=True, device=device)
 
 
 def opencv_cameras(
