@@ -63,6 +63,17 @@ def mask_hits(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray,
     return hit, z
 
 
+def assert_points_on_masks(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray,
+                           mask: np.ndarray, projection: str = "perspective") -> None:
+    """Every object's points (``(N, P, 3)``) in front of every camera and >= 98% of them on
+    each view's mask (``(N, V, S, S)``) within one pixel (:func:`mask_hits`)."""
+    for i in range(len(points)):
+        for v in range(K.shape[1]):
+            hit, z = mask_hits(points[i], K[i, v], world_to_camera[i, v], mask[i, v], projection)
+            assert (z > 0).all(), (i, v)
+            assert hit.mean() >= 0.98, (i, v, hit.mean())
+
+
 def tap_cli(*args, cwd=None, env=None):
     """Run ``tap-cli`` from this environment; returns the CompletedProcess (text output)."""
     import subprocess

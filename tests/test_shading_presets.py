@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from helpers import copy_obj, mask_hits, tap_cli
+from helpers import assert_points_on_masks, copy_obj, tap_cli
 from tap3d.builder import BuildConfig, build
 from tap3d.builder.plan import preset_config
 
@@ -66,19 +66,8 @@ def test_preset_tap_stores_mvcnn_cameras(tmp_path, mesh_folder):
                                   np.broadcast_to(np.arange(0, 360, 30, dtype=np.float32), (2, 12)))
     rgb, mask = g["rgb"][:], g["mask"][:]
     assert (rgb[mask][:, 0] == rgb[mask][:, 2]).all()
-    K, w2c, points = g["cameras/K"][:], g["cameras/world_to_camera"][:], g["points"][:]
-    for i in range(2):
-        for v in range(12):
-            hit, z = mask_hits(points[i], K[i, v], w2c[i, v], mask[i, v], "orthographic")
-            assert (z > 0).all()
-            assert hit.mean() >= 0.98, (i, v, hit.mean())
-            # fitted: the silhouette's longer side spans round(64 * 200 / 224) - 3 = 54 pixels
-            # of extent (the authors' rule), its bounding box centred
-            rows, cols = np.nonzero(mask[i, v])
-            extent = max(rows.max() - rows.min(), cols.max() - cols.min())
-            assert 51 <= extent <= 54, (i, v, extent)
-            assert abs((rows.max() + rows.min()) / 2 - 31.5) <= 1.5
-            assert abs((cols.max() + cols.min()) / 2 - 31.5) <= 1.5
+    assert_points_on_masks(g["points"][:], g["cameras/K"][:], g["cameras/world_to_camera"][:],
+                           mask, "orthographic")
     # resuming with another shading is refused and names it
     again = tap_cli("build-dataset", mesh_folder, "-o", out, "--preset", "tap", "--shading",
                     "textured", "--image-size", "64", "--points", "512", "--synsets", "textured",
