@@ -224,8 +224,9 @@ def _read_image(path: str, size: int | None) -> np.ndarray:
         raise TapDataError(f"{path}: unreadable image ({type(error).__name__}: {error})") \
             from None
     if rgb.shape[0] != rgb.shape[1] or (size is not None and rgb.shape[0] != size):
+        expected = f"{size} x {size}" if size else "a square image"
         raise TapDataError(f"{path}: {rgb.shape[1]} x {rgb.shape[0]} pixels, expected "
-                           f"{size} x {size}" if size else "a square image")
+                           f"{expected}")
     return rgb
 
 
@@ -315,10 +316,8 @@ def import_tap(root: str, out: str, points: int = 1024, skip_bad: bool = False,
         group = create_dataset(out, schema.array_specs(len(objects), TAP_VIEWS, size, points),
                                shard_size, _attributes(root, size, points, shard_size), index,
                                overwrite=overwrite)
-    except Exception as error:  # zarr's "already exists" errors vary by version
-        if "exist" in str(error).lower() and not overwrite:
-            raise FileExistsError(f"{out}: exists (use overwrite)") from None
-        raise
+    except FileExistsError:
+        raise FileExistsError(f"{out}: exists (overwrite it with --overwrite)") from None
     report = ImportReport(str(out), len(objects))
     bar = tqdm(total=len(objects), unit="object", disable=not progress, desc="import-tap")
     for start, stop in schema.shard_ranges(len(objects), shard_size):

@@ -191,6 +191,12 @@ def test_bad_files_are_named_or_skipped(tree, tmp_path):
     assert len(stream) == 1 and len(list(stream)) == 1
 
 
+def test_an_existing_output_is_kept(tree, imported):
+    run = tap_cli("import-tap", tree[0], "-o", imported, "--quiet")
+    assert run.returncode != 0 and "exists" in run.stderr and imported in run.stderr
+    assert zarr.open_group(imported, mode="r")["status"][:].tolist() == [1, 1, 1, 1]
+
+
 def test_empty_or_wrong_tree(tmp_path):
     with pytest.raises(TapDataError, match="no train/val/test folders"):
         discover_tap(str(tmp_path))

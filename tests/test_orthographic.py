@@ -195,6 +195,28 @@ def test_fit_parallel_is_the_authors_rule():
         fit_parallel(xy, 224, 0.01)
 
 
+def test_without_a_fit_the_unit_sphere_fills_the_frame():
+    """``fit`` None: every view maps object units to ``S / 2`` pixels around the image centre,
+    so a sphere of radius 1 touches the frame's edges."""
+    from tap3d.render.cameras import make_layout, make_orthographic_cameras, opencv_cameras
+    from tap3d.views.projection import orthographic_intrinsics
+
+    layout = make_layout("sphere", 5)
+    cams, focal, centre = make_orthographic_cameras(layout, S)
+    np.testing.assert_allclose(focal, S / 2)
+    K = orthographic_intrinsics(focal, centre)
+    _, w2c = opencv_cameras(cams.R.numpy(), cams.T.numpy(), 60.0, S)
+    sphere = np.random.default_rng(0).normal(size=(4000, 3))
+    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
+    for v in range(5):
+        uv, z = project(sphere, K[v], w2c[v], "orthographic")
+        np.testing.assert_allclose(uv.min(0), -0.5, atol=0.1)
+        np.testing.assert_allclose(uv.max(0), S - 0.5, atol=0.1)
+        assert z.min() > 0.9  # distance 2 from the origin: the sphere is in front
+    with pytest.raises(ValueError, match="vertices"):
+        make_orthographic_cameras(layout, S, fit=0.9)
+
+
 def test_the_authors_views_are_the_mvcnn_layout():
     """Their ``rotate_theta_phi`` views (z-up, points reordered [2, 0, 1]) are tap3d's mvcnn
     layout (elevation 30, azimuth 30 v, y-up) with the same image axes: rows down, columns
