@@ -160,6 +160,23 @@ def test_tap_query_grid_lands_on_its_cells(ortho_set):
         np.testing.assert_allclose(stored[..., 3:], fitted[..., 3:])
 
 
+def test_the_photograph_module_takes_the_projection(ortho_set):
+    """A module built for an orthographic dataset embeds the stored-camera constructions."""
+    from tap3d.models.photograph import PhotographModule
+
+    sample = next(iter(ViewStream(ortho_set, points=256, views_per_sample=2, shuffle=False)))
+    K, w2c, points = sample["K"][None], sample["world_to_camera"][None], sample["points"][None]
+    for query, tokens in (("tap", tap_queries(points, w2c, 8, S, K=K).reshape(2, -1, 8)),
+                          ("ray", None)):
+        module = PhotographModule(16, dim=16, depth=1, heads=2, image_size=S, factor=8,
+                                  query=query, projection="orthographic", ray_frequencies=0)
+        if tokens is None:
+            tokens = camera_rays(K, w2c, 8, S, "orthographic").reshape(2, -1, 8)
+        torch.testing.assert_close(module.queries(K, w2c, points), module.query_embed(tokens))
+    with pytest.raises(ValueError, match="projection must be one of"):
+        PhotographModule(16, image_size=S, factor=8, projection="fisheye")
+
+
 def test_ray_queries_are_parallel_rays_through_the_cells(ortho_set):
     stream = ViewStream(ortho_set, points=512, views_per_sample=12, shuffle=False)
     sample = next(iter(stream))
