@@ -122,7 +122,13 @@ def test_a_perspective_dataset_is_still_format_1(tmp_path, ortho_meshes):
     group = zarr.open_group(out, mode="r+")
     assert group.attrs["format_version"] == 1 and group.attrs["fit"] is None
     assert group.attrs["fov"] == 60 and (group["cameras/fov"][:] == 60).all()
-    del group.attrs["projection"]
+    del group.attrs["projection"], group.attrs["fit"]
+    # a build written before the attributes existed resumes (nothing pending) and streams as
+    # perspective
+    summary = build(ortho_meshes, out, preset_config("tap", projection="perspective",
+                                                     image_size=32, points=256),
+                    workers=0, progress=False)
+    assert not summary.failed and "projection" not in zarr.open_group(out, mode="r").attrs
     stream = ViewStream(out, points=256, shuffle=False)
     assert stream.projection == "perspective"
     sample = next(iter(stream))

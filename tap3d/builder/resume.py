@@ -24,6 +24,10 @@ RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", 
                    "fit")
 
 
+#: Values of settings that datasets written before the setting existed were built with.
+RESUME_DEFAULTS = {"projection": "perspective", "fit": None}
+
+
 def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:
     """Shards of an existing dataset that a resumed build must (re)render.
 
@@ -45,6 +49,7 @@ def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[in
     if existing.get("format") != schema.FORMAT:
         raise ValueError(f"{store}: exists and is not a {schema.FORMAT} dataset; pass --overwrite "
                          "to replace it")
+    existing = {**RESUME_DEFAULTS, **existing}
     differences = [f"{key}: existing {existing.get(key)!r}, this build {attributes[key]!r}"
                    for key in RESUME_SETTINGS if existing.get(key) != attributes[key]]
     ids = group["object_id"][:]
