@@ -259,7 +259,8 @@ def _attributes(root: str, image_size: int, points: int, shard_size: int) -> dic
     return {
         "categories": [], "category_names": [],
         "layout": {"name": "tap", "azimuth": (30.0 * np.arange(TAP_VIEWS)).tolist(),
-                   "elevation": [90.0 + math.degrees(TAP_PHI)] * TAP_VIEWS, "distance": [DISTANCE] * TAP_VIEWS,
+                   "elevation": [90.0 + math.degrees(TAP_PHI)] * TAP_VIEWS,
+                   "distance": [DISTANCE] * TAP_VIEWS,
                    "note": "the TAP authors' rotate_theta_phi views, about the z (up) axis"},
         "views": TAP_VIEWS, "image_size": image_size, "fov": 0.0,
         "projection": "orthographic", "fit": TAP_FIT, "up_axis": UP_AXIS,
@@ -273,7 +274,8 @@ def _attributes(root: str, image_size: int, points: int, shard_size: int) -> dic
 
 
 def import_tap(root: str, out: str, points: int = 1024, skip_bad: bool = False,
-               shard_size: int = 64, overwrite: bool = False, progress: bool = True) -> ImportReport:
+               shard_size: int = 64, overwrite: bool = False,
+               progress: bool = True) -> ImportReport:
     """Write the authors' tree under ``root`` as a ``tap3d.views`` dataset at ``out``.
 
     Args:

@@ -2,9 +2,10 @@
 
 A *layout* is a list of (azimuth, elevation, distance) triples in degrees, degrees and
 normalized object units. :func:`make_cameras` turns it into PyTorch3D
-``FoVPerspectiveCameras``, :func:`make_orthographic_cameras` into ``OrthographicCameras`` with a
-per-view fit (parallel projection; see :mod:`tap3d.views.projection`) (PyTorch3D view frame: +X left, +Y up, +Z into the screen, row
-vectors, ``X_view = X_world @ R + T``) and :func:`opencv_cameras` into OpenCV matrices
+``FoVPerspectiveCameras`` and :func:`make_orthographic_cameras` into ``OrthographicCameras``
+with a per-view fit (parallel projection; see :mod:`tap3d.views.projection`); PyTorch3D's view
+frame has +X left, +Y up, +Z into the screen, row vectors, ``X_view = X_world @ R + T``.
+:func:`opencv_cameras` turns them into OpenCV matrices
 (x right, y down, z forward, column vectors, pixel centres at integer coordinates with the
 top-left pixel centre at (0, 0)).
 

@@ -23,8 +23,8 @@ class EmbreeRasterizer:
     unprojected with the cameras' own ``unproject_points``, so every perspective camera class
     works (``FoVPerspectiveCameras``, ``PerspectiveCameras``). Orthographic cameras
     (``OrthographicCameras`` in NDC, ``FoVOrthographicCameras``) get parallel rays along the
-    viewing direction, from the plane of view-space z 0 through each pixel centre. Embree's BVH makes the cost
-    O(pixels x log faces) instead of PyTorch3D's CPU O(pixels x faces).
+    viewing direction, from the plane of view-space z 0 through each pixel centre. Embree's BVH
+    makes the cost O(pixels x log faces) instead of PyTorch3D's CPU O(pixels x faces).
 
     One Embree scene is built per distinct mesh of the batch and reused for all its views (the
     renderer passes one mesh extended to ``V`` views), and all rays go in one call.
