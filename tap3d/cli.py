@@ -24,7 +24,11 @@ BUILD_HELP = {
     "layout": "View layout; auto: clip2point for 10 views, orthogonal for 6, mvcnn for 12, "
               "sphere otherwise.",
     "image_size": "Square image side, pixels.",
-    "fov": "Vertical field of view, degrees.",
+    "fov": "Vertical field of view, degrees (perspective).",
+    "projection": "perspective (--fov) or orthographic: parallel rays (tap preset).",
+    "fit": "Orthographic: share of the frame each view's projection of the object fills, as "
+           "TAP's cal_scale_bias (0.893 = 200 of 224 px; tap preset); none: the unit sphere "
+           "fills the frame.",
     "distance": "Camera distance, normalized object units (the farthest vertex at 1; "
                 "CLIP2Point: twice the unit distance).",
     "points": "Surface points per object.",
@@ -131,6 +135,32 @@ def preview(dataset, output, objects):
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{output}: {sheet.shape[1]} x {sheet.shape[0]} pixels")
+
+
+@main.command("import-tap")
+@click.argument("root")
+@click.option("-o", "--out", "--output", "output", required=True,
+              help="Output Zarr path or fsspec URL.")
+@click.option("--points", default=1024, show_default=True, type=click.Choice(["1024", "2048"]),
+              help="Point folder: pointclouds/ (1024) or pointclouds_p2048/ (2048).")
+@click.option("--skip-bad", is_flag=True,
+              help="Record objects with a missing, unreadable or wrongly sized file as failed "
+                   "and go on (default: stop at the first, naming the file).")
+@click.option("--shard-size", default=64, show_default=True, help="Objects per Zarr shard.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def import_tap_command(root, output, points, skip_bad, shard_size, overwrite, quiet):
+    """Turn the TAP authors' ROOT (ShapeNet55: pointclouds/ + shapenet55v1/) into a dataset."""
+    from tap3d.importers import TapDataError, import_tap
+
+    try:
+        report = import_tap(root, output, points=int(points), skip_bad=skip_bad,
+                            shard_size=shard_size, overwrite=overwrite, progress=not quiet)
+    except (TapDataError, FileExistsError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(report.format())
+    if report.done == 0:
+        sys.exit(1)
 
 
 @main.command("train")

@@ -25,6 +25,7 @@ import torch
 
 from tap3d.models.inputs import to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample
+from tap3d.views.projection import projection_of
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges
 
 __all__ = ["ViewStream", "SAMPLINGS", "NORMALIZATIONS"]
@@ -66,7 +67,8 @@ class ViewStream(torch.utils.data.IterableDataset):
             fine-tuning (openpoints ``PointCloudCenterAndNormalize``) feed them. This is a
             similarity transform, so the cameras follow exactly: ``x' = (x - c) s`` maps
             ``world_to_camera`` ``[R | t]`` to ``[R | s (R c + t)]`` (camera coordinates scale by
-            ``s``, which the perspective division cancels). Scaling applies after it.
+            ``s``, which the perspective division cancels; for orthographic datasets the
+            pixels per unit in ``K`` are divided by ``s`` instead). Scaling applies after it.
         objects: indices of the objects to yield (default all); objects not done are skipped
             either way.
         up_axis: index of the up axis for the height feature (1: y-up, as ShapeNetCore).
@@ -84,7 +86,8 @@ class ViewStream(torch.utils.data.IterableDataset):
         uint8 (the stored RGB, channels first; convert with ``.float() / 255`` on the device:
         a quarter of the bytes through collation, worker queues and host-to-device copies),
         ``masks`` ``(V, S, S)`` bool, ``K`` ``(V, 3, 3)`` and ``world_to_camera`` ``(V, 4, 4)``
-        float32 (OpenCV cameras, moved with the points), ``index`` int64 (object
+        float32 (OpenCV cameras, moved with the points; how ``K`` projects depends on the
+        dataset's ``projection``, see :mod:`tap3d.views.projection`), ``index`` int64 (object
         index in the dataset), ``label`` int64. The PyTorch3D ``R``/``T``/``fov`` stay in the
         store (the trainer needs the OpenCV matrices only; each array read costs a request).
     """
@@ -103,6 +106,8 @@ class ViewStream(torch.utils.data.IterableDataset):
         group = open_views(store)
         self.num_objects, self.num_views, self.image_size = group["rgb"].shape[:3]
         self.shard_size = int(group.attrs["shard_size"])
+        #: ``perspective`` or ``orthographic`` (the group attribute; perspective when absent).
+        self.projection = projection_of(group.attrs)
         self.labels = group["label"][:].astype(np.int64)
         stored_points = group["points"].shape[1]
         if points > stored_points:
@@ -203,12 +208,16 @@ class ViewStream(torch.utils.data.IterableDataset):
         world_to_camera = arrays["cameras/world_to_camera"][row, views].astype(np.float64)
         rotation, translation = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
         world_to_camera[:, :3, 3] = scale * (rotation @ centre + translation)
+        K = arrays["cameras/K"][row, views]
+        if self.projection == "orthographic":  # camera x, y scale by `scale`: pixels per unit
+            K = K.copy()
+            K[:, :2, :2] /= np.float32(scale)
         return {
             "points": torch.from_numpy(xyz),
             "features": torch.from_numpy(with_height(xyz, self.up_axis)),
             "images": torch.from_numpy(arrays["rgb"][row, views]).permute(0, 3, 1, 2),
             "masks": torch.from_numpy(arrays["mask"][row, views]),
-            "K": torch.from_numpy(arrays["cameras/K"][row, views]),
+            "K": torch.from_numpy(K),
             "world_to_camera": torch.from_numpy(world_to_camera.astype(np.float32)),
             "index": torch.tensor(index),
             "label": torch.tensor(self.labels[index]),

@@ -43,18 +43,19 @@ def copy_obj(src: str, dst_obj: str) -> None:
                         shutil.copyfile(image, os.path.join(os.path.dirname(dst_obj), parts[-1]))
 
 
-def project(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray):
-    """Pixel coordinates (u, v) and camera z of world points with OpenCV matrices."""
-    cam = points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
-    uvw = cam @ K.T
-    return uvw[:, :2] / uvw[:, 2:3], cam[:, 2]
+def project(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray,
+            projection: str = "perspective"):
+    """Pixel coordinates (u, v) and camera z of world points with the stored matrices."""
+    from tap3d.views.projection import project as project_points
+
+    return project_points(points, K, world_to_camera, projection)
 
 
 def mask_hits(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray,
-               mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              mask: np.ndarray, projection: str = "perspective") -> tuple[np.ndarray, np.ndarray]:
     """Which world points project onto ``mask`` (``(S, S)`` bool) dilated by one pixel (3 x 3),
     and their camera z: ``(hit (N,) bool, z (N,))``. Points outside the image miss."""
-    uv, z = project(points, K, world_to_camera)
+    uv, z = project(points, K, world_to_camera, projection)
     pix = np.round(uv).astype(int)
     inside = ((pix >= 0) & (pix < mask.shape[0])).all(1)
     padded = np.pad(mask, 1)
@@ -63,6 +64,17 @@ def mask_hits(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray,
     hit = np.zeros(len(pix), bool)
     hit[inside] = dilated[pix[inside, 1], pix[inside, 0]]
     return hit, z
+
+
+def assert_points_on_masks(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray,
+                           mask: np.ndarray, projection: str = "perspective") -> None:
+    """Every object's points (``(N, P, 3)``) in front of every camera and >= 98% of them on
+    each view's mask (``(N, V, S, S)``) within one pixel (:func:`mask_hits`)."""
+    for i in range(len(points)):
+        for v in range(K.shape[1]):
+            hit, z = mask_hits(points[i], K[i, v], world_to_camera[i, v], mask[i, v], projection)
+            assert (z > 0).all(), (i, v)
+            assert hit.mean() >= 0.98, (i, v, hit.mean())
 
 
 def tap_cli(*args, cwd=None, env=None):

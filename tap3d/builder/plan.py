@@ -26,16 +26,22 @@ from tap3d.render.textures import TEXTURES
 from tap3d.settings import check_fields, read_settings
 from tap3d.sources import ObjectSpec, Source, discover
 from tap3d.views import schema
+from tap3d.views.projection import PROJECTIONS, TAP_FIT
 
 __all__ = ["BuildConfig", "PRESETS", "CHOICES", "field_type", "preset_config",
            "load_build_config", "Plan", "make_plan", "object_seed"]
 
-#: Appearance presets (``--preset``; docs/format.md, "View layouts"): ``clip2point`` is the default
-#: settings (CLIP2Point supplement: 10 views, textured); ``tap`` is what the TAP authors
-#: pre-train on, MVCNN's renders (12 views at elevation 30, azimuth 0..330, untextured grey).
+#: Appearance presets (``--preset``; ``docs/format.md``): ``clip2point`` is the default
+#: settings (CLIP2Point supplement: 10 views, textured); ``tap`` is the TAP authors' targets
+#: (wangzy22/TAP ``openpoints/dataset/shapenet/shapenet55.py`` and ``view_transformer.py``):
+#: MVCNN's 12 views (view v at azimuth 30 v; their ``rotate_theta_phi`` with ``phi = -pi/3`` on
+#: their z-up axes is elevation +30 degrees in tap3d's y-up convention, see
+#: :func:`tap3d.importers.tap_view_matrices`), parallel projection fitted per view to 200 of
+#: 224 pixels (``cal_scale_bias``), untextured grey, white background.
 PRESETS = {
     "clip2point": {"views": 10, "layout": "clip2point", "shading": "textured"},
-    "tap": {"views": 12, "layout": "mvcnn", "shading": "plain"},
+    "tap": {"views": 12, "layout": "mvcnn", "shading": "plain", "projection": "orthographic",
+            "fit": TAP_FIT, "background": (1.0, 1.0, 1.0)},
 }
 
 
@@ -71,6 +77,11 @@ class BuildConfig:
             only; kept for comparison).
         preset: the preset these settings started from (see :func:`preset_config`), or None.
             Recorded, but not compared when a build resumes (the resolved settings are).
+        projection: ``perspective`` (``fov``) or ``orthographic`` (parallel rays; ``fov`` is
+            not used and is recorded as 0); see :mod:`tap3d.views.projection`.
+        fit: orthographic only: the share of the frame each view's projection of the mesh
+            fills (TAP: 200 / 224, the authors' ``cal_scale_bias``); None: the unit sphere
+            fills the frame in every view.
     """
 
     views: int = 10
@@ -90,6 +101,8 @@ class BuildConfig:
     shader: str = "tap3d"
     obj_loader: str = "tinyobjloader"
     preset: str | None = None
+    projection: str = "perspective"
+    fit: float | None = None
 
     def validate(self) -> "BuildConfig":
         """Raise ``ValueError`` on settings that cannot be built; return self."""
@@ -102,6 +115,12 @@ class BuildConfig:
             raise ValueError(f"shard_size must be at least 1, got {self.shard_size}")
         if not 0 < self.fov < 180:
             raise ValueError(f"fov must be in (0, 180) degrees, got {self.fov}")
+        if self.fit is not None:
+            if self.projection != "orthographic":
+                raise ValueError("fit needs projection 'orthographic'")
+            if not 3 < round(self.fit * self.image_size) <= self.image_size:
+                raise ValueError(f"fit must be in ({3 / self.image_size:.3g}, 1] for "
+                                 f"{self.image_size} px images, got {self.fit}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         for option, allowed in CHOICES.items():
@@ -126,6 +145,7 @@ CHOICES = {
     "textures": TEXTURES,
     "shader": SHADERS,
     "obj_loader": OBJ_LOADERS,
+    "projection": PROJECTIONS,
     "preset": tuple(PRESETS),
 }
 
@@ -148,6 +168,8 @@ def preset_config(preset: str | None = None, **options) -> BuildConfig:
     chosen = dict(PRESETS.get(preset, {}))
     if "views" in given and "layout" not in given:
         chosen["layout"] = "auto"  # another view count than the preset's: its own layout
+    if given.get("projection") == "perspective" and "fit" not in given:
+        chosen.pop("fit", None)  # the preset's fit is for its parallel projection
     return BuildConfig(**{**chosen, **given, "preset": preset})
 
 
@@ -290,7 +312,9 @@ def _attributes(source: Source, config: BuildConfig) -> dict:
         "layout": layout_attr,
         "views": config.views,
         "image_size": config.image_size,
-        "fov": config.fov,
+        "fov": config.fov if config.projection == "perspective" else 0.0,
+        "projection": config.projection,
+        "fit": config.fit,
         "lights": lights_for(config.shading),
         "shading": config.shading,
         "textures": config.textures,

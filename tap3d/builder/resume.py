@@ -23,7 +23,11 @@ def exists(store) -> bool:
 #: same settings without it render the same views. ``device`` is not recorded.
 RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", "shard_size",
                    "seed", "backend", "background", "texture_atlas_size", "shading", "textures",
-                   "shader", "obj_loader", "source", "categories")
+                   "shader", "obj_loader", "source", "categories", "projection", "fit")
+
+
+#: Values of settings that datasets written before the setting existed were built with.
+RESUME_DEFAULTS = {"projection": "perspective", "fit": None}
 
 
 def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:
@@ -47,6 +51,7 @@ def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[in
     if existing.get("format") != schema.FORMAT:
         raise ValueError(f"{store}: exists and is not a {schema.FORMAT} dataset; pass --overwrite "
                          "to replace it")
+    existing = {**RESUME_DEFAULTS, **existing}
     differences = [f"{key}: existing {existing.get(key)!r}, this build {attributes[key]!r}"
                    for key in RESUME_SETTINGS if existing.get(key) != attributes[key]]
     ids = group["object_id"][:]

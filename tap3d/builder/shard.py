@@ -79,8 +79,9 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     Raises:
         MeshError: the mesh cannot be loaded or is invalid (the message names the file).
     """
-    from tap3d.render.cameras import make_cameras, opencv_cameras
+    from tap3d.render.cameras import make_cameras, make_orthographic_cameras, opencv_cameras
     from tap3d.render.meshes import load_mesh, sample_surface
+    from tap3d.views.projection import orthographic_intrinsics
 
     timings = {} if timings is None else timings
     began = time.perf_counter()
@@ -91,7 +92,15 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     timings["load"] = timings.get("load", 0.0) + time.perf_counter() - began
     layout = make_layout(config.layout, config.views, config.distance,
                          rng=np.random.default_rng(seeds[0]))
-    cameras = make_cameras(layout, config.fov, device=config.device)
+    fov = config.fov
+    if config.projection == "orthographic":
+        # fitted to the vertices the faces use: their projection is the silhouette's extent
+        cameras, focal, centre = make_orthographic_cameras(
+            layout, config.image_size, mesh.verts[mesh.faces.unique()], config.fit,
+            device=config.device)
+        fov = 0.0
+    else:
+        cameras = make_cameras(layout, config.fov, device=config.device)
     views = renderer(mesh, cameras, timings)
     began = time.perf_counter()
     points, normals = sample_surface(mesh, config.points, seed=int(seeds[1].generate_state(1)[0]))
@@ -99,13 +108,15 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     R = cameras.R.cpu().numpy()
     T = cameras.T.cpu().numpy()
     K, world_to_camera = opencv_cameras(R, T, config.fov, config.image_size)
+    if config.projection == "orthographic":
+        K = orthographic_intrinsics(focal, centre)
     return {
         "rgb": views.rgb,
         "mask": views.mask,
         "depth": views.depth.astype(np.float16),
         "cameras/R": R,
         "cameras/T": T,
-        "cameras/fov": np.full(config.views, config.fov, np.float32),
+        "cameras/fov": np.full(config.views, fov, np.float32),
         "cameras/K": K,
         "cameras/world_to_camera": world_to_camera,
         "cameras/azimuth": layout.azimuth,
@@ -176,11 +187,7 @@ def _render_shard(store, shard, start, objects, config, threads, failed, timeout
 
     began = time.perf_counter()
     renderer = make_renderer(config, threads)
-    specs = schema.array_specs(len(objects), config.views, config.image_size, config.points)
-    arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
-                             else specs[name].dtype) for name in schema.SHARD_ARRAYS}
-    for name in ("error", "warnings"):
-        arrays[name][:] = ""
+    arrays = schema.empty_shard(len(objects), config.views, config.image_size, config.points)
     report = ShardReport(shard, 0)
     watchdog = Watchdog.start_in_worker(store, shard, timeout, memory_limit)
     for i, spec in enumerate(objects):

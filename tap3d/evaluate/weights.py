@@ -413,7 +413,8 @@ def init_model(model: torch.nn.Module, path: str | os.PathLike) -> ModelWeights:
     return weights
 
 
-def build_model(weights: ModelWeights, image_size: int | None = None, config=None):
+def build_model(weights: ModelWeights, image_size: int | None = None, config=None,
+                projection: str = "perspective"):
     """The :class:`~tap3d.models.TAPModel` of whole-model ``weights``, in eval mode.
 
     Args:
@@ -421,6 +422,8 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
         image_size: generated view side; a tap3d checkpoint records its own (they must agree).
         config: a :class:`~tap3d.train.TrainConfig`; default: what a tap3d checkpoint records,
             or :func:`authors_config` for the authors' checkpoints.
+        projection: how the cameras the model is given project (the dataset's ``projection``,
+            :mod:`tap3d.views.projection`).
 
     Returns:
         ``(model, config)``.
@@ -444,7 +447,7 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
     if config is None:
         config = config_from_dict(weights.config) if weights.config else \
             load_config(None, **authors_config(weights))
-    model = TAPModel(config, size)
+    model = TAPModel(config, size, projection)
     _load_strictly(model, weights.state_dict, f"{weights.path}: does not fit the model")
     return model.eval(), config
 

@@ -17,9 +17,10 @@ their unused ``pad_memory``).
 
 Queries:
 
-- ``ray`` (the default): our views are perspective with stored cameras, so each query encodes
-  the camera ray through its cell centre as Plücker coordinates ``(d, o x d)`` (world frame, unit
-  ``d``) plus the cell's 2D position in [-1, 1]; it matches the rendered geometry exactly. The
+- ``ray`` (the default): each query encodes the stored camera's ray through its cell centre as
+  Plücker coordinates ``(d, o x d)`` (world frame, unit ``d``) plus the cell's 2D position in
+  [-1, 1]; it matches the rendered geometry exactly (perspective: rays from the camera centre;
+  orthographic datasets: parallel rays along the view direction through the cell). The
   8 numbers are expanded by :func:`frequency_encoding` (NeRF's positional encoding, Mildenhall
   et al., ECCV 2020, section 5.1: ``sin``/``cos`` of ``2^k pi x``, ``k < L``; ``ray_frequencies``
   L, default 4) before the query MLP: a smooth MLP of raw ray coordinates cannot tell
@@ -29,8 +30,11 @@ Queries:
 - ``tap``: the authors' construction (:func:`tap_queries`): a parallel projection fitted to the
   input cloud in each view, giving per cell a 3D point on the view plane through the origin
   (the "point grid"), the world up axis seen from the view (their ``view[:, :, 2]`` column) and
-  the cell's position in [0, 1]; embedded by an MLP of hidden width 8 (their ``query_mlp``). It
-  matches renders cropped to fit the object (MVCNN's), not our stored perspective cameras.
+  the cell's position in [0, 1]; embedded by an MLP of hidden width 8 (their ``query_mlp``).
+  On orthographic datasets (``projection="orthographic"``, e.g. ``--preset tap`` or
+  ``tap-cli import-tap``) the fit is the stored one (``K``), so the point grid lies on the rays
+  of the cells it stands for; on perspective datasets it is fitted to the input cloud as the
+  authors do, which matches renders cropped to fit the object (MVCNN's), not perspective views.
 - ``rotation``: not TAP's construction: the flattened OpenCV world-to-camera rotation embedded
   linearly plus a learned embedding per cell (a lookup table of cells, no geometry of the cloud
   or of the rays); the simplest camera-conditioned baseline.
@@ -43,6 +47,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tap3d.models.generator import FACTORS
+from tap3d.views.projection import PROJECTIONS, TAP_FIT, fit_parallel
 
 __all__ = ["PhotographModule", "camera_rays", "frequency_encoding", "tap_view_rotation",
            "tap_queries", "QUERIES", "TAP_OBJECT_SIZE"]
@@ -51,33 +56,48 @@ __all__ = ["PhotographModule", "camera_rays", "frequency_encoding", "tap_view_ro
 QUERIES = ("ray", "tap", "rotation")
 #: The authors' fitted parallel projection puts the cloud in ``obj_size`` 200 of ``img_size``
 #: 224 pixels (``cfgs/shapenet/pointmlp_pretrain.yaml``); other sizes keep the ratio.
-TAP_OBJECT_SIZE = 200 / 224
+TAP_OBJECT_SIZE = TAP_FIT
+
+
+def _cell_pixels(grid: int, image_size: int, like: torch.Tensor) -> torch.Tensor:
+    """``(grid * grid, 3)`` homogeneous OpenCV pixels ``(u, v, 1)`` of the cell centres
+    (top-left pixel centre at (0, 0)), row-major."""
+    cell = image_size / grid
+    centres = (torch.arange(grid, device=like.device, dtype=like.dtype) + 0.5) * cell - 0.5
+    v, u = torch.meshgrid(centres, centres, indexing="ij")
+    return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)], -1)
 
 
 def camera_rays(K: torch.Tensor, world_to_camera: torch.Tensor, grid: int,
-                image_size: int) -> torch.Tensor:
+                image_size: int, projection: str = "perspective") -> torch.Tensor:
     """Plücker rays through the centres of a ``grid x grid`` partition of the image.
 
     Args:
-        K: ``(..., 3, 3)`` OpenCV intrinsics (pixels, top-left pixel centre at (0, 0)).
+        K: ``(..., 3, 3)`` stored intrinsics (pixels, top-left pixel centre at (0, 0); see
+            :mod:`tap3d.views.projection` for what they mean per projection).
         world_to_camera: ``(..., 4, 4)`` OpenCV extrinsics.
         grid: cells per side.
         image_size: image side in pixels.
+        projection: ``perspective`` (rays from the camera centre) or ``orthographic``
+            (parallel rays along the camera's +z through each cell's point of the plane z 0).
 
     Returns:
         ``(..., grid * grid, 8)`` float32: unit direction (3), moment ``o x d`` (3) and the cell
         centre in [-1, 1] (x right, y down), cells in row-major order.
     """
-    cell = image_size / grid
-    centres = (torch.arange(grid, device=K.device, dtype=K.dtype) + 0.5) * cell - 0.5
-    v, u = torch.meshgrid(centres, centres, indexing="ij")
-    pixels = torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)], -1)
+    pixels = _cell_pixels(grid, image_size, K)
     rays_cam = pixels @ torch.linalg.inv(K).transpose(-1, -2)  # (..., G, 3)
     rotation = world_to_camera[..., :3, :3]
     translation = world_to_camera[..., :3, 3]
-    direction = torch.nn.functional.normalize(rays_cam @ rotation, dim=-1)  # R^T d, row vectors
-    origin = -(rotation.transpose(-1, -2) @ translation[..., None])[..., 0]  # camera centre
-    moment = torch.cross(origin[..., None, :].expand_as(direction), direction, dim=-1)
+    if projection == "orthographic":  # (x, y, 1) = K^-1 (u, v, 1): the cell on the plane z 0
+        plane = torch.cat([rays_cam[..., :2], torch.zeros_like(rays_cam[..., 2:])], -1)
+        origin = (plane - translation[..., None, :]) @ rotation  # R^T (p - t), row vectors
+        direction = rotation[..., 2:3, :].expand_as(origin)  # camera +z in the world
+    else:
+        direction = torch.nn.functional.normalize(rays_cam @ rotation, dim=-1)  # R^T d
+        origin = -(rotation.transpose(-1, -2) @ translation[..., None])[..., 0]  # the centre
+        origin = origin[..., None, :].expand_as(direction)
+    moment = torch.cross(origin, direction, dim=-1)
     position = (pixels[:, :2] + 0.5) / image_size * 2 - 1
     return torch.cat([direction, moment, position.expand(*direction.shape[:-1], 2)], -1)
 
@@ -119,7 +139,7 @@ def tap_view_rotation(world_to_camera: torch.Tensor) -> torch.Tensor:
 
 
 def tap_queries(points: torch.Tensor, world_to_camera: torch.Tensor, grid: int, image_size: int,
-                up_axis: int = 1) -> torch.Tensor:
+                up_axis: int = 1, K: torch.Tensor | None = None) -> torch.Tensor:
     """TAP's query tokens (the authors' ``ViewTransformer.build_query``), 8 channels per cell.
 
     Per view, a parallel projection is fitted to the cloud (``cal_scale_bias``): the cloud's
@@ -132,31 +152,36 @@ def tap_queries(points: torch.Tensor, world_to_camera: torch.Tensor, grid: int, 
     are z-up, axes reordered ``[2, 0, 1]`` from ShapeNet's y-up), the cell's ``(row, column)``
     on ``linspace(0, 1, G)`` (2).
 
+    With ``K`` (the stored cameras of an orthographic dataset, see
+    :mod:`tap3d.views.projection`), the fit is the stored one instead: each cell centre is
+    mapped through ``K^-1`` to the camera plane through the world origin, so the point grid
+    projects onto the cell centres through the stored cameras (the authors' construction when
+    the stored fit is theirs, as ``tap-cli import-tap`` stores it).
+
     Args:
         points: ``(B, N, 3)`` the input cloud (world frame).
-        world_to_camera: ``(B, V, 4, 4)`` OpenCV extrinsics; only the rotation is used.
+        world_to_camera: ``(B, V, 4, 4)`` OpenCV extrinsics; only the rotation is used unless
+            ``K`` is given.
         grid: ``G`` cells per side.
         image_size: ``S`` in pixels.
-        up_axis: index of the world up axis (1: y-up, as ShapeNetCore).
+        up_axis: index of the world up axis (1: y-up, as ShapeNetCore; 2 for the authors'
+            z-up clouds).
+        K: ``(B, V, 3, 3)`` stored orthographic intrinsics, or None (fit to ``points``).
 
     Returns:
         ``(B, V, G * G, 8)`` float32, cells in row-major order.
     """
     rotation = tap_view_rotation(world_to_camera).to(points.dtype)  # (B, V, 3, 3)
-    flat = torch.einsum("bnc,bvdc->bvnd", points, rotation[..., :2, :])  # (B, V, N, 2)
-    obj = round(image_size * TAP_OBJECT_SIZE)
-    low = flat.amin(-2)
-    scale = ((flat.amax(-2) - low).amax(-1) / (obj - 3)).clamp_min(1e-12)  # world units / pixel
-    index = torch.floor((flat - low[..., None, :]) / scale[..., None, None])
-    centre = torch.floor((index.amax(-2) + index.amin(-2)) / 2)
-    offset = obj / 2 - centre - 1 + (image_size - obj) // 2
-    bias = low - scale[..., None] * offset  # (B, V, 2): view_xy = scale * pixel + bias
-    centres = (torch.arange(grid, device=points.device, dtype=points.dtype) + 0.5) * \
-        (image_size / grid)
-    rows, cols = torch.meshgrid(centres, centres, indexing="ij")
-    pixel = torch.stack([rows.reshape(-1), cols.reshape(-1)], -1)  # (G * G, 2)
-    plane = scale[..., None, None] * pixel + bias[..., None, :]  # (B, V, G * G, 2)
-    point_grid = plane @ rotation[..., :2, :]  # back to the world (rotation rows: view axes)
+    pixels = _cell_pixels(grid, image_size, points)  # OpenCV (u, v, 1)
+    if K is None:
+        flat = torch.einsum("bnc,bvdc->bvnd", points, world_to_camera[..., :2, :3].to(points.dtype))
+        focal, centre = fit_parallel(flat, image_size, TAP_OBJECT_SIZE)  # OpenCV x, y
+        plane = (pixels[:, :2] - centre[..., None, :]) / focal[..., None, None]
+    else:  # the stored fit; the plane through the world origin (camera z = t_z)
+        cam = pixels @ torch.linalg.inv(K.to(points.dtype)).transpose(-1, -2)
+        plane = cam[..., :2] - world_to_camera[..., None, :2, 3].to(points.dtype)
+    # camera (x, y) on that plane back to the world: R^T (x, y, 0); rows of R: camera axes
+    point_grid = plane @ world_to_camera[..., :2, :3].to(points.dtype)
     up = F.normalize(rotation[..., :, up_axis], dim=-1)[..., None, :].expand_as(point_grid)
     steps = torch.linspace(0, 1, grid, device=points.device, dtype=points.dtype)
     pos_rows, pos_cols = torch.meshgrid(steps, steps, indexing="ij")
@@ -242,6 +267,8 @@ class PhotographModule(nn.Module):
         memory_norm: a LayerNorm on the memory in each cross-attention (tap3d's; the authors:
             none).
         output_norm: a LayerNorm after the last block (tap3d's; the authors: none).
+        projection: how the cameras given to ``forward`` project (the dataset's
+            ``projection``: ``perspective`` or ``orthographic``, :mod:`tap3d.views.projection`).
 
     ``forward(features (B, M, C), xyz (B, M, 3), K (B, V, 3, 3), world_to_camera (B, V, 4, 4),
     points (B, N, 3), needed by query "tap")`` returns ``(B * V, dim, G, G)`` float32, views of
@@ -249,14 +276,15 @@ class PhotographModule(nn.Module):
 
     Raises:
         ValueError: ``image_size`` not a multiple of ``factor``, unknown ``factor`` or
-            ``query``, negative ``ray_frequencies``.
+            ``query`` or ``projection``, negative ``ray_frequencies``.
     """
 
     def __init__(self, feature_channels: int, dim: int = 128, depth: int = 2, heads: int = 4,
                  head_dim: int | None = None, dropout: float = 0.0, qkv_bias: bool = True,
                  memory_hidden: int | None = None, image_size: int = 224, factor: int = 32,
                  query: str = "ray", up_axis: int = 1, ray_frequencies: int = 4,
-                 memory_norm: bool = True, output_norm: bool = True):
+                 memory_norm: bool = True, output_norm: bool = True,
+                 projection: str = "perspective"):
         super().__init__()
         if factor not in FACTORS:
             raise ValueError(f"generator factor must be one of {FACTORS}, got {factor}")
@@ -264,6 +292,9 @@ class PhotographModule(nn.Module):
             raise ValueError(f"image_size must be a multiple of {factor}, got {image_size}")
         if query not in QUERIES:
             raise ValueError(f"query must be one of {QUERIES}, got {query!r}")
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+        self.projection = projection
         if ray_frequencies < 0:
             raise ValueError(f"ray_frequencies must be >= 0, got {ray_frequencies}")
         self.ray_frequencies = ray_frequencies
@@ -290,14 +321,15 @@ class PhotographModule(nn.Module):
         """``(B * V, G * G, dim)`` query tokens of the cameras (``points`` for ``tap``)."""
         B, V = K.shape[:2]
         if self.query == "ray":
-            rays = camera_rays(K, world_to_camera, self.grid, self.image_size)
+            rays = camera_rays(K, world_to_camera, self.grid, self.image_size, self.projection)
             return self.query_embed(frequency_encoding(rays.reshape(B * V, -1, 8),
                                                        self.ray_frequencies))
         if self.query == "tap":
             if points is None:
                 raise ValueError("query 'tap' needs the input points")
             tokens = tap_queries(points, world_to_camera, self.grid, self.image_size,
-                                 self.up_axis)
+                                 self.up_axis,
+                                 K if self.projection == "orthographic" else None)
             return self.query_embed(tokens.reshape(B * V, -1, 8))
         rotation = world_to_camera[..., :3, :3].reshape(B * V, 1, 9)
         return self.query_embed(rotation) + self.cell_embed

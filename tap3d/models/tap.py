@@ -28,9 +28,11 @@ class TAPModel(nn.Module):
             ``generator_factor``, ``query``, ``ray_frequencies``, ``up_axis``; objects without
             ``photograph_memory_norm`` / ``photograph_output_norm`` get tap3d's LayerNorms).
         image_size: side ``S`` of the generated views, pixels.
+        projection: the training dataset's ``projection`` (``perspective`` or
+            ``orthographic``): how the cameras given to ``forward`` project.
     """
 
-    def __init__(self, config, image_size: int):
+    def __init__(self, config, image_size: int, projection: str = "perspective"):
         super().__init__()
         self.backbone = make_backbone(config.backbone, embed_dim=config.embed_dim)
         self.photograph = PhotographModule(
@@ -41,7 +43,7 @@ class TAPModel(nn.Module):
             factor=config.generator_factor, query=config.query, up_axis=config.up_axis,
             ray_frequencies=config.ray_frequencies,
             memory_norm=getattr(config, "photograph_memory_norm", True),
-            output_norm=getattr(config, "photograph_output_norm", True))
+            output_norm=getattr(config, "photograph_output_norm", True), projection=projection)
         self.generator = Generator(config.photograph_dim, config.generator_factor)
 
     def forward(self, features, K, world_to_camera):

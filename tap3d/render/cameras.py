@@ -2,8 +2,10 @@
 
 A *layout* is a list of (azimuth, elevation, distance) triples in degrees, degrees and
 normalized object units. :func:`make_cameras` turns it into PyTorch3D
-``FoVPerspectiveCameras`` (PyTorch3D view frame: +X left, +Y up, +Z into the screen, row
-vectors, ``X_view = X_world @ R + T``) and :func:`opencv_cameras` into OpenCV matrices
+``FoVPerspectiveCameras`` and :func:`make_orthographic_cameras` into ``OrthographicCameras``
+with a per-view fit (parallel projection; see :mod:`tap3d.views.projection`); PyTorch3D's view
+frame has +X left, +Y up, +Z into the screen, row vectors, ``X_view = X_world @ R + T``.
+:func:`opencv_cameras` turns them into OpenCV matrices
 (x right, y down, z forward, column vectors, pixel centres at integer coordinates with the
 top-left pixel centre at (0, 0)).
 
@@ -30,7 +32,11 @@ __all__ = [
     "ViewLayout",
     "make_layout",
     "resolve_layout_name",
+    "make_cameras",
+    "make_orthographic_cameras",
+    "orthographic_cameras",
     "opencv_cameras",
+    "pytorch3d_from_opencv",
 ]
 
 #: Elevation and azimuth (degrees) of the CLIP2Point 10-view layout: front, top, back,
@@ -161,18 +167,97 @@ def make_cameras(layout: ViewLayout, fov: float = DEFAULT_FOV, device="cpu"):
         ``T`` ``(V, 3)`` float32, built by ``look_at_view_transform`` (PyTorch3D convention,
         ``X_view = X_world @ R + T``). ``znear`` 0.01 and ``zfar`` 100 object units.
     """
-    import torch
-    from pytorch3d.renderer import FoVPerspectiveCameras, look_at_view_transform
+    from pytorch3d.renderer import FoVPerspectiveCameras
 
-    R, T = look_at_view_transform(
+    R, T = _look_at(layout)
+    return FoVPerspectiveCameras(
+        R=R, T=T, fov=fov, degrees=True, znear=0.01, zfar=100.0, device=device
+    )
+
+
+def _look_at(layout: ViewLayout):
+    """PyTorch3D ``R`` ``(V, 3, 3)`` and ``T`` ``(V, 3)`` looking at the origin, +Y up."""
+    import torch
+    from pytorch3d.renderer import look_at_view_transform
+
+    return look_at_view_transform(
         dist=torch.from_numpy(layout.distance),
         elev=torch.from_numpy(layout.elevation),
         azim=torch.from_numpy(layout.azimuth),
         degrees=True,
     )
-    return FoVPerspectiveCameras(
-        R=R, T=T, fov=fov, degrees=True, znear=0.01, zfar=100.0, device=device
-    )
+
+
+def make_orthographic_cameras(layout: ViewLayout, image_size: int, verts=None,
+                              fit: float | None = None, device="cpu"):
+    """PyTorch3D parallel-projection cameras for a layout, fitted per view to a mesh.
+
+    The cameras sit where :func:`make_cameras` puts them (``distance`` only sets the depth
+    origin) and project along their viewing direction. With ``fit``, each view's scale and
+    offset follow :func:`tap3d.views.projection.fit_parallel` on the projected ``verts`` (the
+    TAP authors' ``cal_scale_bias`` rule: the object's projection spans that share of the frame,
+    centred); without it every view maps the unit sphere onto the frame (``S / 2`` pixels per
+    object unit, the axis at the image centre).
+
+    Args:
+        layout: camera placements (``V`` views).
+        image_size: ``S``, pixels.
+        verts: ``(M, 3)`` float tensor, the mesh's vertices (normalized object frame); needed
+            with ``fit``.
+        fit: share of the frame the object fills (TAP: ``200 / 224``), or None.
+        device: torch device for the cameras.
+
+    Returns:
+        ``(cameras, focal, centre)``: ``pytorch3d.renderer.OrthographicCameras`` (NDC focal
+        length and principal point, ``in_ndc``), ``focal`` ``(V,)`` float64 pixels per object
+        unit and ``centre`` ``(V, 2)`` float64 OpenCV pixel position of the camera axis (the
+        stored ``K``, :func:`tap3d.views.projection.orthographic_intrinsics`).
+
+    Raises:
+        ValueError: ``fit`` without ``verts``, or out of range.
+    """
+    import torch
+
+    from tap3d.views.projection import fit_parallel
+
+    R, T = _look_at(layout)
+    S, V = image_size, layout.num_views
+    if fit is None:
+        focal = torch.full((V,), S / 2.0, dtype=torch.float64)
+        centre = torch.full((V, 2), (S - 1) / 2.0, dtype=torch.float64)
+    else:
+        if verts is None:
+            raise ValueError("a fitted orthographic camera needs the mesh's vertices")
+        view = verts.detach().cpu().double()[None] @ R.double() + T.double()[:, None]
+        focal, centre = fit_parallel(-view[..., :2], S, fit)  # OpenCV x, y = -PyTorch3D X, Y
+    focal, centre = focal.numpy(), centre.numpy()
+    return orthographic_cameras(R, T, focal, centre, S, device), focal, centre
+
+
+def orthographic_cameras(R, T, focal, centre, image_size: int, device="cpu"):
+    """PyTorch3D ``OrthographicCameras`` (NDC) of stored orthographic cameras.
+
+    PyTorch3D maps ``X_ndc = f_ndc X_view + p_ndc`` (+X left, +Y up) and puts OpenCV pixel
+    ``u`` at NDC ``1 - (2 u + 1) / S``; with OpenCV ``u = f x + c`` and ``x = -X_view`` that is
+    ``f_ndc = 2 f / S`` and ``p_ndc = 1 - (2 c + 1) / S``.
+
+    Args:
+        R: ``(V, 3, 3)``, T: ``(V, 3)``: PyTorch3D extrinsics (array or tensor).
+        focal: ``(V,)`` pixels per object unit; centre: ``(V, 2)`` OpenCV pixels of the axis
+            (``K[:, 0, 0]`` and ``K[:, :2, 2]`` of the stored orthographic ``K``).
+        image_size: ``S``, pixels.
+        device: torch device for the cameras.
+    """
+    import torch
+    from pytorch3d.renderer import OrthographicCameras
+
+    focal = torch.as_tensor(np.asarray(focal, np.float64))
+    centre = torch.as_tensor(np.asarray(centre, np.float64))
+    focal_ndc = (2.0 * focal / image_size)[:, None].expand(len(focal), 2)
+    principal = 1.0 - (2.0 * centre + 1.0) / image_size
+    return OrthographicCameras(focal_length=focal_ndc.float(), principal_point=principal.float(),
+                               R=torch.as_tensor(R).float(), T=torch.as_tensor(T).float(),
+                               in_ndc=True, device=device)
 
 
 def opencv_cameras(
@@ -213,6 +298,21 @@ def opencv_cameras(
     K[..., 1, 2] = (image_size - 1) / 2.0
     K[..., 2, 2] = 1.0
     return K.astype(np.float32), world_to_camera.astype(np.float32)
+
+
+def pytorch3d_from_opencv(world_to_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch3D ``R``, ``T`` of OpenCV extrinsics (the inverse of :func:`opencv_cameras`'s).
+
+    Args:
+        world_to_camera: ``(..., 4, 4)`` OpenCV extrinsics.
+
+    Returns:
+        ``R`` ``(..., 3, 3)`` and ``T`` ``(..., 3)`` float32, ``X_view = X_world @ R + T``.
+    """
+    w2c = np.asarray(world_to_camera, np.float64)
+    flip = np.array([-1.0, -1.0, 1.0])
+    R = np.swapaxes(w2c[..., :3, :3], -1, -2) * flip  # R_cv^T diag(flip)
+    return R.astype(np.float32), (w2c[..., :3, 3] * flip).astype(np.float32)
 
 
 def camera_centres(world_to_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,10 @@ class EmbreeRasterizer:
     through that pixel centre. Rays follow PyTorch3D's NDC convention for square images (+X left,
     +Y up, pixel ``(row i, column j)`` at NDC ``(1 - (2 j + 1) / S, 1 - (2 i + 1) / S)``) and are
     unprojected with the cameras' own ``unproject_points``, so every perspective camera class
-    works (``FoVPerspectiveCameras``, ``PerspectiveCameras``). Embree's BVH makes the cost
-    O(pixels x log faces) instead of PyTorch3D's CPU O(pixels x faces).
+    works (``FoVPerspectiveCameras``, ``PerspectiveCameras``). Orthographic cameras
+    (``OrthographicCameras`` in NDC, ``FoVOrthographicCameras``) get parallel rays along the
+    viewing direction, from the plane of view-space z 0 through each pixel centre. Embree's BVH
+    makes the cost O(pixels x log faces) instead of PyTorch3D's CPU O(pixels x faces).
 
     One Embree scene is built per distinct mesh of the batch and reused for all its views (the
     renderer passes one mesh extended to ``V`` views), and all rays go in one call.
@@ -39,8 +41,6 @@ class EmbreeRasterizer:
         image_size: side ``S`` of the square images, pixels.
         threads: Embree threads; 0 uses all cores.
 
-    Raises:
-        ValueError: orthographic cameras (not used by any layout) are not supported.
     """
 
     name = "embree"
@@ -65,17 +65,21 @@ class EmbreeRasterizer:
         ``FoVPerspectiveCameras`` with aspect ratio 1 (every layout's) get their rays in closed
         form: view direction ``(x tan(fov / 2), y tan(fov / 2), 1)`` for NDC ``(x, y)``, turned
         to the world by ``R^T`` from the centre ``-T R^T``; other cameras go through their
-        ``unproject_points``.
+        ``unproject_points``. Orthographic cameras: origins on the view plane z = 0 (NDC
+        unprojected there), every direction the view's +Z.
         """
         import math
 
         import torch
         from pytorch3d.renderer import FoVPerspectiveCameras
 
-        if not cameras.is_perspective():
-            raise ValueError("the embree backend supports perspective cameras only")
         S, N = self.image_size, len(cameras)
         xy = self._pixel_ndc()
+        if not cameras.is_perspective():
+            plane = torch.cat([xy.expand(N, S * S, 2), torch.zeros(N, S * S, 1)], -1)
+            origin = cameras.unproject_points(plane, world_coordinates=True)
+            direction = cameras.R.float()[:, :, 2][:, None, :].expand(N, S * S, 3)
+            return origin, torch.nn.functional.normalize(direction, dim=-1)
         aspect = torch.as_tensor(cameras.aspect_ratio, dtype=torch.float32)
         if isinstance(cameras, FoVPerspectiveCameras) and bool((aspect == 1).all()):
             fov = torch.as_tensor(cameras.fov, dtype=torch.float32).expand(N)
@@ -99,8 +103,9 @@ class EmbreeRasterizer:
         import numpy as np
 
         key = (self.image_size, type(cameras).__name__, cameras.R.numpy().tobytes(),
-               cameras.T.numpy().tobytes(),
-               np.asarray(getattr(cameras, "fov", 0.0), np.float32).tobytes())
+               cameras.T.numpy().tobytes()) + tuple(
+            np.asarray(getattr(cameras, name, 0.0), np.float32).tobytes()
+            for name in ("fov", "focal_length", "principal_point", "min_x", "max_y"))
         if key not in _RAY_CACHE:
             origin, direction = self._rays(cameras)
             zscale = (direction * cameras.R.float()[:, None, :, 2]).sum(-1)
@@ -131,7 +136,7 @@ class EmbreeRasterizer:
 
         Args:
             verts: ``(V, 3)`` float32 tensor; faces: ``(F, 3)`` int64 tensor.
-            cameras: ``N`` perspective cameras.
+            cameras: ``N`` perspective or orthographic cameras.
 
         Returns:
             ``pixel`` ``(M,)`` int64 flat index into ``(N, S, S)``, ``face`` ``(M,)`` int64,
@@ -158,25 +163,30 @@ class EmbreeRasterizer:
     def _window(self, verts, cameras):
         """Flat indices into ``(N, S, S)`` of the pixels inside each view's projection of the
         bounding box of ``verts`` (one pixel of margin), or None (not ``FoVPerspectiveCameras``
-        of aspect ratio 1, or a box corner not in front of a camera)."""
+        of aspect ratio 1 nor ``OrthographicCameras`` in NDC, or a box corner not in front of a
+        camera)."""
         import itertools
         import math
 
         import numpy as np
-        from pytorch3d.renderer import FoVPerspectiveCameras
+        from pytorch3d.renderer import FoVPerspectiveCameras, OrthographicCameras
 
-        if not isinstance(cameras, FoVPerspectiveCameras) or \
-                not bool((np.asarray(cameras.aspect_ratio) == 1).all()):
-            return None
         S, N = self.image_size, len(cameras)
         lo, hi = verts.min(0), verts.max(0)
         corners = np.array(list(itertools.product(*zip(lo, hi))), np.float64)  # (8, 3)
         view = corners[None] @ cameras.R.double().numpy() + cameras.T.double().numpy()[:, None]
-        if not (view[..., 2] > 1e-6).all():
+        if isinstance(cameras, OrthographicCameras) and cameras.in_ndc():
+            ndc = view[..., :2] * cameras.focal_length.double().numpy()[:, None] + \
+                cameras.principal_point.double().numpy()[:, None]
+        elif isinstance(cameras, FoVPerspectiveCameras) and \
+                bool((np.asarray(cameras.aspect_ratio) == 1).all()):
+            if not (view[..., 2] > 1e-6).all():
+                return None
+            fov = np.broadcast_to(np.asarray(cameras.fov, np.float64), (N,))
+            half = np.tan((np.radians(fov) if cameras.degrees else fov) / 2)
+            ndc = view[..., :2] / (view[..., 2:] * half[:, None, None])
+        else:
             return None
-        fov = np.broadcast_to(np.asarray(cameras.fov, np.float64), (N,))
-        half = np.tan((np.radians(fov) if cameras.degrees else fov) / 2)
-        ndc = view[..., :2] / (view[..., 2:] * half[:, None, None])
         # pixel j's centre is at NDC 1 - (2 j + 1) / S (PyTorch3D: +X left, +Y up)
         col, row = ((1 - ndc[..., 0]) * S - 1) / 2, ((1 - ndc[..., 1]) * S - 1) / 2
         parts = []

@@ -183,7 +183,8 @@ class ViewRenderer:
 
     def _covered(self, mesh, cameras):
         """Covered pixels of every view: ``(pixel, face, bary, depth, direction or None)``
-        (see ``EmbreeRasterizer.covered_hits``); from Fragments for other backends."""
+        (see ``EmbreeRasterizer.covered_hits``); from Fragments for other backends, with the
+        viewing direction of orthographic cameras (parallel rays) and None for perspective."""
         if hasattr(self.rasterizer, "covered_hits"):
             return self.rasterizer.covered_hits(mesh.verts, mesh.faces, cameras)
         fragments = self.rasterizer.rasterize_views(mesh.verts, mesh.faces, cameras)
@@ -191,7 +192,11 @@ class ViewRenderer:
         pixel = np.flatnonzero(pix >= 0)
         bary = fragments.bary_coords[..., 0, :].cpu().numpy().reshape(-1, 3)[pixel]
         depth = fragments.zbuf[..., 0].cpu().numpy().reshape(-1)[pixel]
-        return pixel, pix[pixel], bary, depth, None
+        direction = None
+        if not cameras.is_perspective():  # view +Z in the world: column 2 of R (row vectors)
+            S = self.rasterizer.image_size
+            direction = cameras.R[:, :, 2].cpu().numpy().astype(np.float32)[pixel // (S * S)]
+        return pixel, pix[pixel], bary, depth, direction
 
     def _pytorch3d(self, mesh, cameras, timings: dict) -> RenderedViews:
         """``HardPhongShader`` on ``V`` copies of the mesh, in batches of at most

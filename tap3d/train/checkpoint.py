@@ -5,9 +5,10 @@ A checkpoint holds ``model``, ``optimizer``, ``scheduler`` (state dicts), ``step
 steps done), ``epoch`` and ``batch_in_epoch`` (where the next step starts), ``rng`` (Python,
 NumPy, torch and CUDA generator states: one dict from a single process, a list of every rank's
 under torchrun), ``config`` (the task's settings as a dict), ``task`` (the task's own progress,
-e.g. fine-tuning's best scores) and what the task adds: ``image_size`` (pre-training),
-``classes`` (fine-tuning). ``RUN/checkpoints/`` holds ``step_N.pt`` and ``last.pt`` (a hard
-link to the newest).
+e.g. fine-tuning's best scores) and what the task adds: ``image_size`` and ``projection``
+(pre-training; ``projection`` is the dataset's, absent before orthographic datasets:
+perspective), ``classes`` (fine-tuning). ``RUN/checkpoints/`` holds ``step_N.pt`` and
+``last.pt`` (a hard link to the newest).
 
 Older checkpoints still load: pre-training ones hold rank 0's ``rng`` dict and no ``task``;
 fine-tuning ones keep their progress (with ``batch_in_epoch``) under ``progress``.
@@ -136,6 +137,8 @@ def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, T
     """
     state = load_checkpoint(run_or_checkpoint, device)
     config = config_from_dict(state["config"])
-    model = TAPModel(config, state["image_size"]).to(device)
+    # checkpoints written before orthographic datasets existed were trained on perspective ones
+    model = TAPModel(config, state["image_size"],
+                     state.get("projection", "perspective")).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), config

@@ -65,7 +65,7 @@ class PretrainTask(Task):
         training, held_out = quality.holdout_split(dataset, config.eval_fraction, config.seed)
         self.stream = make_stream(dataset, config, self.process, training)
         self.image_size = int(self.stream.image_size)
-        self.model = TAPModel(config, self.image_size).to(self.device)
+        self.model = TAPModel(config, self.image_size, self.stream.projection).to(self.device)
         if config.init:  # weights only; a resumed run's checkpoint replaces them
             init_model(self.model, config.init)
         self.run = RunFolder(out, self.process.rank, config.log_objects)
@@ -120,7 +120,7 @@ class PretrainTask(Task):
         return scores
 
     def checkpoint_extras(self) -> dict:
-        return {"image_size": self.image_size}
+        return {"image_size": self.image_size, "projection": self.stream.projection}
 
     def results(self) -> dict:
         """``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step and its

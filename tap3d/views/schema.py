@@ -1,4 +1,8 @@
-"""The Zarr format ``tap3d.views``, format_version 1 (specified in docs/format.md).
+"""The Zarr format ``tap3d.views``, format_versions 1 and 2 (see ``docs/format.md``).
+
+Version 2 adds the group attribute ``projection`` (see :mod:`tap3d.views.projection`): a
+dataset with orthographic views is written as version 2, since a reader of version 1 would take
+its ``K`` for a pinhole matrix; a perspective dataset is still written as version 1, unchanged.
 
 One Zarr v3 group. Per-object arrays of images, cameras and points are chunked one object per
 chunk and sharded ``shard_size`` objects per shard; small per-object arrays (ids, labels, status)
@@ -22,19 +26,25 @@ import numpy as np
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
+    "format_version",
     "STATUS_PENDING",
     "STATUS_DONE",
     "STATUS_FAILED",
     "ArraySpec",
     "array_specs",
     "shard_ranges",
+    "empty_shard",
     "bytes_on_disk",
     "FormatError",
     "open_views",
 ]
 
 FORMAT = "tap3d.views"
-FORMAT_VERSION = 1
+#: The newest format_version this code writes.
+FORMAT_VERSION = 2
+#: The format_versions this code reads.
+READABLE_VERSIONS = (1, 2)
 STATUS_PENDING, STATUS_DONE, STATUS_FAILED = 0, 1, 2
 
 
@@ -105,6 +115,25 @@ SHARD_ARRAYS = tuple(
 ) + ("status",)
 
 
+def empty_shard(num_objects: int, num_views: int, image_size: int,
+                num_points: int) -> dict[str, np.ndarray]:
+    """Zeroed arrays of :data:`SHARD_ARRAYS` for ``num_objects`` objects, in the format's
+    dtypes (strings as object arrays of ``""``; ``astype(str)`` them before writing)."""
+    specs = array_specs(num_objects, num_views, image_size, num_points)
+    arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
+                             else specs[name].dtype) for name in SHARD_ARRAYS}
+    for name in SHARD_ARRAYS:
+        if specs[name].dtype is str:
+            arrays[name][:] = ""
+    return arrays
+
+
+def format_version(attributes: dict) -> int:
+    """The format_version a dataset with these group attributes is written as: 2 when its
+    ``projection`` is not perspective, else 1 (readers of version 1 read it unchanged)."""
+    return 1 if attributes.get("projection", "perspective") == "perspective" else 2
+
+
 def shard_ranges(num_objects: int, shard_size: int) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` object ranges of the shards, in order."""
     return [(s, min(s + shard_size, num_objects)) for s in range(0, num_objects, shard_size)]
@@ -137,8 +166,9 @@ def open_views(store, mode: str = "r"):
         The open ``zarr.Group``.
 
     Raises:
-        FormatError: the store cannot be opened, is not a ``tap3d.views`` group, or has another
-            ``format_version`` (the message names the store and the reason).
+        FormatError: the store cannot be opened, is not a ``tap3d.views`` group, or has a
+            ``format_version`` not in :data:`READABLE_VERSIONS` (the message names the store
+            and the reason).
     """
     import zarr
 
@@ -152,7 +182,7 @@ def open_views(store, mode: str = "r"):
                           f"opened as a {FORMAT} dataset ({type(error).__name__}: {error})") from None
     if found != FORMAT:
         raise FormatError(f"{name}: not a {FORMAT} dataset (format {found!r})")
-    if attrs.get("format_version") != FORMAT_VERSION:
+    if attrs.get("format_version") not in READABLE_VERSIONS:
         raise FormatError(f"{name}: format_version {attrs.get('format_version')!r}, this "
-                          f"version of tap3d reads {FORMAT_VERSION}")
+                          f"version of tap3d reads {', '.join(map(str, READABLE_VERSIONS))}")
     return group

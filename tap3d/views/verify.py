@@ -8,7 +8,8 @@ carries a CRC-32C, so corrupted bytes fail instead of decoding to wrong values);
 (pending objects mean an unfinished build); NaN/inf in float arrays; that camera rotations are
 orthonormal with determinant +1 (``cameras/R`` and the rotation of ``world_to_camera``); that
 every ``K`` is a valid pinhole intrinsic matrix (positive focal lengths, zero skew, last row
-``0 0 1``, principal point inside the image). Geometry checks cover done objects only (failed
+``0 0 1``, principal point inside the image; for orthographic datasets the same checks on the
+affine ``K``, see :mod:`tap3d.views.projection`). Geometry checks cover done objects only (failed
 objects keep the fill value 0).
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tap3d.views import schema as fmt
+from tap3d.views.projection import PROJECTIONS
 
 __all__ = ["Defect", "VerifyReport", "verify"]
 
@@ -122,10 +124,18 @@ def verify(store, progress: bool = False) -> VerifyReport:
         report.defects.append(Defect("attributes", f"format is {attrs.get('format')!r}, "
                                                    f"expected {fmt.FORMAT!r}"))
         return report
-    if attrs.get("format_version") != fmt.FORMAT_VERSION:
+    if attrs.get("format_version") not in fmt.READABLE_VERSIONS:
         report.defects.append(Defect("attributes", f"format_version "
                                      f"{attrs.get('format_version')!r}, this reader knows "
-                                     f"{fmt.FORMAT_VERSION}"))
+                                     f"{', '.join(map(str, fmt.READABLE_VERSIONS))}"))
+    elif attrs.get("format_version") < fmt.format_version(attrs):
+        report.defects.append(Defect("attributes", f"format_version "
+                                     f"{attrs.get('format_version')!r} cannot hold projection "
+                                     f"{attrs.get('projection')!r} (needs "
+                                     f"{fmt.format_version(attrs)})"))
+    if attrs.get("projection", "perspective") not in PROJECTIONS:
+        report.defects.append(Defect("attributes", f"unknown projection "
+                                                   f"{attrs.get('projection')!r}"))
     missing = [key for key in REQUIRED_ATTRIBUTES if key not in attrs]
     if missing:
         report.defects.append(Defect("attributes", f"missing {', '.join(missing)}"))

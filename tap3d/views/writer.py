@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from tap3d.views.schema import FORMAT, FORMAT_VERSION, INDEX_ARRAYS, SHARD_ARRAYS, ArraySpec
+from tap3d.views.schema import FORMAT, INDEX_ARRAYS, SHARD_ARRAYS, ArraySpec, format_version
 
 __all__ = ["create_dataset", "write_shard"]
 
@@ -37,8 +37,8 @@ def create_dataset(store, specs: dict[str, ArraySpec], shard_size: int, attribut
         store: a local path, an fsspec URL or a zarr store.
         specs: from :func:`array_specs`.
         shard_size: objects per shard.
-        attributes: the group attributes (docs/format.md); ``format`` and ``format_version``
-            are added.
+        attributes: the group attributes (``docs/format.md``); ``format`` and
+            ``format_version`` (:func:`~tap3d.views.schema.format_version`) are added.
         index: ``object_id``, ``category`` and ``split`` (str) and ``label`` (int32) arrays of
             length ``N`` (:data:`INDEX_ARRAYS`).
         overwrite: replace an existing group at ``store``.
@@ -49,7 +49,8 @@ def create_dataset(store, specs: dict[str, ArraySpec], shard_size: int, attribut
     import zarr
 
     group = zarr.open_group(store, mode="w" if overwrite else "w-", zarr_format=3)
-    group.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, **attributes})
+    group.attrs.update({"format": FORMAT, "format_version": format_version(attributes),
+                       **attributes})
     for name, spec in specs.items():
         parent, _, leaf = name.rpartition("/")
         target = group.require_group(parent) if parent else group

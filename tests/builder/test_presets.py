@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from helpers import copy_obj, mask_hits, tap_cli
+from helpers import assert_points_on_masks, copy_obj, tap_cli
 from tap3d.builder import BuildConfig, build
 from tap3d.builder.plan import preset_config
 
@@ -58,17 +58,16 @@ def test_preset_tap_stores_mvcnn_cameras(tmp_path, mesh_folder):
     attrs = dict(g.attrs)
     assert attrs["preset"] == "tap" and attrs["shading"] == "plain" and attrs["views"] == 12
     assert attrs["layout"]["name"] == "mvcnn"
+    assert attrs["projection"] == "orthographic" and attrs["fit"] == 200 / 224
+    assert attrs["format_version"] == 2 and attrs["fov"] == 0
+    np.testing.assert_array_equal(g["cameras/fov"][:], 0.0)
     np.testing.assert_array_equal(g["cameras/elevation"][:], 30.0)
     np.testing.assert_array_equal(g["cameras/azimuth"][:],
                                   np.broadcast_to(np.arange(0, 360, 30, dtype=np.float32), (2, 12)))
     rgb, mask = g["rgb"][:], g["mask"][:]
     assert (rgb[mask][:, 0] == rgb[mask][:, 2]).all()
-    K, w2c, points = g["cameras/K"][:], g["cameras/world_to_camera"][:], g["points"][:]
-    for i in range(2):
-        for v in range(12):
-            hit, z = mask_hits(points[i], K[i, v], w2c[i, v], mask[i, v])
-            assert (z > 0).all()
-            assert hit.mean() >= 0.98, (i, v, hit.mean())
+    assert_points_on_masks(g["points"][:], g["cameras/K"][:], g["cameras/world_to_camera"][:],
+                           mask, "orthographic")
     # resuming with another shading is refused and names it
     again = tap_cli("build-dataset", mesh_folder, "-o", out, "--preset", "tap", "--shading",
                     "textured", "--image-size", "64", "--points", "512", "--synsets", "textured",
@@ -79,6 +78,15 @@ def test_preset_tap_stores_mvcnn_cameras(tmp_path, mesh_folder):
 def test_preset_resolution():
     tap = preset_config("tap")
     assert (tap.views, tap.layout, tap.shading, tap.preset) == (12, "mvcnn", "plain", "tap")
+    assert (tap.projection, tap.fit, tap.background) == ("orthographic", 200 / 224, (1, 1, 1))
+    # a perspective build from the preset drops its fit; a fit needs a parallel projection
+    assert preset_config("tap", projection="perspective").fit is None
+    with pytest.raises(ValueError, match="fit needs projection"):
+        BuildConfig(fit=0.9).validate()
+    with pytest.raises(ValueError, match="fit must be in"):
+        BuildConfig(projection="orthographic", fit=1.5).validate()
+    with pytest.raises(ValueError, match="projection must be one of"):
+        BuildConfig(projection="fisheye").validate()
     assert preset_config("clip2point") == BuildConfig(views=10, layout="clip2point",
                                                        preset="clip2point")
     assert preset_config(None, views=None) == BuildConfig()

@@ -110,7 +110,8 @@ def test_unit_sphere_samples_still_project_onto_the_masks(mvcnn_set):
         np.testing.assert_allclose(sample["features"][:, 3], points[:, 1] - points[:, 1].min())
         for v in range(12):
             hit, z = mask_hits(points, sample["K"][v].numpy(),
-                               sample["world_to_camera"][v].numpy(), sample["masks"][v].numpy())
+                               sample["world_to_camera"][v].numpy(), sample["masks"][v].numpy(),
+                               stream.projection)
             assert (z > 0).all()
             assert hit.mean() >= 0.98, (int(sample["index"]), v, hit.mean())
     assert 0.9 <= min(radii) and max(radii) < 1.1 and max(radii) - min(radii) > 0.02
