@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["LabelledPoints", "LabelledDataError", "SCANOBJECTNN_CLASSES", "SCANOBJECTNN_VARIANTS",
+           "seeded_split",
            "load_labelled"]
 
 #: ScanObjectNN's 15 classes in label order (the dataset's release; TAP's ``scanobjectnn.py``).
@@ -155,7 +156,7 @@ def _modelnet40(path: str) -> LabelledPoints:
     return LabelledPoints("modelnet40", path, classes, train, train_y, test, test_y)
 
 
-def _seeded_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+def seeded_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
     """Boolean test mask: per category, ``round(n * test_fraction)`` objects drawn with ``seed``
     (at least one left for training)."""
     rng = np.random.default_rng(seed)
@@ -190,7 +191,7 @@ def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> Label
     if split is not None and np.isin(split, ("train", "test")).all() and (split == "test").any():
         test, note = split == "test", "split: the dataset's split array"
     else:
-        test = _seeded_split(labels, test_fraction, seed)
+        test = seeded_split(labels, test_fraction, seed)
         note = f"split: seeded per category (test fraction {test_fraction}, seed {seed})"
     return LabelledPoints("tap3d", path, classes, points[~test], labels[~test], points[test],
                           labels[test], notes=[note])
