@@ -208,10 +208,11 @@ def read_shapenetpart(root: str | os.PathLike) -> PartLabelled:
     order = {name: i for i, (name, _) in enumerate(SHAPENETPART_CATEGORIES)}
     blocks = part_blocks(SHAPENETPART_PARTS)
     synsets = {synset: order[name] for name, synset in entries}
+    entries_of = {split: _read_split(root, split, synsets) for split in SPLIT_FILES}
     splits = {}
-    for split in SPLIT_FILES:
+    for split, listed in entries_of.items():
         shapes = []
-        for synset, token in _read_split(root, split, synsets):
+        for synset, token in listed:
             category = synsets[synset]
             points, normals, part = _read_points(os.path.join(root, synset, f"{token}.txt"),
                                                  blocks[category])
