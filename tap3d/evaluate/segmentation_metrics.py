@@ -21,7 +21,7 @@ import torch
 
 from tap3d.models.pointops import knn
 
-__all__ = ["shape_miou", "part_scores", "refine_parts", "predict_parts"]
+__all__ = ["shape_miou", "part_scores", "summarize", "refine_parts", "predict_parts"]
 
 
 def shape_miou(predicted: np.ndarray, truth: np.ndarray, parts) -> float:
@@ -62,8 +62,16 @@ def part_scores(predicted, truth, categories, category_parts, names=None) -> dic
     if not (len(predicted) == len(truth) == len(categories)):
         raise ValueError(f"{len(predicted)} predictions, {len(truth)} truths and "
                          f"{len(categories)} categories")
-    per_shape = np.array([shape_miou(p, t, category_parts[c])
-                          for p, t, c in zip(predicted, truth, categories)])
+    per_shape = [shape_miou(p, t, category_parts[c])
+                 for p, t, c in zip(predicted, truth, categories)]
+    return summarize(per_shape, categories, names)
+
+
+def summarize(per_shape, categories, names) -> dict:
+    """:func:`part_scores` from the shapes' mIoUs ``(N,)`` (percent) and categories ``(N,)``
+    (e.g. gathered from every rank); ``names`` the category names."""
+    per_shape = np.asarray(per_shape, dtype=np.float64)
+    categories = np.asarray(categories, dtype=np.int64)
     present = sorted(set(categories.tolist()))
     category_miou = {names[c]: float(per_shape[categories == c].mean()) for c in present}
     return {"instance_miou": float(per_shape.mean()) if len(per_shape) else 0.0,
