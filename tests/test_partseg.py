@@ -26,6 +26,14 @@ def robots_folder(tmp_path_factory):
     return write_shapenetpart(str(root), shapes, assign_splits(shapes, val=2, test=4))
 
 
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory):
+    """6 poses of each robot (4 train, 1 val, 1 test), 256 points each."""
+    shapes = robot_shapes(per_robot=6, points=256, seed=5)
+    root = tmp_path_factory.mktemp("partseg-small")
+    return write_shapenetpart(str(root), shapes, assign_splits(shapes, val=1, test=1))
+
+
 @pytest.mark.slow
 def test_cpu_config_learns_parts_of_posed_robots(robots_folder, tmp_path):
     torch.set_num_threads(1)
@@ -43,18 +51,18 @@ def test_cpu_config_learns_parts_of_posed_robots(robots_folder, tmp_path):
 
 
 def _small(**overrides):
-    settings = dict(backbone="pointnet2", embed_dim=4, points=128, batch_size=6, epochs=2,
+    settings = dict(backbone="pointnet2", embed_dim=4, points=128, batch_size=5, epochs=2,
                     votes=1, eval_every=1, figure_shapes=2, checkpoint_every=3, log_every=2,
                     milestones=[1], device="cpu", loss="poly1_focal")
     return load_partseg_config(None, **{**settings, **overrides})
 
 
-def test_stop_and_resume_equals_an_unbroken_run(robots_folder, tmp_path):
-    config = _small()
-    unbroken = segment(robots_folder, str(tmp_path / "unbroken"), config, progress=False)
+def test_stop_and_resume_equals_an_unbroken_run(small_folder, tmp_path):
+    config = _small()  # 15 training shapes: 3 steps per epoch, 6 in all
+    unbroken = segment(small_folder, str(tmp_path / "unbroken"), config, progress=False)
     stopped = str(tmp_path / "stopped")
-    segment(robots_folder, stopped, config, progress=False, stop_at=5)  # inside epoch 1
-    resumed = segment(robots_folder, stopped, config, progress=False, resume=True)
+    segment(small_folder, stopped, config, progress=False, stop_at=4)  # inside epoch 1
+    resumed = segment(small_folder, stopped, config, progress=False, resume=True)
     assert resumed == unbroken
     a = torch.load(tmp_path / "unbroken" / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(os.path.join(stopped, "checkpoints", "last.pt"), weights_only=False)
@@ -62,16 +70,16 @@ def test_stop_and_resume_equals_an_unbroken_run(robots_folder, tmp_path):
         torch.testing.assert_close(b["model"][key], value, rtol=0, atol=0)
 
 
-def test_cli_finetune_task_partseg(robots_folder, tmp_path):
+def test_cli_finetune_task_partseg(small_folder, tmp_path):
     from click.testing import CliRunner
 
     from tap3d.cli import main
 
     out = str(tmp_path / "run")
     result = CliRunner().invoke(main, [
-        "finetune", robots_folder, "--task", "partseg", "-o", out, "--quiet", "--backbone",
-        "pointnet2", "--max-steps", "3", "--device", "cpu"], catch_exceptions=False,
-        env={"TAP3D_TEST_OVERRIDES": ""})
+        "finetune", small_folder, "--task", "partseg", "-o", out, "--quiet", "--backbone",
+        "pointnet2", "--embed-dim", "4", "--points", "128", "--max-steps", "3", "--device", "cpu",
+        "--set", "votes=0", "--set", "batch_size=4"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "instance mIoU" in result.output
     saved = json.load(open(os.path.join(out, "results.json")))

@@ -7,7 +7,7 @@ import numpy as np
 __all__ = ["draw_parts"]
 
 
-def draw_parts(path: str, shapes, up_axis: int = 1, point_size: float = 2.0) -> str:
+def draw_parts(path: str, shapes, up_axis: int = 1, point_size: float = 4.0) -> str:
     """Write a PNG: one column per shape, the true parts on top, the predicted parts below.
 
     Args:
@@ -38,6 +38,11 @@ def draw_parts(path: str, shapes, up_axis: int = 1, point_size: float = 2.0) -> 
                        for v in np.asarray(labels)]
             ax.scatter(xyz[:, side[0]], xyz[:, side[1]], xyz[:, up_axis], c=colours,
                        s=point_size, depthshade=False)
+            half = (xyz.max(0) - xyz.min(0)).max() / 2
+            middle = (xyz.max(0) + xyz.min(0)) / 2
+            ax.set_xlim(middle[side[0]] - half, middle[side[0]] + half)
+            ax.set_ylim(middle[side[1]] - half, middle[side[1]] + half)
+            ax.set_zlim(middle[up_axis] - half, middle[up_axis] + half)
             ax.set_axis_off()
             ax.view_init(elev=20, azim=-60)
             ax.set_title(f"{title}\n{'true' if row == 0 else 'predicted'}", fontsize=8)

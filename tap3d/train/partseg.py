@@ -31,10 +31,10 @@ import os
 import numpy as np
 import torch
 
-from tap3d.evaluate.inputs import normalize
 from tap3d.evaluate.partdata import load_part_labelled
 from tap3d.evaluate.partfigure import draw_parts
 from tap3d.evaluate.segmentation_metrics import predict_parts, refine_parts, shape_miou, summarize
+from tap3d.models.inputs import to_unit_sphere
 from tap3d.models.pointops import farthest_point_sample, gather
 from tap3d.models.segmentation import load_pretrained_backbone, make_segmenter
 from tap3d.train import distributed
@@ -67,7 +67,7 @@ class PartClouds(torch.utils.data.Dataset):
         rng = np.random.default_rng([c.seed, self.epoch, int(index)])
         pick = rng.choice(len(shape.points), c.points, replace=True)
         xyz = shape.points[pick].astype(np.float64) * rng.uniform(c.scale_low, c.scale_high, 3)
-        xyz = normalize(torch.from_numpy(xyz)).numpy()
+        xyz = to_unit_sphere(xyz)[0]
         xyz = xyz + np.clip(rng.normal(0, c.jitter_sigma, xyz.shape), -c.jitter_clip,
                             c.jitter_clip)
         channels = [xyz]
@@ -102,7 +102,7 @@ def test_inputs(shapes, points: int, normals: bool, device, batch_size: int = 64
         if size < points:  # fewer points than asked: repeat (as drawing with replacement)
             index = index[:, torch.arange(points, device=device) % size]
         table = gather(table, index)
-        xyz = normalize(table[..., :3].float())
+        xyz = to_unit_sphere(table[..., :3])[0].float()
         features.append(torch.cat([xyz, table[..., 3:6].float()], -1) if normals else xyz)
         parts.append(table[..., 6].long())
     categories = torch.tensor([s.category for s in shapes], dtype=torch.long, device=device)
