@@ -148,14 +148,17 @@ def preview(dataset, output, objects):
 @click.option("--log-objects", is_flag=True, default=None,
               help="Log each step's object indices to RUN/objects/rank_R.jsonl.")
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt.")
+@click.option("--stop-at", type=int, default=None,
+              help="Checkpoint and exit after this step, as if pre-empted (--resume continues).")
 @click.option("--quiet", is_flag=True)
-def train_command(dataset, out, config_path, resume, quiet, **options):
+def train_command(dataset, out, config_path, resume, stop_at, quiet, **options):
     """Pre-train a backbone with TAP on DATASET (path or fsspec URL)."""
     from tap3d.train import load_config, train
 
     try:
         config = load_config(config_path, **options)
-        last = train(dataset, out, config, resume=resume, progress=not quiet)
+        last = train(dataset, out, config, resume=resume, progress=not quiet,
+                     stop_at=stop_at)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{out}: step {last.get('step')} loss {last.get('loss', float('nan')):.4f}")
@@ -261,8 +264,10 @@ def export_backbone_command(source, output, format_, backbone):
 @click.option("--log-every", type=int, default=None)
 @click.option("--checkpoint-every", type=int, default=None)
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.pt.")
+@click.option("--stop-at", type=int, default=None,
+              help="Checkpoint and exit after this step, as if pre-empted (--resume continues).")
 @click.option("--quiet", is_flag=True)
-def finetune_command(data, out, config_path, resume, quiet, **options):
+def finetune_command(data, out, config_path, resume, stop_at, quiet, **options):
     """Fine-tune a backbone for classification on DATA (ScanObjectNN or ModelNet40 h5 folder,
     or a tap3d dataset); writes RUN/results.json (best and last test OA/mAcc)."""
     from tap3d.evaluate import LabelledDataError, WeightsError
@@ -270,7 +275,8 @@ def finetune_command(data, out, config_path, resume, quiet, **options):
 
     try:
         config = load_finetune_config(config_path, **options)
-        results = finetune(data, out, config, resume=resume, progress=not quiet)
+        results = finetune(data, out, config, resume=resume, progress=not quiet,
+                           stop_at=stop_at)
     except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{out}: {results['epochs']} epochs, {results['steps']} steps; test OA best "

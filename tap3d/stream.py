@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from tap3d.models.inputs import to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges
 
@@ -78,7 +79,8 @@ class ViewStream(torch.utils.data.IterableDataset):
         ``(points, 4)`` float32: xyz and the height feature, the height above the sample's lowest
         point along ``up_axis``, computed in :meth:`sample_object` from the final points (after
         normalization and scaling; TAP's ShapeNet loader takes it from the normalized cloud
-        before its scaling), ``images`` ``(V, 3, S, S)``
+        before its scaling; the recipe is :mod:`tap3d.models.inputs`, shared with
+        evaluation), ``images`` ``(V, 3, S, S)``
         uint8 (the stored RGB, channels first; convert with ``.float() / 255`` on the device:
         a quarter of the bytes through collation, worker queues and host-to-device copies),
         ``masks`` ``(V, S, S)`` bool, ``K`` ``(V, 3, 3)`` and ``world_to_camera`` ``(V, 4, 4)``
@@ -193,16 +195,17 @@ class ViewStream(torch.utils.data.IterableDataset):
         xyz = points[chosen].astype(np.float64)
         centre = np.zeros(3)
         if self.normalize == "unit_sphere":
-            centre = xyz.mean(0)
-            scale /= max(float(np.linalg.norm(xyz - centre, axis=1).max()), 1e-12)
-        xyz = ((xyz - centre) * scale).astype(np.float32)
-        height = xyz[:, self.up_axis:self.up_axis + 1] - xyz[:, self.up_axis].min()
+            xyz, centre, scale = to_unit_sphere(xyz, scale)
+            centre, scale = centre[0], float(scale[0, 0])
+        else:
+            xyz = xyz * scale
+        xyz = xyz.astype(np.float32)
         world_to_camera = arrays["cameras/world_to_camera"][row, views].astype(np.float64)
         rotation, translation = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
         world_to_camera[:, :3, 3] = scale * (rotation @ centre + translation)
         return {
             "points": torch.from_numpy(xyz),
-            "features": torch.from_numpy(np.concatenate([xyz, height], 1)),
+            "features": torch.from_numpy(with_height(xyz, self.up_axis)),
             "images": torch.from_numpy(arrays["rgb"][row, views]).permute(0, 3, 1, 2),
             "masks": torch.from_numpy(arrays["mask"][row, views]),
             "K": torch.from_numpy(arrays["cameras/K"][row, views]),

@@ -163,3 +163,56 @@ def test_torchrun_two_processes(tmp_path, labelled_set):
     assert len(oa) == 2 and all(np.isclose(x * 48 / 100, round(x * 48 / 100)) for x in oa)
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
     assert isinstance(state["rng"], list) and len(state["rng"]) == 2
+
+
+LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy-469bd89", "finetune")
+
+
+def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, labelled_set, one_thread):
+    """``legacy-469bd89/finetune`` was stopped at step 5 by commit 469bd89 (``labelled_set``,
+    ``tiny(epochs=2, dropout=0.5, checkpoint_every=4, embed_dim=4, head=[16])``, one thread):
+    its checkpoint keeps the progress under ``progress``. Resumed here, it ends with the
+    parameters and results of an unbroken run of this code."""
+    import shutil
+
+    config = tiny(epochs=2, dropout=0.5, checkpoint_every=4, embed_dim=4, head=[16])
+    old = str(tmp_path / "old")
+    shutil.copytree(LEGACY, old)
+    state = torch.load(os.path.join(old, "checkpoints", "last.pt"), weights_only=False)
+    assert state["step"] == 5 and state["progress"]["batch_in_epoch"] == 5
+    resumed = finetune(labelled_set, old, config, progress=False, resume=True)
+    full = finetune(labelled_set, str(tmp_path / "new"), config, progress=False)
+    assert resumed == full and full["steps"] == 24 and full["epochs"] == 2
+    a = torch.load(tmp_path / "new" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(os.path.join(old, "checkpoints", "last.pt"), weights_only=False)
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+    assert json.load(open(os.path.join(old, "results.json"))) == \
+        json.load(open(tmp_path / "new" / "results.json"))
+
+
+@pytest.mark.slow
+def test_torchrun_stop_and_resume_equal_an_unbroken_run(tmp_path, labelled_set):
+    """DDP over gloo, 2 processes, 2 epochs of 6 steps: stopped at step 4 and resumed through
+    the CLI, parameters and results equal the unbroken run's."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out, *extra):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc_per_node", "2", "-m", "tap3d.cli", "finetune", labelled_set,
+                   "--out", str(out), "--config", CPU_CONFIG, "--batch-size", "8", "--epochs",
+                   "2", "--embed-dim", "4", "--checkpoint-every", "3", "--quiet", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+
+    full = run(tmp_path / "full")
+    assert run(tmp_path / "part", "--stop-at", "4")["step"] == 4
+    part = run(tmp_path / "part", "--resume")
+    assert full["step"] == part["step"] == 12
+    assert isinstance(part["rng"], list) and len(part["rng"]) == 2
+    for key in full["model"]:
+        torch.testing.assert_close(full["model"][key], part["model"][key], rtol=0, atol=0,
+                                   msg=key)
+    assert json.load(open(tmp_path / "full" / "results.json")) == \
+        json.load(open(tmp_path / "part" / "results.json"))

@@ -185,3 +185,64 @@ def test_torchrun_two_processes_on_cpu(tmp_path, train_set):
     assert records[0]["samples_per_s"] > 0
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
     assert state["step"] == 6
+
+
+#: Run folders written by commit 469bd89, the code before the training engine (see
+#: test_a_run_folder_of_the_previous_code_resumes_exactly and test_finetune.py).
+LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy-469bd89")
+
+
+def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, train_set):
+    """``legacy-469bd89/pretrain`` was stopped at step 3 by commit 469bd89 (``train_set``,
+    ``_tiny(embed_dim=4, photograph_dim=16, photograph_heads=2)``, one thread): its checkpoint
+    holds rank 0's generators as a dict and no task state. Resumed here to step 6, it has the
+    parameters of an unbroken run of this code."""
+    import shutil
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = _tiny(embed_dim=4, photograph_dim=16, photograph_heads=2)
+        old = str(tmp_path / "old")
+        shutil.copytree(os.path.join(LEGACY, "pretrain"), old)
+        state = torch.load(os.path.join(old, "checkpoints", "last.pt"), weights_only=False)
+        assert state["step"] == 3 and isinstance(state["rng"], dict) and "task" not in state
+        last = train(train_set, old, config, resume=True, progress=False)
+        train(train_set, str(tmp_path / "new"), config, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert last["step"] == 6
+    a = torch.load(tmp_path / "new" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(os.path.join(old, "checkpoints", "last.pt"), weights_only=False)
+    assert a["step"] == b["step"] == 6
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+    records = [json.loads(line) for line in open(os.path.join(old, "metrics.jsonl"))]
+    assert [r["step"] for r in records] == list(range(1, 7))  # 1-3 by 469bd89, 4-6 here
+
+
+@pytest.mark.slow
+def test_torchrun_stop_and_resume_equal_an_unbroken_run(tmp_path, train_set):
+    """DDP over gloo, 2 processes, 6 steps: stopped at step 4 (mid-epoch 2) and resumed through
+    the CLI, the parameters equal the unbroken run's; the checkpoint holds both ranks'
+    generator states."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out, *extra):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc_per_node", "2", "-m", "tap3d.cli", "train", train_set, "--out",
+                   str(out), "--device", "cpu", "--batch-size", "1", "--epochs", "2",
+                   "--points", "256", "--views-per-sample", "2", "--photograph-dim", "16",
+                   "--embed-dim", "4", "--checkpoint-every", "2", "--quiet", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+
+    full = run(tmp_path / "full")
+    assert run(tmp_path / "part", "--stop-at", "4")["step"] == 4
+    part = run(tmp_path / "part", "--resume")
+    assert full["step"] == part["step"] == 6
+    assert isinstance(part["rng"], list) and len(part["rng"]) == 2
+    for key in full["model"]:
+        torch.testing.assert_close(full["model"][key], part["model"][key], rtol=0, atol=0,
+                                   msg=key)

@@ -6,7 +6,8 @@ per axis, centred on the centroid and scaled to unit radius, rotated about the u
 U[-pi, pi); per batch, on the device, farthest-point sampling to 1200 points then 1024 of those
 at random (one draw for the batch). Test: farthest-point sampling to 1024 once, centred and
 scaled. The features are ``(B, N, 4)``: xyz and the height above the cloud's lowest point along
-the up axis; backbones take the channels they need.
+the up axis; backbones take the channels they need. Centring, scaling and the height feature
+are :mod:`tap3d.models.inputs`, the recipe the pre-training stream uses too.
 
 Randomness is seeded by ``(seed, epoch, sample index)`` per sample and ``(seed, epoch, batch,
 rank)`` per batch, so it does not depend on DataLoader workers and a resumed run replays it.
@@ -17,24 +18,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tap3d.models.inputs import backbone_input, to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample, gather
 
-__all__ = ["normalize", "with_height", "fps_points", "AugmentedClouds", "training_features",
+__all__ = ["fps_points", "AugmentedClouds", "training_features",
            "eval_features"]
-
-
-def normalize(points: torch.Tensor) -> torch.Tensor:
-    """``(..., N, 3)`` centred on the centroid and scaled so the farthest point is at 1."""
-    centred = points - points.mean(dim=-2, keepdim=True)
-    radius = centred.norm(dim=-1).amax(dim=-1, keepdim=True)[..., None]
-    return centred / radius.clamp_min(1e-12)
-
-
-def with_height(points: torch.Tensor, up_axis: int = 1) -> torch.Tensor:
-    """``(B, N, 3)`` -> ``(B, N, 4)`` float32: xyz and the height above the lowest point along
-    ``up_axis``."""
-    up = points[..., up_axis:up_axis + 1]
-    return torch.cat([points, up - up.amin(dim=-2, keepdim=True)], dim=-1)
 
 
 def fps_points(points: int) -> int:
@@ -72,8 +60,7 @@ class AugmentedClouds(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         cloud = self.points[index][rng.permutation(self.points.shape[1])].astype(np.float64)
         cloud = cloud * rng.uniform(*self.scale, size=3)
-        cloud = cloud - cloud.mean(0)
-        cloud = cloud / max(np.linalg.norm(cloud, axis=1).max(), 1e-12)
+        cloud, _, _ = to_unit_sphere(cloud)
         if self.rotate:
             angle = rng.uniform(-np.pi, np.pi)
             c, s = np.cos(angle), np.sin(angle)
@@ -128,7 +115,7 @@ def eval_features(points: np.ndarray, count: int, up_axis: int, device,
         batch = torch.from_numpy(np.ascontiguousarray(points[start:start + batch_size])).to(device)
         if batch.shape[1] > count:
             batch = gather(batch, farthest_point_sample(batch, count))
-        out.append(with_height(normalize(batch), up_axis))
+        out.append(backbone_input(batch, up_axis))
     if not out:
         return torch.zeros(0, count, 4, device=device)
     return torch.cat(out)

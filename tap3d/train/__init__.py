@@ -1,4 +1,5 @@
-"""Training: TAP pre-training and fine-tuning (config, loop, loss, checkpoint, run folder,
+"""Training: one engine (:mod:`tap3d.train.engine`) and its tasks, TAP pre-training and
+classification fine-tuning (configs, optimizer and schedules, loss, checkpoint, run folder,
 distributed helpers).
 
 Never imports pytorch3d: the trainer runs where only torch is installed.
@@ -6,12 +7,13 @@ Never imports pytorch3d: the trainer runs where only torch is installed.
 
 from tap3d.train.checkpoint import export_backbone, load_model
 from tap3d.train.config import TrainConfig, load_config
-from tap3d.train.pretrain import NonFiniteLossError, train
-from tap3d.train.finetune import finetune
+from tap3d.train.engine import NonFiniteLossError, Task, fit
+from tap3d.train.pretrain import PretrainTask, train
+from tap3d.train.finetune import ClassificationTask, finetune
 from tap3d.train.finetune_config import FinetuneConfig, load_finetune_config
 from tap3d.train.loss import tap_loss
 from tap3d.train.quality import evaluate, psnr
 
 __all__ = ["TrainConfig", "load_config", "train", "NonFiniteLossError", "tap_loss", "evaluate",
            "psnr", "load_model", "export_backbone", "finetune", "FinetuneConfig",
-           "load_finetune_config"]
+           "load_finetune_config", "Task", "fit", "PretrainTask", "ClassificationTask"]

@@ -1,9 +1,16 @@
-"""Checkpoints of a pre-training run: one dict (after nanoGPT), written atomically.
+"""Checkpoints of a training run (:mod:`tap3d.train.engine`): one dict (after nanoGPT),
+written atomically.
 
-A checkpoint holds ``model``, ``optimizer``, ``scheduler`` (state dicts), ``step``, ``epoch``,
-``batch_in_epoch``, ``rng`` (Python, NumPy, torch and CUDA generator states), ``config`` (the
-:class:`~tap3d.train.config.TrainConfig` as a dict) and ``image_size``. ``RUN/checkpoints/``
-holds ``step_N.pt`` and ``last.pt`` (a hard link to the newest).
+A checkpoint holds ``model``, ``optimizer``, ``scheduler`` (state dicts), ``step`` (optimizer
+steps done), ``epoch`` and ``batch_in_epoch`` (where the next step starts), ``rng`` (Python,
+NumPy, torch and CUDA generator states: one dict from a single process, a list of every rank's
+under torchrun), ``config`` (the task's settings as a dict), ``task`` (the task's own progress,
+e.g. fine-tuning's best scores) and what the task adds: ``image_size`` (pre-training),
+``classes`` (fine-tuning). ``RUN/checkpoints/`` holds ``step_N.pt`` and ``last.pt`` (a hard
+link to the newest).
+
+Older checkpoints still load: pre-training ones hold rank 0's ``rng`` dict and no ``task``;
+fine-tuning ones keep their progress (with ``batch_in_epoch``) under ``progress``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import torch
 from tap3d.models.tap import TAPModel
 from tap3d.train.config import TrainConfig
 
-__all__ = ["rng_state", "set_rng_state", "save_checkpoint", "checkpoint_path", "load_checkpoint",
+__all__ = ["rng_state", "set_rng_state", "gather_rng_states", "restore_rng_state",
+           "save_checkpoint", "checkpoint_path", "load_checkpoint",
            "load_model", "export_backbone"]
 
 
@@ -37,6 +45,27 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def gather_rng_states(process) -> dict | list[dict]:
+    """This process's :func:`rng_state`, or every rank's (a list indexed by rank) under torchrun.
+
+    A collective under torchrun: every rank calls it at the same step.
+    """
+    state = rng_state()
+    if process.world == 1:
+        return state
+    import torch.distributed as dist
+
+    states = [None] * process.world
+    dist.all_gather_object(states, state)
+    return states
+
+
+def restore_rng_state(states: dict | list[dict], rank: int) -> None:
+    """Restore this rank's entry of what :func:`gather_rng_states` returned (a single dict, as
+    single-process runs and older pre-training checkpoints hold it, restores on every rank)."""
+    set_rng_state(states[rank] if isinstance(states, list) else states)
 
 
 def save_checkpoint(folder: str, state: dict) -> str:

@@ -44,16 +44,20 @@ class WindowMeter:
         self.sums: dict[str, float] = {}
         self.steps, self.samples, self.began = 0, 0, time.perf_counter()
 
-    def update(self, values: dict[str, float], samples: int) -> None:
+    def update(self, values: dict, samples: int) -> None:
+        """Add one step's ``values`` (floats, or scalar tensors: summed on their device in
+        float64, read only by :meth:`flush`, so a step costs no host sync) and its sample
+        count."""
         for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            value = value.detach().double() if hasattr(value, "detach") else float(value)
+            self.sums[key] = self.sums.get(key, 0.0) + value
         self.steps += 1
         self.samples += samples
 
     def flush(self) -> dict[str, float]:
         """Means since the last flush and ``samples_per_s``; starts a new window."""
         elapsed = max(time.perf_counter() - self.began, 1e-9)
-        means = {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+        means = {k: float(v) / max(self.steps, 1) for k, v in self.sums.items()}
         means["samples_per_s"] = self.samples / elapsed
         self.reset()
         return means
