@@ -79,8 +79,12 @@ def test_cli_finetune_task_partseg(small_folder, tmp_path):
     result = CliRunner().invoke(main, [
         "finetune", small_folder, "--task", "partseg", "-o", out, "--quiet", "--backbone",
         "pointnet2", "--embed-dim", "4", "--points", "128", "--max-steps", "3", "--device", "cpu",
-        "--set", "votes=0", "--set", "batch_size=4"], catch_exceptions=False)
+        "--batch-size", "4"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "instance mIoU" in result.output
+    assert "test instance mIoU best" in result.output and "baseline" in result.output
+    inspected = CliRunner().invoke(main, ["inspect", out], catch_exceptions=False)
+    assert inspected.exit_code == 0, inspected.output
+    assert "part segmentation: test instance mIoU" in inspected.output
+    assert os.path.isfile(os.path.join(out, "parts.png"))
     saved = json.load(open(os.path.join(out, "results.json")))
     assert saved["steps"] == 3 and saved["categories"][8] == "Lamp"
