@@ -183,10 +183,10 @@ def inspect_command(path, output, objects, cameras_png):
             output = output or os.path.join(path, "inspect.png")
             result = runfolder.run_sheet(path, output)
             last = result["last"] or {}
+            parts = (f" (fg {last['loss_fg']:.4f}, bg {last['loss_bg']:.4f})"
+                     if "loss_fg" in last and "loss_bg" in last else "")
             click.echo(f"{path}: {result['steps']} logged steps, last step {last.get('step')}: "
-                       f"loss {last.get('loss', float('nan')):.4f} (fg "
-                       f"{last.get('loss_fg', float('nan')):.4f}, bg "
-                       f"{last.get('loss_bg', float('nan')):.4f})")
+                       f"loss {last.get('loss', float('nan')):.4f}{parts}")
             if result["eval"]:
                 click.echo(runfolder.format_evaluation(result["eval"]))
             scores = os.path.join(path, "results.json")
@@ -299,30 +299,24 @@ def finetune_command(data, out, task, config_path, resume, stop_at, quiet, **opt
     OA/mAcc) or part segmentation (--task partseg: a ShapeNetPart folder or a tap3d dataset with
     part labels; instance/class mIoU, RUN/parts.png)."""
     from tap3d.evaluate import LabelledDataError, PartDataError, WeightsError
-    from tap3d.train import finetune, load_finetune_config
+    from tap3d.train import finetune, load_finetune_config, load_partseg_config, segment
 
     if task == "partseg":
-        from tap3d.train import load_partseg_config, segment
+        load, run, summary = load_partseg_config, segment, format_part_scores
+    else:
+        load, run = load_finetune_config, finetune
 
-        try:
-            config = load_partseg_config(config_path, **options)
-            results = segment(data, out, config, resume=resume, progress=not quiet,
-                              stop_at=stop_at)
-        except (PartDataError, WeightsError, ValueError, FileNotFoundError) as error:
-            raise click.ClickException(str(error)) from None
-        click.echo(f"{out}: {results['epochs']} epochs, {results['steps']} steps; "
-                   f"{format_part_scores(results)}")
-        return
+        def summary(results):
+            return (f"test OA best {results['best_oa']:.2f} (mAcc {results['best_macc']:.2f}, "
+                    f"epoch {results['best_epoch']}), last {results['last_oa']:.2f} (mAcc "
+                    f"{results['last_macc']:.2f})")
     try:
-        config = load_finetune_config(config_path, **options)
-        results = finetune(data, out, config, resume=resume, progress=not quiet,
-                           stop_at=stop_at)
-    except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
+        config = load(config_path, **options)
+        results = run(data, out, config, resume=resume, progress=not quiet, stop_at=stop_at)
+    except (LabelledDataError, PartDataError, WeightsError, ValueError,
+            FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{out}: {results['epochs']} epochs, {results['steps']} steps; test OA best "
-               f"{results['best_oa']:.2f} (mAcc {results['best_macc']:.2f}, epoch "
-               f"{results['best_epoch']}), last {results['last_oa']:.2f} (mAcc "
-               f"{results['last_macc']:.2f})")
+    click.echo(f"{out}: {results['epochs']} epochs, {results['steps']} steps; {summary(results)}")
 
 
 @main.command("probe")

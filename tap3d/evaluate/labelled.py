@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["LabelledPoints", "LabelledDataError", "SCANOBJECTNN_CLASSES", "SCANOBJECTNN_VARIANTS",
-           "seeded_split",
+           "seeded_split", "dataset_split",
            "load_labelled"]
 
 #: ScanObjectNN's 15 classes in label order (the dataset's release; TAP's ``scanobjectnn.py``).
@@ -168,6 +168,18 @@ def seeded_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndar
     return test
 
 
+def dataset_split(group, done: np.ndarray, labels: np.ndarray, test_fraction: float,
+                  seed: int) -> tuple[np.ndarray, str]:
+    """``(test mask (len(done),) bool, note)`` of a tap3d dataset's done objects ``done``
+    (indices) with category ``labels``: the ``split`` array where it holds only ``train`` and
+    ``test`` and some ``test``, else :func:`seeded_split`."""
+    split = np.array([str(s) for s in group["split"][:]])[done] if "split" in group else None
+    if split is not None and np.isin(split, ("train", "test")).all() and (split == "test").any():
+        return split == "test", "split: the dataset's split array"
+    return (seeded_split(labels, test_fraction, seed),
+            f"split: seeded per category (test fraction {test_fraction}, seed {seed})")
+
+
 def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> LabelledPoints:
     from tap3d.views.schema import STATUS_DONE, FormatError, open_views
 
@@ -187,12 +199,7 @@ def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> Label
     labels = np.asarray(group["label"][:], dtype=np.int64)[done]
     categories = list(group.attrs["categories"])
     classes = list(group.attrs.get("category_names") or categories)
-    split = np.array([str(s) for s in group["split"][:]])[done] if "split" in group else None
-    if split is not None and np.isin(split, ("train", "test")).all() and (split == "test").any():
-        test, note = split == "test", "split: the dataset's split array"
-    else:
-        test = seeded_split(labels, test_fraction, seed)
-        note = f"split: seeded per category (test fraction {test_fraction}, seed {seed})"
+    test, note = dataset_split(group, done, labels, test_fraction, seed)
     return LabelledPoints("tap3d", path, classes, points[~test], labels[~test], points[test],
                           labels[test], notes=[note])
 

@@ -227,7 +227,7 @@ def read_shapenetpart(root: str | os.PathLike) -> PartLabelled:
 
 
 def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
-    from tap3d.evaluate.labelled import seeded_split
+    from tap3d.evaluate.labelled import dataset_split
     from tap3d.views.schema import STATUS_DONE, FormatError, open_views
 
     try:
@@ -261,12 +261,7 @@ def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
             raise PartDataError(f"{path}: object {ids[i]} ({categories[label]}) has part ids "
                                 f"{labels_of.min()}..{labels_of.max()} outside its "
                                 f"{block[0]}..{block[-1]}")
-    split = np.array([str(s) for s in group["split"][:]])[done] if "split" in group else None
-    if split is not None and np.isin(split, ("train", "test")).all() and (split == "test").any():
-        test, note = split == "test", "split: the dataset's split array"
-    else:
-        test = seeded_split(labels, test_fraction, seed)
-        note = f"split: seeded per category (test fraction {test_fraction}, seed {seed})"
+    test, note = dataset_split(group, done, labels, test_fraction, seed)
     shapes = [PartCloud(points[i], normals[i], part[i], int(labels[i]), ids[i])
               for i in range(len(labels))]
     return PartLabelled("tap3d", path, categories, blocks, names,

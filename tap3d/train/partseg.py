@@ -39,7 +39,7 @@ from tap3d.models.pointops import farthest_point_sample, gather
 from tap3d.models.segmentation import load_pretrained_backbone, make_segmenter
 from tap3d.train import distributed
 from tap3d.train.engine import Task, fit, make_loader, setup
-from tap3d.train.finetune import epoch_batches
+from tap3d.train.finetune import ClassificationTask
 from tap3d.train.loss import poly1_focal_loss
 from tap3d.train.optim import multistep_schedule
 from tap3d.train.partseg_config import PartSegConfig
@@ -154,17 +154,12 @@ class PartSegTask(Task):
                   for t, c in zip(truth.cpu().numpy(), categories.cpu().numpy())]
         return float(np.mean(scores)) if scores else 0.0
 
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        return epoch_batches(len(self.train_set), self.config.batch_size, self.config.seed,
-                             epoch, self.process.rank, self.process.world)
-
-    def batch_count(self, epoch: int) -> int:
-        count = len(self.epoch_batches(epoch))
-        if count == 0:
-            raise ValueError(f"{self.data}: {len(self.train_set)} training shapes over "
-                             f"{self.process.world} processes give no full batch of "
-                             f"{self.config.batch_size}")
-        return count
+    # the same batches as classification fine-tuning: a seeded permutation per epoch dealt to
+    # the ranks in full batches (the attributes they read, train_set, config, process and data,
+    # are this task's)
+    epoch_batches = ClassificationTask.epoch_batches
+    batch_count = ClassificationTask.batch_count
+    epoch_sums = ClassificationTask.epoch_sums  # the loss and accuracy sums, all ranks
 
     def batches(self, epoch: int, start: int):
         self.train_set.set_epoch(epoch)
@@ -220,12 +215,7 @@ class PartSegTask(Task):
         weights, write ``results.json``; at the end also the voted scores and ``parts.png``."""
         c, s, process = self.config, self.scores, self.process
         last = progress.step >= progress.total
-        train = torch.stack([self.loss_sum, self.correct.double(),
-                             torch.tensor(float(self.seen), dtype=torch.float64,
-                                          device=self.device)])
-        if process.world > 1:
-            torch.distributed.all_reduce(train)
-        loss_sum, correct, seen = train.tolist()
+        loss_sum, correct, seen = self.epoch_sums()
         record = {"step": progress.step, "epoch": progress.epoch,
                   "train_loss": loss_sum / max(progress.batch_in_epoch * process.world, 1),
                   "train_accuracy": 100.0 * correct / max(seen, 1)}
@@ -311,22 +301,9 @@ class PartSegTask(Task):
 
 def segment(data: str, out: str, config: PartSegConfig = PartSegConfig(), resume: bool = False,
             progress: bool = True, stop_at: int | None = None) -> dict:
-    """Fine-tune a backbone with a part-segmentation head on a part-labelled dataset.
-
-    Args:
-        data: a ShapeNetPart folder or a tap3d dataset with part labels
-            (:func:`tap3d.evaluate.partdata.load_part_labelled`).
-        out: run folder (created).
-        config: settings; ``config.backbone_checkpoint`` empty for random initialization.
-        resume: continue from ``out/checkpoints/last.pt``.
-        progress: show a progress bar (rank 0).
-        stop_at: checkpoint and return after this step, as if pre-empted (``resume`` continues).
-
-    Returns:
-        The scores of ``results.json`` (module docstring), percent.
-
-    Raises:
-        PartDataError, WeightsError, ValueError, NonFiniteLossError, FileNotFoundError: see
-        :class:`PartSegTask` and :func:`tap3d.train.engine.fit`.
+    """Fine-tune a backbone with a part-segmentation head on ``data``, a ShapeNetPart folder or a
+    tap3d dataset with part labels (:func:`tap3d.evaluate.partdata.load_part_labelled`); the
+    other arguments, the return value (here the part scores of the module docstring) and the
+    errors (here ``PartDataError`` for bad data) as :func:`tap3d.train.finetune.finetune`.
     """
     return fit(PartSegTask(data, out, config), resume, progress, stop_at)
