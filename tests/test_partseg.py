@@ -50,9 +50,36 @@ def test_cpu_config_learns_parts_of_posed_robots(robots_folder, tmp_path):
     assert os.path.isfile(tmp_path / "run" / "checkpoints" / "best.pt")
 
 
+def test_training_shapes_follow_the_recipe(small_folder):
+    import numpy as np
+
+    from tap3d.evaluate.partdata import load_part_labelled
+    from tap3d.train.partseg import PartClouds
+
+    data = load_part_labelled(small_folder)
+    clouds = PartClouds(data.train.shapes, _small(points=300))
+    dropped = 0
+    for epoch in range(10):
+        clouds.set_epoch(epoch)
+        for i in range(len(clouds)):
+            features, part, category = clouds[i]
+            assert features.shape == (300, 6) and part.shape == (300,)
+            xyz, normals = features[:, :3].numpy(), features[:, 3:].numpy()
+            radius = np.linalg.norm(xyz - xyz.mean(0), axis=1).max()
+            assert abs(radius - 1) < 0.01  # unit sphere, then jitter of at most 0.005 per axis
+            assert set(part.tolist()) <= set(data.category_parts[int(category)])
+            if not normals.any():
+                dropped += 1
+            else:
+                np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-4)
+    assert 0.1 < dropped / (10 * len(clouds)) < 0.3  # all normals 0 with probability 0.2
+    clouds.set_epoch(3)
+    torch.testing.assert_close(clouds[2][0], clouds[2][0])  # seeded by (seed, epoch, index)
+
+
 def _small(**overrides):
     settings = dict(backbone="pointnet2", embed_dim=4, points=128, batch_size=5, epochs=2,
-                    votes=1, eval_every=1, figure_shapes=2, checkpoint_every=3, log_every=2,
+                    votes=1, eval_every=1, figure_shapes=0, checkpoint_every=3, log_every=2,
                     milestones=[1], device="cpu", loss="poly1_focal")
     return load_partseg_config(None, **{**settings, **overrides})
 

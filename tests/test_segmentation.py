@@ -82,3 +82,27 @@ def test_pretrained_backbone_with_fewer_stages_reports_the_missing_ones(tmp_path
     assert missing and all(".stages.3." in f".{k}" for k in missing)
     assert len(missing) == len([k for k in model.backbone.state_dict() if k.startswith("stages.3.")])
     assert len(report.loaded) == len(small.state_dict())
+
+
+def test_poly1_focal_loss_by_hand():
+    import math
+
+    from tap3d.train.loss import poly1_focal_loss
+
+    # logits 0: p = 1/2 for both classes, BCE = ln 2, p_t = 1/2; alpha_t = 0.25 on the target,
+    # 0.75 on the other; the poly term is (1 - p_t)^3 = 1/8 per class
+    loss = poly1_focal_loss(torch.zeros(1, 2), torch.tensor([0]))
+    expected = ((0.25 + 0.75) / 2) * math.log(2) * 0.25 + 0.125
+    assert float(loss) == pytest.approx(expected)
+    # a confident right answer costs less than a confident wrong one
+    right = poly1_focal_loss(torch.tensor([[5.0, -5.0]]), torch.tensor([0]))
+    wrong = poly1_focal_loss(torch.tensor([[-5.0, 5.0]]), torch.tensor([0]))
+    assert float(right) < 1e-3 < float(wrong)
+
+
+def test_multistep_schedule():
+    from tap3d.train.optim import multistep_schedule
+
+    factor = multistep_schedule([210 * 3, 270 * 3], 0.1)  # 3 steps per epoch
+    assert [factor(s) for s in (0, 629, 630, 809, 810, 899)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01])
