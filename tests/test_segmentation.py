@@ -80,7 +80,8 @@ def test_pretrained_backbone_with_fewer_stages_reports_the_missing_ones(tmp_path
     report = load_pretrained_backbone(model, str(path))
     missing = {k for k, why in report.skipped.items() if why == "not in the checkpoint"}
     assert missing and all(".stages.3." in f".{k}" for k in missing)
-    assert len(missing) == len([k for k in model.backbone.state_dict() if k.startswith("stages.3.")])
+    stage_3 = [k for k in model.backbone.state_dict() if k.startswith("stages.3.")]
+    assert len(missing) == len(stage_3)
     assert len(report.loaded) == len(small.state_dict())
 
 

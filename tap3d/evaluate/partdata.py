@@ -236,9 +236,10 @@ def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
         raise PartDataError(str(error)) from None
     missing = [name for name in ("points", "normals", "part", "label", "status")
                if name not in group]
-    if missing or "parts" not in group.attrs:
+    missing += [] if "parts" in group.attrs else ["the parts attribute"]
+    if missing:
         raise PartDataError(f"{path}: tap3d dataset without part labels (missing "
-                            f"{', '.join(missing + ([] if 'parts' in group.attrs else ['the parts attribute']))})")
+                            f"{', '.join(missing)})")
     categories = list(group.attrs["categories"])
     parts_attr = dict(group.attrs["parts"])
     absent = [c for c in categories if c not in parts_attr]

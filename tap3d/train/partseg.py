@@ -258,11 +258,12 @@ class PartSegTask(Task):
             for k in dict.fromkeys(categories.tolist()):
                 chosen.append(int(np.flatnonzero(categories == k)[0]))
             chosen = (chosen + [i for i in range(len(categories)) if i not in chosen])
-            shapes = [(features[i, :, :3], truth[i], predicted[i],
-                       self.dataset.category_parts[categories[i]],
-                       f"{self.dataset.categories[categories[i]]} "
-                       f"{shape_miou(predicted[i], truth[i], self.dataset.category_parts[categories[i]]):.1f}")
-                      for i in chosen[:c.figure_shapes]]
+            shapes = []
+            for i in chosen[:c.figure_shapes]:
+                parts = self.dataset.category_parts[categories[i]]
+                title = (f"{self.dataset.categories[categories[i]]} "
+                         f"{shape_miou(predicted[i], truth[i], parts):.1f}")
+                shapes.append((features[i, :, :3], truth[i], predicted[i], parts, title))
             draw_parts(os.path.join(self.run.path, "parts.png"), shapes)
 
     def write_results(self) -> None:
@@ -288,7 +289,7 @@ class PartSegTask(Task):
                        "last_class_miou": 0.0, "last_category_miou": {}, "epochs": 0,
                        "steps": 0, "baseline_instance_miou": self.baseline}
         self.scores.update({k: v for k, v in state.items() if k in self.scores
-                            or k.startswith("voted_")})
+                            or k.startswith("voted_") or k == "votes"})
 
     def checkpoint_extras(self) -> dict:
         return {"categories": self.dataset.categories,
