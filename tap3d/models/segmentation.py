@@ -314,7 +314,8 @@ def load_pretrained_backbone(model: PartSegmenter, path: str,
         if weights.backbone != "pointmlp":
             return key
         try:
-            return f"{key} (openpoints {next(iter(to_openpoints({key: None})))})"
+            value = ours[key] if key in ours else weights.state_dict[key]
+            return f"{key} (openpoints {next(iter(to_openpoints({key: value})))})"
         except ValueError:
             return key
 
