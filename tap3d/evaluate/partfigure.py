@@ -43,6 +43,7 @@ def draw_parts(path: str, shapes, up_axis: int = 1, point_size: float = 4.0) -> 
             ax.set_xlim(middle[side[0]] - half, middle[side[0]] + half)
             ax.set_ylim(middle[side[1]] - half, middle[side[1]] + half)
             ax.set_zlim(middle[up_axis] - half, middle[up_axis] + half)
+            ax.set_box_aspect((1, 1, 1), zoom=1.4)
             ax.set_axis_off()
             ax.view_init(elev=20, azim=-60)
             ax.set_title(f"{title}\n{'true' if row == 0 else 'predicted'}", fontsize=8)
