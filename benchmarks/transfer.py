@@ -9,6 +9,12 @@ short fine-tune (``tap-cli finetune`` with ``--config``, at most ``--steps`` ste
 test OA and the training OA at the end, with the wall time of each. The random backbone has the
 checkpoint's architecture (name and width). Prints a Markdown table; ``--json`` keeps the rows.
 Accuracies in percent. On CPU, set ``OMP_NUM_THREADS=1`` on 2 shared cores.
+
+``--task partseg`` (DATA a ShapeNetPart folder or a tap3d dataset with part labels, ``--config``
+default ``configs/partseg-cpu.yaml``): per initialization, a short part-segmentation fine-tune
+(``tap-cli finetune --task partseg``, at most ``--steps`` steps) on the same data and steps:
+best / last / voted test instance mIoU, class mIoU, the most-frequent-part baseline, the tensors
+of the checkpoint not loaded, wall time.
 """
 
 from __future__ import annotations
@@ -39,6 +45,34 @@ def _row(name: str, data: str, checkpoint: str, weights, args) -> dict:
             "probe_s": probe_seconds, "finetune_s": time.perf_counter() - began, **tuned}
 
 
+def _partseg_row(name: str, data: str, checkpoint: str, weights, args) -> dict:
+    from tap3d.train import load_partseg_config, segment
+
+    config = load_partseg_config(args.config, backbone=weights.backbone, max_steps=args.steps,
+                                 embed_dim=weights.kwargs.get("embed_dim"), points=args.points,
+                                 backbone_checkpoint=checkpoint, seed=args.seed,
+                                 device=args.device)
+    began = time.perf_counter()
+    tuned = segment(data, os.path.join(args.out, name), config, progress=False)
+    not_loaded = json.load(open(os.path.join(args.out, name, "results.json")))[
+        "backbone_not_loaded"]
+    return {"init": name, "finetune_s": time.perf_counter() - began,
+            "not_loaded": len(not_loaded), **tuned}
+
+
+def _partseg_table(rows: list[dict]) -> str:
+    head = ["init", "best instance mIoU", "best class mIoU", "last instance mIoU",
+            "voted instance mIoU", "baseline", "steps", "not loaded", "fine-tune s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        voted = f"{r['voted_instance_miou']:.1f}" if "voted_instance_miou" in r else "-"
+        lines.append("| " + " | ".join([
+            r["init"], f"{r['best_instance_miou']:.1f}", f"{r['best_class_miou']:.1f}",
+            f"{r['last_instance_miou']:.1f}", voted, f"{r['baseline_instance_miou']:.1f}",
+            str(r["steps"]), str(r["not_loaded"]), f"{r['finetune_s']:.0f}"]) + " |")
+    return "\n".join(lines)
+
+
 def _table(rows: list[dict], settings: list[str]) -> str:
     head = ["init", "SVM OA"] + settings + ["fine-tune best OA", "last OA", "train OA",
                                             "steps", "probe s", "fine-tune s"]
@@ -57,7 +91,9 @@ def main() -> None:
     parser.add_argument("data", help="labelled point clouds (ScanObjectNN, ModelNet40 h5, tap3d)")
     parser.add_argument("--backbone-checkpoint", required=True,
                         help="pre-trained run folder, tap3d backbone file or authors' checkpoint")
-    parser.add_argument("--config", default="configs/finetune-cpu.yaml")
+    parser.add_argument("--task", default="classify", choices=["classify", "partseg"])
+    parser.add_argument("--config", default=None,
+                        help="default: configs/finetune-cpu.yaml (partseg: partseg-cpu.yaml)")
     parser.add_argument("--steps", type=int, default=240, help="fine-tuning steps per row")
     parser.add_argument("--points", type=int, default=None, help="default: the config's")
     parser.add_argument("--few-shot", action="append", default=None,
@@ -70,18 +106,22 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args()
     args.few_shot = args.few_shot or ["5way10shot"]
+    args.config = args.config or ("configs/partseg-cpu.yaml" if args.task == "partseg"
+                                  else "configs/finetune-cpu.yaml")
 
     from tap3d.evaluate import load_backbone_weights
 
     weights = load_backbone_weights(args.backbone_checkpoint)
-    weights.build()  # fails early, naming the file, when it does not fit
+    if args.task == "classify":
+        weights.build()  # fails early, naming the file, when it does not fit
+    row = _partseg_row if args.task == "partseg" else _row
     with tempfile.TemporaryDirectory() as scratch:
         args.out = args.out or scratch
-        rows = [_row("random", args.data, "", weights, args),
-                _row("pre-trained", args.data, args.backbone_checkpoint, weights, args)]
+        rows = [row("random", args.data, "", weights, args),
+                row("pre-trained", args.data, args.backbone_checkpoint, weights, args)]
     print(f"{args.data}: {weights.backbone} {weights.kwargs}, pre-trained: "
           f"{args.backbone_checkpoint} ({weights.origin}, step {weights.step})")
-    print(_table(rows, args.few_shot))
+    print(_partseg_table(rows) if args.task == "partseg" else _table(rows, args.few_shot))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

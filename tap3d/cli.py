@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -246,12 +247,20 @@ def inspect_command(path, output, objects, cameras_png):
             output = output or os.path.join(path, "inspect.png")
             result = runfolder.run_sheet(path, output)
             last = result["last"] or {}
+            parts = (f" (fg {last['loss_fg']:.4f}, bg {last['loss_bg']:.4f})"
+                     if "loss_fg" in last and "loss_bg" in last else "")
             click.echo(f"{path}: {result['steps']} logged steps, last step {last.get('step')}: "
-                       f"loss {last.get('loss', float('nan')):.4f} (fg "
-                       f"{last.get('loss_fg', float('nan')):.4f}, bg "
-                       f"{last.get('loss_bg', float('nan')):.4f})")
+                       f"loss {last.get('loss', float('nan')):.4f}{parts}")
             if result["eval"]:
                 click.echo(runfolder.format_evaluation(result["eval"]))
+            scores = os.path.join(path, "results.json")
+            if os.path.isfile(scores):
+                with open(scores) as f:
+                    results = json.load(f)
+                if "best_instance_miou" in results:
+                    click.echo(f"part segmentation: {format_part_scores(results)}"
+                               + (f" (parts: {os.path.join(path, 'parts.png')})"
+                                  if os.path.isfile(os.path.join(path, "parts.png")) else ""))
             click.echo(f"wrote {output}" + (f" (samples: {result['sample']})"
                                               if result["sample"] else ""))
             return
@@ -352,11 +361,28 @@ def generate_command(checkpoint, dataset, output, sheet, sheet_objects, config_p
                + (f"; sheet {result['sheet']}" if result["sheet"] else ""))
 
 
+def format_part_scores(results: dict) -> str:
+    """One line of a part-segmentation run's ``results.json``: instance and class mIoU (best,
+    last, voted) against the per-category most-frequent-part baseline."""
+    line = (f"test instance mIoU best {results['best_instance_miou']:.2f} (class mIoU "
+            f"{results['best_class_miou']:.2f}, epoch {results['best_epoch']}), last "
+            f"{results['last_instance_miou']:.2f} (class {results['last_class_miou']:.2f})")
+    if "voted_instance_miou" in results:
+        line += (f", best with {results['votes']} votes {results['voted_instance_miou']:.2f} "
+                 f"(class {results['voted_class_miou']:.2f})")
+    return line + f"; most-frequent-part baseline {results['baseline_instance_miou']:.2f}"
+
+
 @main.command("finetune")
 @click.argument("data")
 @click.option("-o", "--out", "--output", "out", required=True, help="Run folder.")
+@click.option("--task", default="classify", show_default=True,
+              type=click.Choice(["classify", "partseg"]),
+              help="classify: a class per cloud (ScanObjectNN, ModelNet40, tap3d); partseg: a "
+                   "part per point (ShapeNetPart, tap3d datasets with part labels).")
 @click.option("--config", "config_path", default=None,
-              help="YAML config (configs/finetune-*.yaml; CLI options override).")
+              help="YAML config (configs/finetune-*.yaml, configs/partseg-*.yaml; CLI options "
+                   "override).")
 @click.option("--backbone-checkpoint", default=None,
               help="Run folder, tap3d backbone file or the authors' checkpoint (default: random "
                    "initialization).")
@@ -380,22 +406,30 @@ def generate_command(checkpoint, dataset, output, sheet, sheet_objects, config_p
 @click.option("--stop-at", type=int, default=None,
               help="Checkpoint and exit after this step, as if pre-empted (--resume continues).")
 @click.option("--quiet", is_flag=True)
-def finetune_command(data, out, config_path, resume, stop_at, quiet, **options):
-    """Fine-tune a backbone for classification on DATA (ScanObjectNN or ModelNet40 h5 folder,
-    or a tap3d dataset); writes RUN/results.json (best and last test OA/mAcc)."""
-    from tap3d.evaluate import LabelledDataError, WeightsError
-    from tap3d.train import finetune, load_finetune_config
+def finetune_command(data, out, task, config_path, resume, stop_at, quiet, **options):
+    """Fine-tune a backbone on DATA: for classification (--task classify: ScanObjectNN or
+    ModelNet40 h5 folder, or a tap3d dataset; RUN/results.json has the best and last test
+    OA/mAcc) or part segmentation (--task partseg: a ShapeNetPart folder or a tap3d dataset with
+    part labels; instance/class mIoU, RUN/parts.png)."""
+    from tap3d.evaluate import LabelledDataError, PartDataError, WeightsError
+    from tap3d.train import finetune, load_finetune_config, load_partseg_config, segment
 
+    if task == "partseg":
+        load, run, summary = load_partseg_config, segment, format_part_scores
+    else:
+        load, run = load_finetune_config, finetune
+
+        def summary(results):
+            return (f"test OA best {results['best_oa']:.2f} (mAcc {results['best_macc']:.2f}, "
+                    f"epoch {results['best_epoch']}), last {results['last_oa']:.2f} (mAcc "
+                    f"{results['last_macc']:.2f})")
     try:
-        config = load_finetune_config(config_path, **options)
-        results = finetune(data, out, config, resume=resume, progress=not quiet,
-                           stop_at=stop_at)
-    except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
+        config = load(config_path, **options)
+        results = run(data, out, config, resume=resume, progress=not quiet, stop_at=stop_at)
+    except (LabelledDataError, PartDataError, WeightsError, ValueError,
+            FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{out}: {results['epochs']} epochs, {results['steps']} steps; test OA best "
-               f"{results['best_oa']:.2f} (mAcc {results['best_macc']:.2f}, epoch "
-               f"{results['best_epoch']}), last {results['last_oa']:.2f} (mAcc "
-               f"{results['last_macc']:.2f})")
+    click.echo(f"{out}: {results['epochs']} epochs, {results['steps']} steps; {summary(results)}")
 
 
 @main.command("probe")

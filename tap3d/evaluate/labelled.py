@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["LabelledPoints", "LabelledDataError", "SCANOBJECTNN_CLASSES", "SCANOBJECTNN_VARIANTS",
+           "seeded_split", "dataset_split",
            "load_labelled"]
 
 #: ScanObjectNN's 15 classes in label order (the dataset's release; TAP's ``scanobjectnn.py``).
@@ -155,7 +156,7 @@ def _modelnet40(path: str) -> LabelledPoints:
     return LabelledPoints("modelnet40", path, classes, train, train_y, test, test_y)
 
 
-def _seeded_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+def seeded_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
     """Boolean test mask: per category, ``round(n * test_fraction)`` objects drawn with ``seed``
     (at least one left for training)."""
     rng = np.random.default_rng(seed)
@@ -165,6 +166,18 @@ def _seeded_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.nda
         count = min(int(round(len(members) * test_fraction)), len(members) - 1)
         test[members[:max(count, 0)]] = True
     return test
+
+
+def dataset_split(group, done: np.ndarray, labels: np.ndarray, test_fraction: float,
+                  seed: int) -> tuple[np.ndarray, str]:
+    """``(test mask (len(done),) bool, note)`` of a tap3d dataset's done objects ``done``
+    (indices) with category ``labels``: the ``split`` array where it holds only ``train`` and
+    ``test`` and some ``test``, else :func:`seeded_split`."""
+    split = np.array([str(s) for s in group["split"][:]])[done] if "split" in group else None
+    if split is not None and np.isin(split, ("train", "test")).all() and (split == "test").any():
+        return split == "test", "split: the dataset's split array"
+    return (seeded_split(labels, test_fraction, seed),
+            f"split: seeded per category (test fraction {test_fraction}, seed {seed})")
 
 
 def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> LabelledPoints:
@@ -186,12 +199,7 @@ def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> Label
     labels = np.asarray(group["label"][:], dtype=np.int64)[done]
     categories = list(group.attrs["categories"])
     classes = list(group.attrs.get("category_names") or categories)
-    split = np.array([str(s) for s in group["split"][:]])[done] if "split" in group else None
-    if split is not None and np.isin(split, ("train", "test")).all() and (split == "test").any():
-        test, note = split == "test", "split: the dataset's split array"
-    else:
-        test = _seeded_split(labels, test_fraction, seed)
-        note = f"split: seeded per category (test fraction {test_fraction}, seed {seed})"
+    test, note = dataset_split(group, done, labels, test_fraction, seed)
     return LabelledPoints("tap3d", path, classes, points[~test], labels[~test], points[test],
                           labels[test], notes=[note])
 

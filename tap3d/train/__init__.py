@@ -1,6 +1,6 @@
-"""Training: one engine (:mod:`tap3d.train.engine`) and its tasks, TAP pre-training and
-classification fine-tuning (configs, optimizer and schedules, loss, checkpoint, run folder,
-distributed helpers).
+"""Training: one engine (:mod:`tap3d.train.engine`) and its tasks, TAP pre-training,
+classification fine-tuning and part segmentation (configs, optimizer and schedules, losses,
+checkpoint, run folder, distributed helpers).
 
 Never imports pytorch3d: the trainer runs where only torch is installed.
 """
@@ -11,9 +11,12 @@ from tap3d.train.engine import NonFiniteLossError, Task, fit
 from tap3d.train.pretrain import PretrainTask, train
 from tap3d.train.finetune import ClassificationTask, finetune
 from tap3d.train.finetune_config import FinetuneConfig, load_finetune_config
-from tap3d.train.loss import tap_loss
+from tap3d.train.loss import poly1_focal_loss, tap_loss
+from tap3d.train.partseg import PartSegTask, segment
+from tap3d.train.partseg_config import PartSegConfig, load_partseg_config
 from tap3d.train.quality import evaluate, psnr
 
 __all__ = ["TrainConfig", "load_config", "train", "NonFiniteLossError", "tap_loss", "evaluate",
            "psnr", "load_model", "finetune", "FinetuneConfig",
-           "load_finetune_config", "Task", "fit", "PretrainTask", "ClassificationTask"]
+           "load_finetune_config", "Task", "fit", "PretrainTask", "ClassificationTask",
+           "poly1_focal_loss", "PartSegTask", "segment", "PartSegConfig", "load_partseg_config"]

@@ -157,17 +157,22 @@ class ClassificationTask(Task):
         return evaluate_classifier(self.model, *inputs, self.classes,
                                    self.config.eval_batch_size, self.process)
 
+    def epoch_sums(self) -> tuple[float, float, float]:
+        """The epoch's running loss sum, correct predictions and samples seen, summed over the
+        ranks (a collective under torchrun)."""
+        train = torch.stack([self.loss_sum, self.correct.double(),
+                             torch.tensor(float(self.seen), dtype=torch.float64,
+                                          device=self.device)])
+        if self.process.world > 1:
+            torch.distributed.all_reduce(train)
+        return tuple(train.tolist())
+
     def end_epoch(self, progress) -> None:
         """Evaluate, log the epoch, keep the best weights, write ``results.json``."""
         s, process = self.scores, self.process
         s["last_oa"], s["last_macc"] = self.evaluate(self.test)
         s["epochs"] = progress.epoch + 1
-        train = torch.stack([self.loss_sum, self.correct.double(),
-                             torch.tensor(float(self.seen), dtype=torch.float64,
-                                          device=self.device)])
-        if process.world > 1:
-            torch.distributed.all_reduce(train)
-        loss_sum, correct, seen = train.tolist()
+        loss_sum, correct, seen = self.epoch_sums()
         if s["last_oa"] > s["best_oa"]:
             s["best_oa"], s["best_macc"] = s["last_oa"], s["last_macc"]
             s["best_epoch"] = progress.epoch

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["make_optimizer", "cosine_schedule", "step_schedule"]
+__all__ = ["make_optimizer", "cosine_schedule", "step_schedule", "multistep_schedule"]
 
 
 def make_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
@@ -70,5 +70,21 @@ def step_schedule(every: int, gamma: float, lr: float = 1.0, min_lr: float = 0.0
         if step < warmup:
             return (step + 1) / warmup
         return max(gamma ** ((step - warmup) // every), min_lr / lr)
+
+    return factor
+
+
+def multistep_schedule(milestones, gamma: float):
+    """Multi-step decay: ``lr x gamma^k`` from the ``k``-th of ``milestones`` (steps) on (the
+    TAP authors' ShapeNetPart recipe: x 0.1 at epochs 210 and 270, ``sched: multistep``, given
+    here in steps).
+
+    Returns:
+        ``factor(step) -> float``, the multiplier of ``lr``.
+    """
+    milestones = sorted(int(m) for m in milestones)
+
+    def factor(step: int) -> float:
+        return gamma ** sum(step >= m for m in milestones)
 
     return factor

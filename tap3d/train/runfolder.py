@@ -237,7 +237,8 @@ def run_sheet(run: str, output: str, dpi: int = 80) -> dict:
     train = [r for r in records if "loss" in r]
     steps = [r["step"] for r in train]
     for key, style in (("loss", "-"), ("loss_fg", "--"), ("loss_bg", ":")):
-        axes[0].plot(steps, [r[key] for r in train], style, label=key)
+        if all(key in r for r in train):  # fine-tuning runs log the loss alone
+            axes[0].plot(steps, [r[key] for r in train], style, label=key)
     axes[0].set_yscale("log"), axes[0].set_xlabel("step"), axes[0].legend()
     axes[0].set_title("TAP loss (w_fg MSE fg + w_bg MSE bg)")
     axes[1].plot(steps, [r["lr"] for r in train], label="lr")

@@ -67,7 +67,7 @@ class ArraySpec:
 
 
 def array_specs(num_objects: int, num_views: int, image_size: int,
-                num_points: int) -> dict[str, ArraySpec]:
+                num_points: int, part_labels: bool = False) -> dict[str, ArraySpec]:
     """Every array of the format, keyed by its path in the group.
 
     Args:
@@ -75,10 +75,14 @@ def array_specs(num_objects: int, num_views: int, image_size: int,
         num_views: ``V``, views per object.
         image_size: ``S``, side of the square images in pixels.
         num_points: ``P``, surface points per object.
+        part_labels: add the optional ``part`` array ``(N, P)`` int16: the global part id of
+            every point (``docs/format-partseg.md``; with the ``parts`` group attribute).
     """
     N, V, S, P = num_objects, num_views, image_size, num_points
     ov = ("object", "view")
-    return {
+    optional = {"part": ArraySpec((N, P), "int16", ("object", "point"), True)} if part_labels \
+        else {}
+    return {**optional, 
         "rgb": ArraySpec((N, V, S, S, 3), "uint8", ov + ("y", "x", "channel"), True),
         "mask": ArraySpec((N, V, S, S), "bool", ov + ("y", "x"), True),
         "depth": ArraySpec((N, V, S, S), "float16", ov + ("y", "x"), True),

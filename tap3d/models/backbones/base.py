@@ -16,6 +16,9 @@ class Backbone(nn.Module):
     ``(features (B, M, out_channels), xyz (B, M, 3))``: the last stage's per-point features and
     the coordinates they sit at, the memory of TAP's Photograph module.
 
+    ``forward_levels(features)`` returns the features of every stage, finest first (what
+    segmentation heads read, :mod:`tap3d.models.segmentation`).
+
     ``forward_pooled(features)`` returns ``(B, pooled_channels)``: the global feature that the
     authors' classification head reads when fine-tuning (``forward_cls_feat`` in their
     ``openpoints`` backbones). The default is the maximum over the last stage's points.
@@ -44,6 +47,17 @@ class Backbone(nn.Module):
         if channels < 3 or (self.in_channels > 3 and channels != self.in_channels):
             raise ValueError(f"{name}: features have {channels} channels; this backbone reads "
                              f"{self.in_channels} (xyz first)")
+
+    def forward_levels(self, features: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every level a segmentation head reads: ``[(features (B, M_l, C_l), xyz (B, M_l, 3)),
+        ...]``, the finest first, the last equal to ``forward``'s output. The default is the
+        last stage alone; :attr:`level_channels` gives ``C_l``."""
+        return [self(features)]
+
+    @property
+    def level_channels(self) -> list[int]:
+        """``C_l`` of each level of :meth:`forward_levels`."""
+        return [self.out_channels]
 
     def forward_pooled(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, N, C_in)`` -> ``(B, pooled_channels)``: max over the last stage's points."""

@@ -84,6 +84,10 @@ class DGCNN(Backbone):
         return 2 * self.out_channels
 
     def forward(self, features: torch.Tensor):
+        return self.forward_levels(features)[-1]
+
+    def forward_levels(self, features: torch.Tensor):
+        """Each EdgeConv's output, then the fused features; all on every input point."""
         self.check_features(features)
         xyz = features[..., :3].contiguous()
         k = min(self.k, features.shape[1])
@@ -92,7 +96,11 @@ class DGCNN(Backbone):
             neighbours = knn(xyz if i == 0 else x, xyz if i == 0 else x, k)
             x = edge(x, neighbours)
             outputs.append(x)
-        return self.fusion(torch.cat(outputs, dim=-1)), xyz
+        return [(o, xyz) for o in outputs] + [(self.fusion(torch.cat(outputs, dim=-1)), xyz)]
+
+    @property
+    def level_channels(self) -> list[int]:
+        return [e.linear.out_features for e in self.edges] + [self.out_channels]
 
     def forward_pooled(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, N, in_channels)`` -> ``(B, 2 * out_channels)``: [max, mean] over the points."""

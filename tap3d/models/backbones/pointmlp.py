@@ -14,16 +14,18 @@ from torch import nn
 from tap3d.models.backbones.base import Backbone
 from tap3d.models.pointops import farthest_point_sample, gather, knn
 
-__all__ = ["PointMLP"]
+__all__ = ["PointMLP", "ConvBNReLU", "ResidualBlock"]
 
 
-class _ConvBNReLU(nn.Sequential):
+class ConvBNReLU(nn.Sequential):
+    """1x1 ``Conv1d`` (no bias) -> BatchNorm1d -> ReLU on ``(B, C, N)``."""
+
     def __init__(self, cin: int, cout: int):
         super().__init__(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout),
                          nn.ReLU(inplace=True))
 
 
-class _ResBlock(nn.Module):
+class ResidualBlock(nn.Module):
     """PointMLP's residual MLP block on ``(B, C, N)``: conv-BN-ReLU-conv-BN + identity, ReLU."""
 
     def __init__(self, channels: int):
@@ -47,9 +49,9 @@ class _Stage(nn.Module):
         # geometric affine of the anchor-normalized groups (alpha, beta per channel)
         self.alpha = nn.Parameter(torch.ones(1, 1, 1, cin))
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, cin))
-        self.transfer = _ConvBNReLU(2 * cin, cout)
-        self.pre = nn.Sequential(*[_ResBlock(cout) for _ in range(pre)])
-        self.pos = nn.Sequential(*[_ResBlock(cout) for _ in range(pos)])
+        self.transfer = ConvBNReLU(2 * cin, cout)
+        self.pre = nn.Sequential(*[ResidualBlock(cout) for _ in range(pre)])
+        self.pos = nn.Sequential(*[ResidualBlock(cout) for _ in range(pos)])
 
     def forward(self, xyz, features, centre_index):
         B, N, C = features.shape
@@ -94,22 +96,34 @@ class PointMLP(Backbone):
         super().__init__()
         self.in_channels = in_channels
         self.reducer = reducer
-        self.embedding = _ConvBNReLU(in_channels, embed_dim)
+        self.embedding = ConvBNReLU(in_channels, embed_dim)
         channels = [embed_dim * 2 ** i for i in range(stages + 1)]
         self.stages = nn.ModuleList(
             _Stage(channels[i], channels[i + 1], k, pre_blocks, pos_blocks) for i in range(stages))
         self.out_channels = channels[-1]
 
     def forward(self, features: torch.Tensor):
+        return self.forward_levels(features)[-1]
+
+    def forward_levels(self, features: torch.Tensor):
+        """The embedding on every input point, then each stage's output (module docstring of
+        :class:`~tap3d.models.backbones.base.Backbone`)."""
         self.check_features(features)
         xyz = features[..., :3].contiguous()
         x = self.embedding(features.transpose(1, 2)).transpose(1, 2)
+        levels = [(x, xyz)]
         # one farthest-point ordering serves every stage: each samples a prefix of it
         count = max(1, xyz.shape[1] // self.reducer)
         index = farthest_point_sample(xyz, count)
         for stage in self.stages:
             xyz, x = stage(xyz, x, index)
+            levels.append((x, xyz))
             count = max(1, count // self.reducer)
             index = torch.arange(count, device=xyz.device).expand(xyz.shape[0], -1)
-        return x, xyz
+        return levels
+
+    @property
+    def level_channels(self) -> list[int]:
+        return [self.embedding[0].out_channels] + [s.transfer[0].out_channels
+                                                   for s in self.stages]
 

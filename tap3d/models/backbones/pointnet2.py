@@ -101,21 +101,32 @@ class PointNet2(Backbone):
         self.out_channels = 16 * e
 
     def _run(self, features: torch.Tensor, stages: int):
-        """The first ``stages`` stages: one farthest-point ordering of the input serves all of
-        them (the centres of a stage are in that order, so the next samples a prefix)."""
+        """The input and the first ``stages`` stages' outputs: one farthest-point ordering of
+        the input serves all of them (the centres of a stage are in that order, so the next
+        samples a prefix)."""
         self.check_features(features)
         xyz, x = features[..., :3].contiguous(), features
+        levels = [(x, xyz)]
         order = farthest_point_sample(xyz, max(1, xyz.shape[1] // self.stages[0].stride))
         for stage in self.stages[:stages]:
             xyz, x = stage(xyz, x, order)
+            levels.append((x, xyz))
             order = torch.arange(xyz.shape[1], device=xyz.device).expand(xyz.shape[0], -1)
-        return x, xyz
+        return levels
 
     def forward(self, features: torch.Tensor):
+        return self._run(features, len(self.stages))[-1]
+
+    def forward_levels(self, features: torch.Tensor):
+        """The input features on every point, then each set-abstraction stage's output."""
         return self._run(features, len(self.stages))
+
+    @property
+    def level_channels(self) -> list[int]:
+        return [self.in_channels] + [s.mlp[-1].linear.out_features for s in self.stages]
 
     def forward_pooled(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, N, in_channels)`` -> ``(B, out_channels)``: stages 1 and 2, then the last stage
         on all their points at once."""
-        x, xyz = self._run(features, len(self.stages) - 1)
+        x, xyz = self._run(features, len(self.stages) - 1)[-1]
         return self.stages[-1].forward_all(xyz, x)

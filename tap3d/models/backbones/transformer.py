@@ -146,9 +146,10 @@ class PointTransformer(Backbone):
     def pooled_channels(self) -> int:
         return 2 * self.out_channels
 
-    def tokens(self, features: torch.Tensor):
+    def tokens(self, features: torch.Tensor, keep: tuple[int, ...] = ()):
         """``(B, N, C >= 3)`` -> ``(tokens (B, 1 + groups, dim), centres (B, groups, 3))``, the
-        class token first."""
+        class token first; with ``keep`` (block indices), ``(tokens, centres, [the final
+        LayerNorm of each kept block's output, (B, 1 + groups, dim)])``."""
         self.check_features(features)
         xyz = features[..., :3].contiguous()
         count = min(self.groups, xyz.shape[1])
@@ -162,13 +163,34 @@ class PointTransformer(Backbone):
         B = x.shape[0]
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)  # float32 residual stream
         pos = torch.cat([self.cls_pos.expand(B, -1, -1), self.pos_embed(centres)], dim=1)
-        for block in self.blocks:
+        kept = []
+        for i, block in enumerate(self.blocks):
             x = block(x + pos)
-        return self.norm(x), centres
+            if i in keep:
+                kept.append(self.norm(x))
+        return (self.norm(x), centres, kept) if keep else (self.norm(x), centres)
 
     def forward(self, features: torch.Tensor):
         x, centres = self.tokens(features)
         return x[:, 1:], centres
+
+    @property
+    def level_blocks(self) -> tuple[int, ...]:
+        """Blocks whose outputs :meth:`forward_levels` returns: 3, 7 and 11 of 12 (the
+        segmentation model of Point-MAE, Pang et al. ECCV 2022, which follows Point-BERT's),
+        ``round(depth * k / 3) - 1`` for ``k = 1, 2, 3`` in general."""
+        depth = len(self.blocks)
+        return tuple(sorted({max(0, round(depth * k / 3) - 1) for k in (1, 2, 3)}))
+
+    def forward_levels(self, features: torch.Tensor):
+        """The final LayerNorm of the :attr:`level_blocks` outputs on the groups (class token
+        dropped), each ``((B, groups, dim), centres)``; the last equals ``forward``."""
+        _, centres, kept = self.tokens(features, self.level_blocks)
+        return [(k[:, 1:], centres) for k in kept]
+
+    @property
+    def level_channels(self) -> list[int]:
+        return [self.out_channels] * len(self.level_blocks)
 
     def forward_pooled(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, N, C)`` -> ``(B, 2 * out_channels)``: [class token, max over the groups]."""

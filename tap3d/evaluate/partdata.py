@@ -1,0 +1,298 @@
+"""Part-labelled point clouds for part segmentation, recognised from the path.
+
+Two layouts:
+
+- ShapeNetPart (Yi et al., "A Scalable Active Framework for Region Annotation in 3D Shape
+  Collections", SIGGRAPH Asia 2016), the ``shapenetcore_partanno_segmentation_benchmark_v0_normal``
+  folder: ``synsetoffset2category.txt`` (``<Name>\\t<synset>`` lines),
+  ``<synset>/<token>.txt`` with 7 whitespace-separated columns ``x y z nx ny nz part`` per point
+  (``part`` a global part id, see :data:`SHAPENETPART_PARTS`), and
+  ``train_test_split/shuffled_{train,val,test}_file_list.json``, each a JSON list of
+  ``shape_data/<synset>/<token>`` entries. Training reads train + val (the TAP authors'
+  ``trainval`` split), testing reads test.
+- a tap3d dataset (``tap3d.views``) with the optional ``part`` array (object, point; int16) and
+  the ``parts`` group attribute (``docs/format-partseg.md``): ``points``, ``normals`` and
+  ``part`` of the done objects, split by the ``split`` array or a seeded per-category split.
+
+Part ids are global: category ``c`` owns a contiguous block of ids (ShapeNetPart's 50 ids over 16
+categories; in a tap3d dataset the blocks follow the order of the ``categories`` attribute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SHAPENETPART_CATEGORIES", "SHAPENETPART_PARTS", "PartDataError", "PartCloud",
+           "PartSplit", "PartLabelled", "read_shapenetpart", "load_part_labelled",
+           "part_blocks"]
+
+#: ShapeNetPart's 16 categories in label order: (name as in ``synsetoffset2category.txt``,
+#: ShapeNetCore synset id).
+SHAPENETPART_CATEGORIES = (
+    ("Airplane", "02691156"), ("Bag", "02773838"), ("Cap", "02954340"), ("Car", "02958343"),
+    ("Chair", "03001627"), ("Earphone", "03261776"), ("Guitar", "03467517"),
+    ("Knife", "03624134"), ("Lamp", "03636649"), ("Laptop", "03642806"),
+    ("Motorbike", "03790512"), ("Mug", "03797390"), ("Pistol", "03948459"),
+    ("Rocket", "04099429"), ("Skateboard", "04225987"), ("Table", "04379243"))
+#: Parts per category, in order: category ``i`` owns ids ``sum(parts[:i]) ..`` (airplane 0-3,
+#: bag 4-5, cap 6-7, car 8-11, chair 12-15, earphone 16-18, guitar 19-21, knife 22-23,
+#: lamp 24-27, laptop 28-29, motorbike 30-35, mug 36-37, pistol 38-40, rocket 41-43,
+#: skateboard 44-46, table 47-49: the benchmark's 50 parts, as the TAP authors'
+#: ``cls2parts``).
+SHAPENETPART_PARTS = (4, 2, 2, 4, 4, 3, 3, 2, 4, 2, 6, 2, 3, 3, 3, 3)
+SPLIT_FILES = {"train": "shuffled_train_file_list.json", "val": "shuffled_val_file_list.json",
+               "test": "shuffled_test_file_list.json"}
+
+
+class PartDataError(ValueError):
+    """A path that is not a readable part-labelled dataset; the message names the file (and the
+    line, for a point file) and the reason."""
+
+
+def part_blocks(counts) -> list[list[int]]:
+    """Global part ids of each category from its number of parts: ``[2, 3]`` ->
+    ``[[0, 1], [2, 3, 4]]``."""
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    return [list(range(starts[i], starts[i + 1])) for i in range(len(counts))]
+
+
+@dataclass
+class PartCloud:
+    """One shape: ``points`` ``(P, 3)`` and ``normals`` ``(P, 3)`` float32 (y-up, the
+    dataset's frame), ``part`` ``(P,)`` int64 global part ids, ``category`` its index."""
+
+    points: np.ndarray
+    normals: np.ndarray
+    part: np.ndarray
+    category: int
+    name: str = ""
+
+
+@dataclass
+class PartSplit:
+    """The shapes of one split (point counts may differ between shapes)."""
+
+    shapes: list[PartCloud]
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def categories(self) -> np.ndarray:
+        """``(N,)`` int64 category of every shape."""
+        return np.array([s.category for s in self.shapes], dtype=np.int64)
+
+
+@dataclass
+class PartLabelled:
+    """A part-segmentation benchmark held in memory.
+
+    Attributes:
+        name: ``shapenetpart`` or ``tap3d``.
+        path: where it was read from.
+        categories: category names; category ``i`` is ``categories[i]``.
+        category_parts: global part ids of each category (contiguous blocks).
+        part_names: names of every global part id (``<category>_<i>`` where the data has none).
+        train, test: the splits (ShapeNetPart: train + val, and test).
+        notes: how the split was made, ...
+    """
+
+    name: str
+    path: str
+    categories: list[str]
+    category_parts: list[list[int]]
+    part_names: list[str]
+    train: PartSplit
+    test: PartSplit
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_parts(self) -> int:
+        return len(self.part_names)
+
+    def summary(self) -> str:
+        """One line: name, sizes, categories and parts."""
+        return (f"{self.name} ({self.path}): {len(self.train)} train / {len(self.test)} test "
+                f"shapes, {len(self.categories)} categories, {self.num_parts} parts")
+
+
+def _read_categories(root: str) -> list[tuple[str, str]]:
+    path = os.path.join(root, "synsetoffset2category.txt")
+    if not os.path.isfile(path):
+        raise PartDataError(f"{root}: not a ShapeNetPart folder: {path} is missing")
+    entries = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            if len(fields) != 2:
+                raise PartDataError(f"{path}:{number}: expected '<name> <synset>', got "
+                                    f"{line.strip()!r}")
+            entries.append((fields[0], fields[1]))
+    known = dict(SHAPENETPART_CATEGORIES)
+    unknown = [name for name, _ in entries if name not in known]
+    if unknown:
+        raise PartDataError(f"{path}: categories {', '.join(unknown)} are not ShapeNetPart's 16 "
+                            f"({', '.join(known)}), whose part ids are fixed")
+    return entries
+
+
+def _read_split(root: str, split: str, synsets: dict[str, int]) -> list[tuple[str, str]]:
+    """``[(synset, token), ...]`` of one split file, checked against the category list."""
+    path = os.path.join(root, "train_test_split", SPLIT_FILES[split])
+    if not os.path.isfile(path):
+        raise PartDataError(f"{root}: the {split} split file {path} is missing")
+    try:
+        with open(path) as f:
+            entries = json.load(f)
+    except json.JSONDecodeError as error:
+        raise PartDataError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
+    if not isinstance(entries, list):
+        raise PartDataError(f"{path}: expected a JSON list of 'shape_data/<synset>/<token>'")
+    out = []
+    for number, entry in enumerate(entries, 1):
+        fields = entry.split("/") if isinstance(entry, str) else []
+        if len(fields) != 3 or fields[0] != "shape_data":
+            raise PartDataError(f"{path}: entry {number} is {entry!r}, not "
+                                "'shape_data/<synset>/<token>'")
+        if fields[1] not in synsets:
+            raise PartDataError(f"{path}: entry {number} ({entry}) names synset {fields[1]}, "
+                                "which synsetoffset2category.txt does not list")
+        out.append((fields[1], fields[2]))
+    return out
+
+
+def _read_points(path: str, parts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(points, normals, part)`` of one ``<token>.txt``; every row checked."""
+    if not os.path.isfile(path):
+        raise PartDataError(f"{path}: listed in the split files but missing")
+    rows = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 7:
+                raise PartDataError(f"{path}:{number}: {len(fields)} columns, expected 7 "
+                                    "(x y z nx ny nz part)")
+            try:
+                rows.append([float(v) for v in fields])
+            except ValueError:
+                raise PartDataError(f"{path}:{number}: not numbers: {line.strip()!r}") from None
+            part = rows[-1][6]
+            if part != int(part) or not parts[0] <= part <= parts[-1]:
+                raise PartDataError(f"{path}:{number}: part {fields[6]} is not one of this "
+                                    f"category's parts {parts[0]}..{parts[-1]}")
+    if not rows:
+        raise PartDataError(f"{path}: no points")
+    table = np.asarray(rows)
+    return (table[:, :3].astype(np.float32), table[:, 3:6].astype(np.float32),
+            table[:, 6].astype(np.int64))
+
+
+def read_shapenetpart(root: str | os.PathLike) -> PartLabelled:
+    """Read a ShapeNetPart folder (module docstring): train + val for training, test.
+
+    Raises:
+        PartDataError: a missing file, a split entry that names an unlisted synset or a
+            missing point file, a row without 7 numbers, a part id outside its category's
+            block, or a category that is not one of the 16 (file and line named).
+    """
+    root = os.fspath(root)
+    entries = _read_categories(root)
+    order = {name: i for i, (name, _) in enumerate(SHAPENETPART_CATEGORIES)}
+    blocks = part_blocks(SHAPENETPART_PARTS)
+    synsets = {synset: order[name] for name, synset in entries}
+    entries_of = {split: _read_split(root, split, synsets) for split in SPLIT_FILES}
+    splits = {}
+    for split, listed in entries_of.items():
+        shapes = []
+        for synset, token in listed:
+            category = synsets[synset]
+            points, normals, part = _read_points(os.path.join(root, synset, f"{token}.txt"),
+                                                 blocks[category])
+            shapes.append(PartCloud(points, normals, part, category, f"{synset}/{token}"))
+        splits[split] = shapes
+    names = [f"{name}_{j}" for (name, _), count in zip(SHAPENETPART_CATEGORIES, SHAPENETPART_PARTS)
+             for j in range(count)]
+    return PartLabelled("shapenetpart", root, [name for name, _ in SHAPENETPART_CATEGORIES],
+                        blocks, names, PartSplit(splits["train"] + splits["val"]),
+                        PartSplit(splits["test"]),
+                        notes=["train: train + val split files; test: test split file"])
+
+
+def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
+    from tap3d.evaluate.labelled import dataset_split
+    from tap3d.views.schema import STATUS_DONE, FormatError, open_views
+
+    try:
+        group = open_views(path)
+    except FormatError as error:
+        raise PartDataError(str(error)) from None
+    missing = [name for name in ("points", "normals", "part", "label", "status")
+               if name not in group]
+    missing += [] if "parts" in group.attrs else ["the parts attribute"]
+    if missing:
+        raise PartDataError(f"{path}: tap3d dataset without part labels (missing "
+                            f"{', '.join(missing)})")
+    categories = list(group.attrs["categories"])
+    parts_attr = dict(group.attrs["parts"])
+    absent = [c for c in categories if c not in parts_attr]
+    if absent:
+        raise PartDataError(f"{path}: the parts attribute names no parts for "
+                            f"{', '.join(absent)}")
+    blocks = part_blocks([len(parts_attr[c]) for c in categories])
+    names = [f"{c}_{n}" for c in categories for n in parts_attr[c]]
+    done = np.flatnonzero(group["status"][:] == STATUS_DONE)
+    if len(done) == 0:
+        raise PartDataError(f"{path}: no object is done (status 1)")
+    labels = np.asarray(group["label"][:], dtype=np.int64)[done]
+    points = np.asarray(group["points"][:], dtype=np.float32)[done]
+    normals = np.asarray(group["normals"][:], dtype=np.float32)[done]
+    part = np.asarray(group["part"][:], dtype=np.int64)[done]
+    ids = np.array([str(s) for s in group["object_id"][:]])[done]
+    for i, (label, labels_of) in enumerate(zip(labels, part)):
+        block = blocks[label]
+        if labels_of.min() < block[0] or labels_of.max() > block[-1]:
+            raise PartDataError(f"{path}: object {ids[i]} ({categories[label]}) has part ids "
+                                f"{labels_of.min()}..{labels_of.max()} outside its "
+                                f"{block[0]}..{block[-1]}")
+    test, note = dataset_split(group, done, labels, test_fraction, seed)
+    shapes = [PartCloud(points[i], normals[i], part[i], int(labels[i]), ids[i])
+              for i in range(len(labels))]
+    return PartLabelled("tap3d", path, categories, blocks, names,
+                        PartSplit([s for s, t in zip(shapes, test) if not t]),
+                        PartSplit([s for s, t in zip(shapes, test) if t]), notes=[note])
+
+
+def load_part_labelled(path: str | os.PathLike, test_fraction: float = 0.2,
+                       seed: int = 0) -> PartLabelled:
+    """Read a part-labelled dataset, recognised from its path.
+
+    Args:
+        path: a ShapeNetPart folder (``synsetoffset2category.txt`` inside) or a tap3d dataset
+            with ``part`` labels.
+        test_fraction, seed: the per-category split of a tap3d dataset without ``split``.
+
+    Returns:
+        A :class:`PartLabelled`.
+
+    Raises:
+        PartDataError: the path does not exist, is neither layout, or a file is malformed (the
+            message names the file, and the line of a point file).
+    """
+    path = os.fspath(path)
+    if "://" not in path and not os.path.exists(path):
+        raise PartDataError(f"{path}: does not exist")
+    if os.path.isfile(os.path.join(path, "synsetoffset2category.txt")):
+        return read_shapenetpart(path)
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "zarr.json")):
+        raise PartDataError(f"{path}: not a part-labelled dataset: expected ShapeNetPart "
+                            "(synsetoffset2category.txt, train_test_split/) or a tap3d dataset "
+                            "with part labels (zarr.json)")
+    return _tap3d(path, test_fraction, seed)
