@@ -181,7 +181,7 @@ def test_torchrun_two_processes(tmp_path, labelled_set):
     assert isinstance(state["rng"], list) and len(state["rng"]) == 2
 
 
-LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy-469bd89", "finetune")
+LEGACY = os.path.join(ROOT, "tests", "data", "legacy-469bd89", "finetune")
 
 
 def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, labelled_set, one_thread):

@@ -33,10 +33,9 @@ from tap3d.train import FinetuneConfig
 from tap3d.train.checkpoint import load_model, save_checkpoint
 from tap3d.train.finetune import build_classifier
 
-from helpers import tap_cli
+from helpers import ROOT, tap_cli
 from test_interop import authors_pointmlp_state
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"pointmlp": "tap-public.yaml", "dgcnn": "tap-dgcnn.yaml",
            "pointnet2": "tap-pointnet2.yaml", "transformer": "tap-transformer.yaml"}
 

@@ -14,8 +14,9 @@ pytest.importorskip("pybullet")
 from partseg_data import assign_splits, robot_shapes, write_shapenetpart
 from tap3d.train.partseg import segment
 from tap3d.train.partseg_config import load_partseg_config
+from helpers import ROOT
 
-CPU_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "partseg-cpu.yaml")
+CPU_CONFIG = os.path.join(ROOT, "configs", "partseg-cpu.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.evaluate import export_backbone
 from tap3d.train import load_config, train
+from helpers import ROOT
 
 
 
@@ -187,7 +188,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, train_set):
 
 #: Run folders written by commit 469bd89, the code before the training engine (see
 #: test_a_run_folder_of_the_previous_code_resumes_exactly and test_finetune.py).
-LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy-469bd89")
+LEGACY = os.path.join(ROOT, "tests", "data", "legacy-469bd89")
 
 
 def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, train_set):

@@ -14,7 +14,7 @@ import zarr
 from tap3d.importers import TapDataError, discover_tap, import_tap, tap_cameras
 from tap3d.stream import ViewStream
 
-from helpers import MESHES, assert_points_on_masks, mask_hits, tap_cli
+from helpers import MESHES, ROOT, assert_points_on_masks, mask_hits, tap_cli
 
 S = 64
 #: Meshes of the tree, and the split folder each goes in.
@@ -146,8 +146,7 @@ def test_verify_and_stream(imported):
 def test_it_trains(imported, tmp_path):
     """``tap-cli train`` on the imported dataset with ``query: tap`` (a few CPU steps)."""
     run = tap_cli("train", imported, "-o", str(tmp_path / "run"), "--config",
-                  os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs",
-                               "demo-cpu.yaml"),
+                  os.path.join(ROOT, "configs", "demo-cpu.yaml"),
                   "--max-steps", "2", "--batch-size", "2", "--query", "tap", "--device", "cpu")
     assert run.returncode == 0, run.stderr[-3000:]
     from tap3d.train import load_model
