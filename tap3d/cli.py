@@ -171,6 +171,8 @@ def import_tap_command(root, output, points, skip_bad, shard_size, overwrite, qu
 @click.option("--epochs", type=int, default=None)
 @click.option("--max-steps", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
+@click.option("--grad-accumulation", type=int, default=None,
+              help="Micro-batches per optimizer step (1).")
 @click.option("--lr", type=float, default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto, cpu or cuda.")

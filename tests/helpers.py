@@ -127,3 +127,34 @@ def dask_cluster(folder, workers: int = 2, env: dict | None = None,
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+def torchrun_stop_and_resume(tmp_path, args, stop_at: int) -> tuple[dict, dict]:
+    """``tap-cli ARGS --out RUN`` under torchrun, 2 processes on the CPU (gloo): once unbroken
+    (``tmp_path/full``), once stopped after step ``stop_at`` and resumed (``tmp_path/part``).
+    Asserts that both end with the same parameters, bit for bit, and that the checkpoint holds
+    both ranks' generator states; returns the two ``last.pt`` dicts."""
+    import subprocess
+    import sys
+
+    import torch
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out, *extra):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc_per_node", "2", "-m", "tap3d.cli", *args, "--out", str(out),
+                   "--device", "cpu", "--quiet", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=False)
+
+    full = run(tmp_path / "full")
+    assert run(tmp_path / "part", "--stop-at", str(stop_at))["step"] == stop_at
+    part = run(tmp_path / "part", "--resume")
+    assert full["step"] == part["step"] > stop_at
+    assert isinstance(part["rng"], list) and len(part["rng"]) == 2
+    for key in full["model"]:
+        torch.testing.assert_close(full["model"][key], part["model"][key], rtol=0, atol=0,
+                                   msg=key)
+    return full, part

@@ -22,6 +22,8 @@ class TrainConfig:
         lr, min_lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay to
             ``min_lr`` (TAP: 2e-3 -> 1e-5, weight decay 0.05).
         grad_clip: gradient-norm clip (TAP: 10).
+        grad_accumulation: micro-batches of ``batch_size`` per optimizer step (1: none); the
+            effective batch is ``batch_size x grad_accumulation x processes``.
         points, views_per_sample, sampling, scale_low, scale_high: the stream's samples
             (TAP: 1024 points, 6 of 12 views, scaling U[0.9, 1.1)). ``views_per_sample`` 0 means
             half the stored views. ``sampling``: ``random``, ``fps`` or ``fixed`` (the same
@@ -72,6 +74,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_steps: int = 0
     grad_clip: float = 10.0
+    grad_accumulation: int = 1
     points: int = 1024
     views_per_sample: int = 0
     sampling: str = "random"

@@ -12,12 +12,15 @@ over the reference (training) objects of their images (the best constant image i
 baseline) and of their masks thresholded at 0.5 (IoU baseline). A model that takes photos beats
 both; one that paints the average view does not.
 
-During pre-training (:class:`Evaluator`, scheduled by ``eval_every``), the metrics are measured
-on every stored view of up to ``eval_objects`` training objects and, with ``eval_fraction``, of
-up to ``eval_objects`` objects held out from pre-training (:func:`holdout_split`): keys
-``eval_iou``, ``eval_iou_baseline``, ``eval_psnr``, ``eval_psnr_baseline`` and the same with a
-``_heldout`` suffix, added to that step's record in ``metrics.jsonl`` and logged to
-TensorBoard's ``eval/`` group.
+One measurement, :func:`score_views`, with one set of names: ``iou``, ``iou_baseline``,
+``psnr``, ``psnr_baseline``, ``loss_fg``, ``loss_bg`` (TAP's foreground and background MSEs of
+the generated views). During pre-training (:class:`Evaluator`, scheduled by ``eval_every``) it
+runs on every stored view of up to ``eval_objects`` training objects and, with
+``eval_fraction``, of up to ``eval_objects`` objects held out from pre-training
+(:func:`holdout_split`), the baselines taken from the training objects: keys ``eval_iou``,
+``eval_iou_baseline``, ... and the same with a ``_heldout`` suffix, added to that step's record
+in ``metrics.jsonl`` and logged to TensorBoard's ``eval/`` group. :func:`evaluate` measures a
+saved model on any objects, the baselines taken from those objects, under the same names.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from tap3d.train.loss import tap_loss
 
 __all__ = ["FOREGROUND_THRESHOLD", "psnr", "silhouette", "iou", "holdout_split", "ViewSet",
-           "view_metrics", "Evaluator", "object_grid", "evaluate"]
+           "mean_views", "score_views", "Evaluator", "object_grid", "evaluate"]
 
 #: A generated pixel is foreground when a channel differs from the background colour by more
 #: than this (images in [0, 1]; about 26 of 255 levels). On the demo set's 64 px targets this
@@ -131,25 +134,38 @@ class ViewSet:
         return torch.cat(out)
 
 
-def view_metrics(generated: torch.Tensor, views: ViewSet, mean_image: torch.Tensor,
-                 mean_mask: torch.Tensor) -> dict[str, float]:
-    """IoU and PSNR of ``generated`` ``(n, V, 3, S, S)`` against ``views``, and of the baseline
-    ``mean_image`` ``(V, 3, S, S)`` float / ``mean_mask`` ``(V, S, S)`` bool (one per view
-    index; a leading 1 instead of ``V`` applies one to every view).
+def mean_views(views: ViewSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """The baselines of a reference set, per view index: the mean image ``(V, 3, S, S)`` float
+    in [0, 1] (the best constant image in MSE) and the mean mask thresholded at 0.5
+    ``(V, S, S)`` bool."""
+    return views.images.float().mean(0) / 255.0, views.masks.float().mean(0) >= 0.5
+
+
+def score_views(generated: torch.Tensor, views: ViewSet, baselines) -> dict[str, float]:
+    """The generated views against their targets and the baselines (see the module docstring).
+
+    Args:
+        generated: ``(n, V, 3, S, S)`` float views of ``views``' objects (:meth:`ViewSet.generate`).
+        views: their targets.
+        baselines: :func:`mean_views` of the reference objects.
 
     Returns:
-        ``{"iou", "iou_baseline", "psnr", "psnr_baseline"}``: means over all views.
+        ``{"iou", "iou_baseline", "psnr", "psnr_baseline", "loss_fg", "loss_bg"}``: means over
+        all views (IoU in [0, 1], PSNR in dB, the MSEs of images in [0, 1]).
     """
+    mean_image, mean_mask = baselines
     targets = views.images.float().flatten(0, 1) / 255.0
     masks = views.masks.flatten(0, 1)
     n, V = views.masks.shape[:2]
     flat = generated.flatten(0, 1)
     baseline_image = mean_image.expand(n, V, *mean_image.shape[1:]).flatten(0, 1)
     baseline_mask = mean_mask.expand(n, V, *mean_mask.shape[1:]).flatten(0, 1)
+    losses = tap_loss(flat, targets, masks)
     return {"iou": float(iou(silhouette(flat, views.background), masks).mean()),
             "iou_baseline": float(iou(baseline_mask, masks).mean()),
             "psnr": float(psnr(flat, targets).mean()),
-            "psnr_baseline": float(psnr(baseline_image, targets).mean())}
+            "psnr_baseline": float(psnr(baseline_image, targets).mean()),
+            "loss_fg": float(losses["loss_fg"]), "loss_bg": float(losses["loss_bg"])}
 
 
 class Evaluator:
@@ -182,9 +198,7 @@ class Evaluator:
         self.splits = {"": ViewSet(dataset, config, pick(training))}
         if len(held_out):
             self.splits["_heldout"] = ViewSet(dataset, config, pick(held_out))
-        reference = self.splits[""]
-        self.mean_image = reference.images.float().mean(0) / 255.0  # (V, 3, S, S)
-        self.mean_mask = reference.masks.float().mean(0) >= 0.5  # (V, S, S)
+        self.baselines = mean_views(self.splits[""])
 
     def due(self, step: int, total: int) -> bool:
         """True when step ``step`` of ``total`` evaluates: every ``eval_every`` and the last."""
@@ -209,7 +223,7 @@ class Evaluator:
         record, rows = {}, []
         for suffix, views in self.splits.items():
             generated = views.generate(model, self.device)
-            metrics = view_metrics(generated, views, self.mean_image, self.mean_mask)
+            metrics = score_views(generated, views, self.baselines)
             record.update({f"eval_{k}{suffix}": v for k, v in metrics.items()})
             rows.append(object_grid(generated[:GRID_OBJECTS], views.images[:GRID_OBJECTS]))
         return record, np.concatenate(rows, 0)
@@ -240,12 +254,12 @@ def object_grid(generated: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def evaluate(model, dataset: str, config, device: str = "cpu", batch_size: int = 8,
              objects=None) -> dict:
-    """Generated views of some objects (default: every done object) against their targets.
+    """Generated views of some objects (default: every done object) against their targets,
+    as the pre-training's evaluation measures them (:func:`score_views`), the baselines taken
+    from the same objects.
 
     Every stored view is generated from ``config.points`` points (the stream's sampling and
-    normalization, seed ``config.seed``, no scaling). The baselines are taken from the same
-    objects, over all their views: the mean image (the best constant image in MSE) and the mean
-    mask thresholded at 0.5. (:class:`Evaluator`'s baselines are per view index, stronger.)
+    normalization, seed ``config.seed``, no scaling).
 
     Args:
         model: a :class:`tap3d.models.TAPModel`.
@@ -254,20 +268,12 @@ def evaluate(model, dataset: str, config, device: str = "cpu", batch_size: int =
         objects: object indices (done ones); default every done object.
 
     Returns:
-        ``{"psnr", "psnr_mean_image", "iou", "iou_mean_mask", "loss_fg", "loss_bg", "objects",
-        "views"}``: mean PSNR (dB) and silhouette IoU over views of the generated views and of
-        the baselines, and TAP's foreground/background MSEs of the generated views.
+        :func:`score_views`' ``{"iou", "iou_baseline", "psnr", "psnr_baseline", "loss_fg",
+        "loss_bg"}``, and ``objects`` and ``views``: how many were measured.
     """
     if objects is None:
         objects, _ = holdout_split(dataset, 0.0)
     views = ViewSet(dataset, config, objects)
     generated = views.generate(model, device, batch_size)
-    mean_image = views.images.float().flatten(0, 1).mean(0, keepdim=True) / 255.0
-    mean_mask = views.masks.float().flatten(0, 1).mean(0, keepdim=True) >= 0.5
-    scores = view_metrics(generated, views, mean_image, mean_mask)
-    losses = tap_loss(generated.flatten(0, 1), views.images.float().flatten(0, 1) / 255.0,
-                      views.masks.flatten(0, 1))
-    return {"psnr": scores["psnr"], "psnr_mean_image": scores["psnr_baseline"],
-            "iou": scores["iou"], "iou_mean_mask": scores["iou_baseline"],
-            "loss_fg": float(losses["loss_fg"]), "loss_bg": float(losses["loss_bg"]),
-            "objects": len(views), "views": int(views.masks.shape[0] * views.masks.shape[1])}
+    return {**score_views(generated, views, mean_views(views)), "objects": len(views),
+            "views": int(views.masks.shape[0] * views.masks.shape[1])}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,6 +155,29 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert state["step"] == 5
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert [r["step"] for r in _records(run)] == [4]  # nothing logged from the NaN steps
+
+
+def test_steps_read_nothing_back_from_the_device_between_logs(tmp_path, monkeypatch):
+    """No host sync per step: tap3d's code reads tensors back (``item``, ``tolist``, ``float``,
+    ``int``, ``bool``) only where it logs, checks the loss or saves, so 32 steps read as often
+    as 8 (one log, one check, one checkpoint each)."""
+    reads = []
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        def read(self, *args, _original=getattr(torch.Tensor, name), **kwargs):
+            if f"{os.sep}tap3d{os.sep}" in sys._getframe(1).f_code.co_filename:
+                reads.append(sys._getframe(1).f_code.co_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, read)
+
+    def count(steps):
+        reads.clear()
+        config = LineConfig(epochs=1, batch_size=2, max_steps=steps, log_every=10**6,
+                            checkpoint_every=10**6)
+        fit(LineTask(str(tmp_path / str(steps)), config), progress=False)
+        return sorted(reads)
+
+    assert count(8) == count(32) != []
 
 
 def test_step_schedule():

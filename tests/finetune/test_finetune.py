@@ -21,7 +21,7 @@ from tap3d.train import finetune, load_finetune_config
 from tap3d.train.finetune import build_classifier
 from tap3d.models import BACKBONES
 
-from helpers import ROOT, tap_cli
+from helpers import ROOT, tap_cli, torchrun_stop_and_resume
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
 
 CHANCE = 100.0 / len(CLASS_MESHES)
@@ -211,24 +211,9 @@ def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, labelled_se
 def test_torchrun_stop_and_resume_equal_an_unbroken_run(tmp_path, labelled_set):
     """DDP over gloo, 2 processes, 2 epochs of 6 steps: stopped at step 4 and resumed through
     the CLI, parameters and results equal the unbroken run's."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-    def run(out, *extra):
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   "--nproc_per_node", "2", "-m", "tap3d.cli", "finetune", labelled_set,
-                   "--out", str(out), "--config", CPU_CONFIG, "--batch-size", "8", "--epochs",
-                   "2", "--embed-dim", "4", "--checkpoint-every", "3", "--quiet", *extra]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return torch.load(out / "checkpoints" / "last.pt", weights_only=False)
-
-    full = run(tmp_path / "full")
-    assert run(tmp_path / "part", "--stop-at", "4")["step"] == 4
-    part = run(tmp_path / "part", "--resume")
-    assert full["step"] == part["step"] == 12
-    assert isinstance(part["rng"], list) and len(part["rng"]) == 2
-    for key in full["model"]:
-        torch.testing.assert_close(full["model"][key], part["model"][key], rtol=0, atol=0,
-                                   msg=key)
+    full, _ = torchrun_stop_and_resume(
+        tmp_path, ["finetune", labelled_set, "--config", CPU_CONFIG, "--batch-size", "8",
+                   "--epochs", "2", "--embed-dim", "4", "--checkpoint-every", "3"], stop_at=4)
+    assert full["step"] == 12
     assert json.load(open(tmp_path / "full" / "results.json")) == \
         json.load(open(tmp_path / "part" / "results.json"))

@@ -17,8 +17,8 @@ from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.evaluate import export_backbone
 from tap3d.train import load_config, train
-from helpers import ROOT
 
+from helpers import MESHES, ROOT, copy_obj, torchrun_stop_and_resume
 
 
 @pytest.fixture(scope="module")
@@ -225,23 +225,47 @@ def test_torchrun_stop_and_resume_equal_an_unbroken_run(tmp_path, train_set):
     """DDP over gloo, 2 processes, 6 steps: stopped at step 4 (mid-epoch 2) and resumed through
     the CLI, the parameters equal the unbroken run's; the checkpoint holds both ranks'
     generator states."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full, _ = torchrun_stop_and_resume(
+        tmp_path, ["train", train_set, "--batch-size", "1", "--epochs", "2", "--points", "256",
+                   "--views-per-sample", "2", "--photograph-dim", "16", "--embed-dim", "4",
+                   "--checkpoint-every", "2"], stop_at=4)
+    assert full["step"] == 6
 
-    def run(out, *extra):
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   "--nproc_per_node", "2", "-m", "tap3d.cli", "train", train_set, "--out",
-                   str(out), "--device", "cpu", "--batch-size", "1", "--epochs", "2",
-                   "--points", "256", "--views-per-sample", "2", "--photograph-dim", "16",
-                   "--embed-dim", "4", "--checkpoint-every", "2", "--quiet", *extra]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return torch.load(out / "checkpoints" / "last.pt", weights_only=False)
 
-    full = run(tmp_path / "full")
-    assert run(tmp_path / "part", "--stop-at", "4")["step"] == 4
-    part = run(tmp_path / "part", "--resume")
-    assert full["step"] == part["step"] == 6
-    assert isinstance(part["rng"], list) and len(part["rng"]) == 2
-    for key in full["model"]:
-        torch.testing.assert_close(full["model"][key], part["model"][key], rtol=0, atol=0,
-                                   msg=key)
+def test_stream_and_evaluation_feed_the_backbone_the_same_input(train_set):
+    """One recipe (:mod:`tap3d.models.inputs`): an object's first 256 stored points as the
+    pre-training stream feeds them (``sampling="fixed"``, unit sphere, no scaling) and as
+    fine-tuning's test-time inputs and its augmentation (no scaling or rotation; it shuffles
+    the points) make them: the same features, bit for bit for the first two. Centred, unit
+    radius, the height above the lowest point in the fourth channel."""
+    from tap3d.evaluate.inputs import AugmentedClouds, eval_features, training_features
+
+    stored = zarr.open_group(train_set)["points"][:, :256]
+    stream = ViewStream(train_set, points=256, sampling="fixed", scale_range=None,
+                        normalize="unit_sphere", shuffle=False)
+    samples = {int(s["index"]): s["features"] for s in stream}
+    indices = sorted(samples)
+    assert len(indices) == 7
+    tested = eval_features(stored[indices], 256, 1, "cpu")
+    augmented = AugmentedClouds(stored[indices], np.zeros(7, np.int64), (1.0, 1.0), False)
+    for row, index in enumerate(indices):
+        torch.testing.assert_close(tested[row], samples[index], rtol=0, atol=0)
+        points, _ = augmented[row]
+        order = np.random.default_rng([0, 0, row]).permutation(256)  # its shuffle
+        trained = training_features(points[None], 256, 300, 1, np.random.default_rng(0))[0]
+        torch.testing.assert_close(trained[np.argsort(order)], samples[index], rtol=0,
+                                   atol=1e-6)
+    xyz = tested[..., :3].double()
+    np.testing.assert_allclose(xyz.mean(1).numpy(), 0, atol=1e-6)
+    np.testing.assert_allclose(xyz.norm(dim=-1).amax(1).numpy(), 1, atol=1e-6)
+    torch.testing.assert_close(tested[..., 3], xyz[..., 1].float() - xyz[..., 1].float()
+                               .amin(1, keepdim=True))
+
+
+def test_the_stream_imports_neither_pytorch3d_nor_the_builder():
+    """What ``python -X importtime -c "import tap3d.stream"`` lists: the trainer's data path
+    runs where only torch is installed, without the build pipeline."""
+    code = ("import sys, tap3d.stream; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] == 'pytorch3d' or m.startswith('tap3d.builder')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
