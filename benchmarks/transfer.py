@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 #: table columns -> row keys
-COLUMNS = {"SVM OA": "svm_oa", "fine-tune best OA": "best_oa", "last OA": "last_oa",
+COLUMNS = {"descriptors OA": "descriptor_oa", "fine-tune best OA": "best_oa", "last OA": "last_oa",
            "train OA": "train_oa", "steps": "steps", "s": "seconds"}
 
 
@@ -44,7 +44,7 @@ def _classical_rows(data: str, seed: int, variant: str) -> list[dict]:
     for name, label in (("forest", "descriptors + forest"), ("svm", "descriptors + RBF SVM")):
         began = time.perf_counter()
         oa = classical_baseline(data, [name], variant, seed)[name]
-        rows.append({"init": label, "best_oa": oa, "seconds": time.perf_counter() - began})
+        rows.append({"init": label, "descriptor_oa": oa, "seconds": time.perf_counter() - began})
     return rows
 
 
@@ -72,14 +72,15 @@ def _cell(values: list) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return ""
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
+    if len(set(values)) == 1:
+        return f"{values[0]:g}" if isinstance(values[0], int) else f"{values[0]:.1f}"
     return f"{np.mean(values):.1f} +- {np.std(values):.1f}"
 
 
 def table(rows: list[dict], few_shot: list[str]) -> str:
     """Markdown: one line per ``init``, each cell the mean +- std over the seeds' rows."""
     columns = {"SVM OA": "svm_oa", **{s: s for s in few_shot}, **COLUMNS}
+    columns = {name: key for name, key in columns.items() if any(key in r for r in rows)}
     names = list(dict.fromkeys(r["init"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
     lines = [f"| init ({len(seeds)} seeds) | " + " | ".join(columns) + " |",
