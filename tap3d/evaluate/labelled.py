@@ -6,7 +6,9 @@ Three layouts (docs/evaluation.md, "Downstream files"):
   ``main_split/{training,test}_objectdataset_augmentedrot_scale75.h5`` (variant ``pb_t50_rs``,
   11,416 / 2,882 samples), ``main_split/{training,test}_objectdataset.h5`` (``obj_bg``),
   ``main_split_nobg/{training,test}_objectdataset.h5`` (``obj_only``); keys ``data``
-  ``(N, 2048, 3)`` float and ``label`` ``(N,)`` of any integer dtype; 15 classes.
+  ``(N, 2048, 3)`` float and ``label`` ``(N,)`` of any integer dtype; 15 classes, or one a line
+  in ``shape_names.txt`` beside the split folders (a set in this layout with its own classes,
+  as :mod:`tap3d.evaluate.robotlinks` writes).
 - ModelNet40 ``modelnet40_ply_hdf5_2048/`` (or its parent): ``ply_data_{train,test}*.h5`` with
   ``data`` ``(N, 2048, 3)``, ``label`` ``(N, 1)`` uint8 and ``normal``; class names in
   ``shape_names.txt``.
@@ -115,16 +117,22 @@ def _scanobjectnn(path: str, variant: str) -> LabelledPoints:
         root = path
     else:
         root = os.path.join(path, folder)
+    classes, notes = list(SCANOBJECTNN_CLASSES), []
+    names_file = os.path.join(os.path.dirname(os.path.normpath(root)), "shape_names.txt")
+    if os.path.isfile(names_file):  # a set in ScanObjectNN's layout with its own classes
+        with open(names_file) as f:
+            classes = [line.strip() for line in f if line.strip()]
+        notes.append(f"classes: {names_file}")
     splits = []
     for split in ("training", "test"):
         file = os.path.join(root, f"{split}_{stem}.h5")
         if not os.path.isfile(file):
             raise LabelledDataError(f"{path}: ScanObjectNN {variant} needs {file}, which is "
                                     "missing")
-        splits.append(_read_h5(file, len(SCANOBJECTNN_CLASSES)))
+        splits.append(_read_h5(file, len(classes)))
     (train, train_y), (test, test_y) = splits
-    return LabelledPoints(f"scanobjectnn/{variant}", path, list(SCANOBJECTNN_CLASSES), train,
-                          train_y, test, test_y)
+    return LabelledPoints(f"scanobjectnn/{variant}", path, classes, train, train_y, test,
+                          test_y, notes=notes)
 
 
 def _modelnet40_files(folder: str, split: str) -> list[str]:
