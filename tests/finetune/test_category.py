@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import ROOT
 from tap3d.evaluate.descriptors import classical_baseline, shape_descriptors
 from tap3d.evaluate.labelled import load_labelled
 from tap3d.train import finetune, load_finetune_config
@@ -88,8 +89,7 @@ def test_classical_baseline_beats_chance_on_unseen_meshes(part_set):
         classical_baseline(folder, ["knn"])
 
 
-CATEGORY_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
-                               "finetune-category-cpu.yaml")
+CATEGORY_CONFIG = os.path.join(ROOT, "configs", "finetune-category-cpu.yaml")
 
 
 @pytest.mark.slow
