@@ -40,7 +40,7 @@ from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.optim import cosine_schedule
 from tap3d.train.runfolder import RunFolder
 
-__all__ = ["finetune", "build_classifier", "epoch_batches", "ClassificationTask"]
+__all__ = ["finetune", "build_classifier", "epoch_batches", "CloudsTask", "ClassificationTask"]
 
 
 def build_classifier(config: FinetuneConfig, classes: int) -> tuple[Classifier, FinetuneConfig]:
@@ -71,7 +71,37 @@ def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int 
 
 
 
-class ClassificationTask(Task):
+class CloudsTask(Task):
+    """What the fine-tuning tasks on in-memory clouds share (classification, part
+    segmentation): each epoch a seeded permutation of ``self.train_set`` dealt to the ranks in
+    full batches of ``config.batch_size`` (:func:`epoch_batches`), and the epoch's running sums
+    ``self.loss_sum``, ``self.correct`` (device tensors) and ``self.seen`` (int) reduced over
+    the ranks."""
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return epoch_batches(len(self.train_set), self.config.batch_size, self.config.seed,
+                             epoch, self.process.rank, self.process.world)
+
+    def batch_count(self, epoch: int) -> int:
+        count = len(self.epoch_batches(epoch))
+        if count == 0:
+            raise ValueError(f"{self.data}: {len(self.train_set)} training clouds over "
+                             f"{self.process.world} processes give no full batch of "
+                             f"{self.config.batch_size}")
+        return count
+
+    def epoch_sums(self) -> tuple[float, float, float]:
+        """The epoch's running loss sum, correct predictions and samples seen, summed over the
+        ranks (a collective under torchrun)."""
+        train = torch.stack([self.loss_sum, self.correct.double(),
+                             torch.tensor(float(self.seen), dtype=torch.float64,
+                                          device=self.device)])
+        if self.process.world > 1:
+            torch.distributed.all_reduce(train)
+        return tuple(train.tolist())
+
+
+class ClassificationTask(CloudsTask):
     """Classification fine-tuning (the engine's Task interface): batches of augmented clouds
     (:class:`~tap3d.evaluate.inputs.AugmentedClouds`, :func:`epoch_batches`), smoothed
     cross-entropy, test OA/mAcc after every epoch, the best epoch's weights in ``best.pt``.
@@ -102,18 +132,6 @@ class ClassificationTask(Task):
         self.eps = config.label_smoothing * self.classes / max(self.classes - 1, 1)
         self.presample = config.presample or fps_points(config.points)
         self.load_state_dict({})
-
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        return epoch_batches(len(self.train_set), self.config.batch_size, self.config.seed,
-                             epoch, self.process.rank, self.process.world)
-
-    def batch_count(self, epoch: int) -> int:
-        count = len(self.epoch_batches(epoch))
-        if count == 0:
-            raise ValueError(f"{self.data}: {len(self.train_set)} training clouds over "
-                             f"{self.process.world} processes give no full batch of "
-                             f"{self.config.batch_size}")
-        return count
 
     def batches(self, epoch: int, start: int):
         """``{"points", "labels", "epoch", "batch"}``: this rank's augmented clouds of batch
@@ -156,16 +174,6 @@ class ClassificationTask(Task):
     def evaluate(self, inputs) -> tuple[float, float]:
         return evaluate_classifier(self.model, *inputs, self.classes,
                                    self.config.eval_batch_size, self.process)
-
-    def epoch_sums(self) -> tuple[float, float, float]:
-        """The epoch's running loss sum, correct predictions and samples seen, summed over the
-        ranks (a collective under torchrun)."""
-        train = torch.stack([self.loss_sum, self.correct.double(),
-                             torch.tensor(float(self.seen), dtype=torch.float64,
-                                          device=self.device)])
-        if self.process.world > 1:
-            torch.distributed.all_reduce(train)
-        return tuple(train.tolist())
 
     def end_epoch(self, progress) -> None:
         """Evaluate, log the epoch, keep the best weights, write ``results.json``."""

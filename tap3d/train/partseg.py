@@ -38,8 +38,8 @@ from tap3d.models.inputs import to_unit_sphere
 from tap3d.models.pointops import farthest_point_sample, gather
 from tap3d.models.segmentation import load_pretrained_backbone, make_segmenter
 from tap3d.train import distributed
-from tap3d.train.engine import Task, fit, make_loader, setup
-from tap3d.train.finetune import ClassificationTask
+from tap3d.train.engine import fit, make_loader, setup
+from tap3d.train.finetune import CloudsTask
 from tap3d.train.loss import poly1_focal_loss
 from tap3d.train.optim import multistep_schedule
 from tap3d.train.partseg_config import PartSegConfig
@@ -109,7 +109,7 @@ def test_inputs(shapes, points: int, normals: bool, device, batch_size: int = 64
     return torch.cat(features), torch.cat(parts), categories
 
 
-class PartSegTask(Task):
+class PartSegTask(CloudsTask):
     """Part segmentation on the engine (module docstring).
 
     Raises:
@@ -153,13 +153,6 @@ class PartSegTask(Task):
         scores = [shape_miou(np.full(truth.shape[1], counts[c].argmax()), t, d.category_parts[c])
                   for t, c in zip(truth.cpu().numpy(), categories.cpu().numpy())]
         return float(np.mean(scores)) if scores else 0.0
-
-    # the same batches as classification fine-tuning: a seeded permutation per epoch dealt to
-    # the ranks in full batches (the attributes they read, train_set, config, process and data,
-    # are this task's)
-    epoch_batches = ClassificationTask.epoch_batches
-    batch_count = ClassificationTask.batch_count
-    epoch_sums = ClassificationTask.epoch_sums  # the loss and accuracy sums, all ranks
 
     def batches(self, epoch: int, start: int):
         self.train_set.set_epoch(epoch)
