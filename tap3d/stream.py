@@ -26,7 +26,7 @@ import torch
 from tap3d.models.inputs import to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample
 from tap3d.views.projection import projection_of
-from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges
+from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges, up_axis_of
 
 __all__ = ["ViewStream", "SAMPLINGS", "NORMALIZATIONS"]
 
@@ -71,7 +71,8 @@ class ViewStream(torch.utils.data.IterableDataset):
             pixels per unit in ``K`` are divided by ``s`` instead). Scaling applies after it.
         objects: indices of the objects to yield (default all); objects not done are skipped
             either way.
-        up_axis: index of the up axis for the height feature (1: y-up, as ShapeNetCore).
+        up_axis: index of the up axis for the height feature (1: y-up, as ShapeNetCore);
+            default: the dataset's (:func:`tap3d.views.schema.up_axis_of`).
         seed: base seed.
         rank, world_size: this process's distributed rank and the number of ranks; default from
             ``torch.distributed`` when it is initialised, else 0 and 1.
@@ -95,7 +96,7 @@ class ViewStream(torch.utils.data.IterableDataset):
     def __init__(self, store, points: int = 1024, views_per_sample: int | None = None,
                  sampling: str = "random", shuffle: bool = True, buffer_size: int = 256,
                  scale_range: tuple[float, float] | None = (0.9, 1.1), normalize: str = "none",
-                 objects=None, up_axis: int = 1, seed: int = 0, rank: int | None = None,
+                 objects=None, up_axis: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None):
         super().__init__()
         if sampling not in SAMPLINGS:
@@ -118,7 +119,8 @@ class ViewStream(torch.utils.data.IterableDataset):
             raise ValueError(f"views_per_sample {self.views_per_sample} > stored views "
                              f"{self.num_views}")
         self.sampling, self.shuffle, self.buffer_size = sampling, shuffle, buffer_size
-        self.scale_range, self.up_axis, self.seed = scale_range, up_axis, seed
+        self.up_axis = up_axis_of(group.attrs) if up_axis is None else up_axis
+        self.scale_range, self.seed = scale_range, seed
         self.normalize = normalize
         if rank is None or world_size is None:
             dist = torch.distributed

@@ -91,7 +91,8 @@ def generate(checkpoint: str | os.PathLike, dataset: str, output: str | os.PathL
     group = open_views(dataset)
     num_views, image_size = group["rgb"].shape[1:3]
     weights = load_model_weights(checkpoint)
-    model, config = build_model(weights, int(image_size), config, projection_of(group.attrs))
+    model, config = build_model(weights, int(image_size), config, projection_of(group.attrs),
+                                group.attrs)
     device = torch.device(resolve_device(device))
     model.to(device)
     objects = holdout_split(dataset, 0.0)[0] if objects is None else np.asarray(objects)

@@ -414,7 +414,7 @@ def init_model(model: torch.nn.Module, path: str | os.PathLike) -> ModelWeights:
 
 
 def build_model(weights: ModelWeights, image_size: int | None = None, config=None,
-                projection: str = "perspective"):
+                projection: str = "perspective", attributes=None):
     """The :class:`~tap3d.models.TAPModel` of whole-model ``weights``, in eval mode.
 
     Args:
@@ -424,6 +424,8 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
             or :func:`authors_config` for the authors' checkpoints.
         projection: how the cameras the model is given project (the dataset's ``projection``,
             :mod:`tap3d.views.projection`).
+        attributes: the dataset's group attributes, for a config whose ``up_axis`` is -1
+            (:func:`tap3d.train.config.resolve_up_axis`; none: y-up).
 
     Returns:
         ``(model, config)``.
@@ -434,7 +436,7 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
     """
     from tap3d.models.tap import TAPModel
     from tap3d.train.checkpoint import config_from_dict
-    from tap3d.train.config import load_config
+    from tap3d.train.config import load_config, resolve_up_axis
 
     if weights.backbone_only:
         raise WeightsError(f"{weights.path}: holds a backbone only, not a whole TAP model")
@@ -447,6 +449,7 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
     if config is None:
         config = config_from_dict(weights.config) if weights.config else \
             load_config(None, **authors_config(weights))
+    config = resolve_up_axis(config, attributes or {})
     model = TAPModel(config, size, projection)
     _load_strictly(model, weights.state_dict, f"{weights.path}: does not fit the model")
     return model.eval(), config

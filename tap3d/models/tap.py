@@ -25,7 +25,8 @@ class TAPModel(nn.Module):
         config: any object with the model fields of :class:`tap3d.train.TrainConfig`
             (``backbone``, one of :data:`tap3d.models.backbones.BACKBONES`; ``embed_dim``, its
             base width, 64 in the authors' configurations of all four; ``photograph_*``,
-            ``generator_factor``, ``query``, ``ray_frequencies``, ``up_axis``; objects without
+            ``generator_factor``, ``query``, ``ray_frequencies``, ``up_axis`` (-1, a config
+            not resolved against a dataset, is taken as 1: y-up); objects without
             ``photograph_memory_norm`` / ``photograph_output_norm`` get tap3d's LayerNorms).
         image_size: side ``S`` of the generated views, pixels.
         projection: the training dataset's ``projection`` (``perspective`` or
@@ -40,7 +41,8 @@ class TAPModel(nn.Module):
             heads=config.photograph_heads, head_dim=config.photograph_head_dim or None,
             dropout=config.photograph_dropout, qkv_bias=config.photograph_qkv_bias,
             memory_hidden=config.photograph_memory_hidden or None, image_size=image_size,
-            factor=config.generator_factor, query=config.query, up_axis=config.up_axis,
+            factor=config.generator_factor, query=config.query,
+            up_axis=1 if config.up_axis == -1 else config.up_axis,
             ray_frequencies=config.ray_frequencies,
             memory_norm=getattr(config, "photograph_memory_norm", True),
             output_norm=getattr(config, "photograph_output_norm", True), projection=projection)

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from tap3d.settings import load_dataclass
 
-__all__ = ["TrainConfig", "load_config", "load_dataclass"]
+__all__ = ["TrainConfig", "load_config", "resolve_up_axis", "load_dataclass"]
 
 
 @dataclass
@@ -32,7 +34,10 @@ class TrainConfig:
         normalize: ``unit_sphere`` (centre the sample on its centroid, scale it to unit radius,
             as TAP and fine-tuning do; cameras follow) or ``none`` (the stored frame: bounding
             box centred, farthest vertex at 1).
-        up_axis: world up axis for the height feature and TAP's queries (1: y-up).
+        up_axis: world up axis for the height feature and TAP's queries (1: y-up); -1 (the
+            default): the dataset's ``up_axis`` attribute (:func:`resolve_up_axis`), so that
+            tap3d builds (y-up) and the authors' imported data (z-up, their ``gravity_dim`` 2)
+            both train without it.
         backbone, embed_dim: backbone name (``pointmlp``, ``dgcnn``, ``pointnet2``,
             ``transformer``: :data:`tap3d.models.backbones.BACKBONES`) and its base width (64 in
             the authors' configuration of every one; every other width is a multiple of it).
@@ -81,7 +86,7 @@ class TrainConfig:
     scale_low: float = 0.9
     scale_high: float = 1.1
     normalize: str = "unit_sphere"
-    up_axis: int = 1
+    up_axis: int = -1
     backbone: str = "pointmlp"
     embed_dim: int = 64
     photograph_dim: int = 128
@@ -109,6 +114,23 @@ class TrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 500
     log_objects: bool = False
+
+
+def resolve_up_axis(config: TrainConfig, attributes) -> TrainConfig:
+    """``config`` with ``up_axis`` -1 replaced by the dataset's (group ``attributes``,
+    :func:`tap3d.views.schema.up_axis_of`); any other value is kept.
+
+    Raises:
+        ValueError: an ``up_axis`` that is not -1, 0, 1 or 2.
+        FormatError: a dataset attribute that is not 0, 1 or 2.
+    """
+    from tap3d.views.schema import up_axis_of
+
+    if config.up_axis not in (-1, 0, 1, 2):
+        raise ValueError(f"up_axis must be -1 (the dataset's), 0, 1 or 2, got {config.up_axis}")
+    if config.up_axis >= 0:
+        return config
+    return dataclasses.replace(config, up_axis=up_axis_of(attributes))
 
 
 def load_config(path: str | None = None, **overrides) -> TrainConfig:

@@ -19,7 +19,7 @@ import torch
 from tap3d.evaluate.weights import init_model
 from tap3d.models.tap import TAPModel
 from tap3d.train import distributed, quality
-from tap3d.train.config import TrainConfig
+from tap3d.train.config import TrainConfig, resolve_up_axis
 from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.loss import tap_loss
 from tap3d.train.optim import cosine_schedule
@@ -57,6 +57,9 @@ class PretrainTask(Task):
     mixed_precision = True
 
     def __init__(self, dataset: str, out: str, config: TrainConfig):
+        from tap3d.views.schema import open_views
+
+        config = resolve_up_axis(config, open_views(dataset).attrs)
         self.data, self.config = dataset, config
         self.process, self.device = setup(config)
         torch.manual_seed(config.seed)

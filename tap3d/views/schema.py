@@ -28,6 +28,7 @@ __all__ = [
     "FORMAT_VERSION",
     "READABLE_VERSIONS",
     "format_version",
+    "up_axis_of",
     "STATUS_PENDING",
     "STATUS_DONE",
     "STATUS_FAILED",
@@ -136,6 +137,20 @@ def format_version(attributes: dict) -> int:
     """The format_version a dataset with these group attributes is written as: 2 when its
     ``projection`` is not perspective, else 1 (readers of version 1 read it unchanged)."""
     return 1 if attributes.get("projection", "perspective") == "perspective" else 2
+
+
+def up_axis_of(attributes) -> int:
+    """The up axis of a dataset's object frame from its group attributes: ``up_axis`` (0, 1 or
+    2), 1 (y-up, ShapeNetCore and every tap3d build) when absent; datasets imported from the TAP
+    authors' data are z-up (2).
+
+    Raises:
+        FormatError: an ``up_axis`` that is not 0, 1 or 2.
+    """
+    axis = attributes.get("up_axis", 1)
+    if axis not in (0, 1, 2):
+        raise FormatError(f"up_axis attribute must be 0, 1 or 2, got {axis!r}")
+    return int(axis)
 
 
 def shard_ranges(num_objects: int, shard_size: int) -> list[tuple[int, int]]:

@@ -145,8 +145,11 @@ def test_stop_and_resume_equal_an_unbroken_run(tmp_path, labelled_set, one_threa
     a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(os.path.join(part, "checkpoints", "last.pt"), weights_only=False)
     assert a["step"] == b["step"] == 24
+    # the stored steps ran under the torch build of their day: kernels of another build may
+    # differ in the last bits (measured: 3e-9 after 6 steps), a wrong restore by ~1 (another
+    # seed: 2.5)
     for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-6, msg=key)
     torch.testing.assert_close(a["optimizer"]["state"], b["optimizer"]["state"], rtol=0, atol=0)
     full = json.load(open(tmp_path / "full" / "results.json"))
     assert json.load(open(os.path.join(part, "results.json"))) == full
@@ -181,28 +184,36 @@ def test_torchrun_two_processes(tmp_path, labelled_set):
     assert isinstance(state["rng"], list) and len(state["rng"]) == 2
 
 
-LEGACY = os.path.join(ROOT, "tests", "data", "legacy-469bd89", "finetune")
+LEGACY = os.path.join(ROOT, "tests", "data", "legacy-469bd89")
 
 
-def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, labelled_set, one_thread):
-    """``legacy-469bd89/finetune`` was stopped at step 5 by commit 469bd89 (``labelled_set``,
-    ``tiny(epochs=2, dropout=0.5, checkpoint_every=4, embed_dim=4, head=[16])``, one thread):
-    its checkpoint keeps the progress under ``progress``. Resumed here, it ends with the
-    parameters and results of an unbroken run of this code."""
+def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, one_thread):
+    """``legacy-469bd89/finetune`` was stopped at step 5 by commit 469bd89 (on the clouds of
+    ``legacy-469bd89/finetune-clouds.npz``, stored because trimesh's sampling and the
+    pybullet meshes change between releases; ``tiny(epochs=2, dropout=0.5, checkpoint_every=4,
+    embed_dim=4, head=[16])``, one thread): its checkpoint keeps the progress under
+    ``progress``. Resumed here, it ends with the parameters and results of an unbroken run of
+    this code."""
     import shutil
 
+    stored = np.load(os.path.join(LEGACY, "finetune-clouds.npz"))
+    data = write_modelnet40_h5(str(tmp_path / "clouds"),
+                               (stored["train_points"], stored["train_labels"]),
+                               (stored["test_points"], stored["test_labels"]), list(CLASS_MESHES))
     config = tiny(epochs=2, dropout=0.5, checkpoint_every=4, embed_dim=4, head=[16])
     old = str(tmp_path / "old")
-    shutil.copytree(LEGACY, old)
+    shutil.copytree(os.path.join(LEGACY, "finetune"), old)
     state = torch.load(os.path.join(old, "checkpoints", "last.pt"), weights_only=False)
     assert state["step"] == 5 and state["progress"]["batch_in_epoch"] == 5
-    resumed = finetune(labelled_set, old, config, progress=False, resume=True)
-    full = finetune(labelled_set, str(tmp_path / "new"), config, progress=False)
+    resumed = finetune(data, old, config, progress=False, resume=True)
+    full = finetune(data, str(tmp_path / "new"), config, progress=False)
     assert resumed == full and full["steps"] == 24 and full["epochs"] == 2
     a = torch.load(tmp_path / "new" / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(os.path.join(old, "checkpoints", "last.pt"), weights_only=False)
+    # the stored steps ran under the torch build of their day: kernels of another build may
+    # differ in the last bits, a wrong restore by ~1
     for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-6, msg=key)
     assert json.load(open(os.path.join(old, "results.json"))) == \
         json.load(open(tmp_path / "new" / "results.json"))
 

@@ -214,8 +214,11 @@ def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, train_set):
     a = torch.load(tmp_path / "new" / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(os.path.join(old, "checkpoints", "last.pt"), weights_only=False)
     assert a["step"] == b["step"] == 6
+    # the stored steps ran under the torch build of their day: kernels of another build may
+    # differ in the last bits (measured: 3e-9 after 6 steps), a wrong restore by ~1 (another
+    # seed: 2.5)
     for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-6, msg=key)
     records = [json.loads(line) for line in open(os.path.join(old, "metrics.jsonl"))]
     assert [r["step"] for r in records] == list(range(1, 7))  # 1-3 by 469bd89, 4-6 here
 

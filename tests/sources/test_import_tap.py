@@ -151,8 +151,28 @@ def test_it_trains(imported, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     from tap3d.train import load_model
 
-    model, _ = load_model(str(tmp_path / "run"))
+    model, config = load_model(str(tmp_path / "run"))
     assert model.photograph.projection == "orthographic"
+    # demo-cpu.yaml names no up axis: the imported dataset's z-up (their gravity_dim 2) is used
+    assert config.up_axis == 2 and model.photograph.up_axis == 2
+
+
+def test_up_axis_comes_from_the_dataset_unless_the_config_names_one(imported):
+    import dataclasses
+
+    from tap3d.train import load_config
+    from tap3d.train.config import resolve_up_axis
+    from tap3d.views.schema import FormatError, open_views
+
+    attrs = open_views(imported).attrs
+    assert resolve_up_axis(load_config(None), attrs).up_axis == 2
+    assert resolve_up_axis(load_config(None), {}).up_axis == 1  # a tap3d build: y-up
+    assert resolve_up_axis(load_config(None, up_axis=0), attrs).up_axis == 0
+    with pytest.raises(ValueError, match="up_axis must be"):
+        resolve_up_axis(load_config(None, up_axis=3), attrs)
+    with pytest.raises(FormatError, match="up_axis attribute"):
+        resolve_up_axis(dataclasses.replace(load_config(None)), {"up_axis": 5})
+    assert ViewStream(imported, points=64).up_axis == 2
 
 
 def _copy(tree, tmp_path):
