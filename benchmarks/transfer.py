@@ -144,7 +144,9 @@ def main() -> None:
     parser.add_argument("--few-shot", action="append", default=None,
                         help="NwayKshot (repeatable; default 5way10shot)")
     parser.add_argument("--query", type=int, default=20, help="few-shot test samples per class")
-    parser.add_argument("--variant", default="pb_t50_rs")
+    parser.add_argument("--variant", default="pb_t50_rs",
+                        help="ScanObjectNN variant of DATA; with --robot-parts, the scans' "
+                        "(pb_t50_rs or obj_only)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="run folders and built sets (default: a "
@@ -196,14 +198,16 @@ def main() -> None:
                     os.path.join(args.out, f"robot-parts-{args.robot_parts}-{seed}"),
                     robot_part_clouds(labels=args.robot_parts, seed=seed,
                                       train_per_class=args.train_per_class,
-                                      test_per_class=args.test_per_class))
+                                      test_per_class=args.test_per_class,
+                                      variant=args.variant))
             found = _classical_rows(data, seed, args.variant)
             found.append(_learned_row("random", data, "", architecture, seed, args))
             if args.backbone_checkpoint:
                 found.append(_learned_row("pre-trained", data, args.backbone_checkpoint,
                                           architecture, seed, args))
             rows += [{**r, "seed": seed, "data": data} for r in found]
-    kind = (f"category-level: robot parts labelled by {args.robot_parts}, test meshes unseen"
+    kind = (f"category-level: robot parts labelled by {args.robot_parts}, test meshes unseen, "
+            f"{args.variant} scans"
             if args.robot_parts else args.kind or "kind not given (--kind)")
     print(f"{args.data or 'robot parts'} ({kind}); config {args.config}, at most {args.steps} "
           f"fine-tuning steps; pre-trained: {args.backbone_checkpoint or 'none'}")

@@ -400,6 +400,8 @@ def format_part_scores(results: dict) -> str:
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto, cpu or cuda.")
 @click.option("--points", type=int, default=None, help="Points per sample (1024).")
+@click.option("--sampling", type=click.Choice(["fps", "random"]), default=None,
+              help="Classification: farthest-point (fps, the authors') or random subsets.")
 @click.option("--embed-dim", type=int, default=None, help="Backbone embedding width.")
 @click.option("--num-workers", type=int, default=None, help="DataLoader workers.")
 @click.option("--log-every", type=int, default=None)

@@ -9,6 +9,11 @@ scaled. The features are ``(B, N, 4)``: xyz and the height above the cloud's low
 the up axis; backbones take the channels they need. Centring, scaling and the height feature
 are :mod:`tap3d.models.inputs`, the recipe the pre-training stream uses too.
 
+``sampling: random`` (an option, not the authors'): training takes the first ``count`` points
+of each sample's shuffled cloud and test a seeded random subset of each cloud, instead of
+farthest-point sampling. Farthest points over-sample sparse regions: on PB_T50_RS-like scans,
+where 15% of the points are floor, 38% of FPS-192 points are (docs/transfer.md).
+
 Randomness is seeded by ``(seed, epoch, sample index)`` per sample and ``(seed, epoch, batch,
 rank)`` per batch, so it does not depend on DataLoader workers and a resumed run replays it.
 """
@@ -21,8 +26,16 @@ import torch
 from tap3d.models.inputs import backbone_input, to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample, gather
 
-__all__ = ["fps_points", "AugmentedClouds", "training_features",
+__all__ = ["SAMPLINGS", "fps_points", "AugmentedClouds", "training_features",
            "eval_features"]
+
+#: How a cloud is subsampled to a backbone's points: ``fps`` (the authors') or ``random``.
+SAMPLINGS = ("fps", "random")
+
+
+def _check_sampling(sampling: str) -> None:
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
 
 
 def fps_points(points: int) -> int:
@@ -72,21 +85,30 @@ class AugmentedClouds(torch.utils.data.Dataset):
 
 
 def training_features(points: torch.Tensor, count: int, presample: int, up_axis: int,
-                      rng: np.random.Generator) -> torch.Tensor:
+                      rng: np.random.Generator, sampling: str = "fps") -> torch.Tensor:
     """A training batch's backbone input.
 
     Args:
-        points: ``(B, P, 3)`` augmented clouds on the device.
+        points: ``(B, P, 3)`` augmented clouds on the device, each in random order
+            (:class:`AugmentedClouds`).
         count: points per sample (1024).
         presample: farthest-point samples before the random subset (1200), capped at ``P``.
         up_axis: index of the up axis.
         rng: draws the subset (one for the whole batch, as the authors do).
+        sampling: ``fps`` (the authors') or ``random``: the first ``count`` points of each
+            (shuffled) cloud; ``presample`` and ``rng`` are then unused.
 
     Returns:
         ``(B, count, 4)`` float32 features (``count`` capped at ``P``).
+
+    Raises:
+        ValueError: an unknown ``sampling``.
     """
+    _check_sampling(sampling)
     P = points.shape[1]
-    if P > count:
+    if P > count and sampling == "random":
+        points = points[:, :count]
+    elif P > count:
         presample = min(presample, P)
         index = farthest_point_sample(points, presample)
         pick = torch.from_numpy(rng.choice(presample, count, replace=False)).to(points.device)
@@ -96,7 +118,7 @@ def training_features(points: torch.Tensor, count: int, presample: int, up_axis:
 
 @torch.no_grad()
 def eval_features(points: np.ndarray, count: int, up_axis: int, device,
-                  batch_size: int = 64) -> torch.Tensor:
+                  batch_size: int = 64, sampling: str = "fps") -> torch.Tensor:
     """Test-time backbone inputs, computed once: farthest-point sampling to ``count`` points
     (from the first point, deterministic), centred, unit radius, with height.
 
@@ -106,10 +128,20 @@ def eval_features(points: np.ndarray, count: int, up_axis: int, device,
         up_axis: index of the up axis.
         device: where the sampling runs; the result stays there.
         batch_size: clouds per farthest-point-sampling call.
+        sampling: ``fps`` or ``random``: per cloud ``count`` points drawn without replacement,
+            seeded by the cloud's index (the same subset every call).
 
     Returns:
         ``(N, count, 4)`` float32 on ``device``.
+
+    Raises:
+        ValueError: an unknown ``sampling``.
     """
+    _check_sampling(sampling)
+    if sampling == "random" and points.shape[1] > count:
+        points = np.stack([cloud[np.random.default_rng([0, i]).choice(len(cloud), count,
+                                                                       replace=False)]
+                           for i, cloud in enumerate(points)])
     out = []
     for start in range(0, len(points), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(points[start:start + batch_size])).to(device)

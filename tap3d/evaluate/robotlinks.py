@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ROBOT_PARTS", "PART_TYPES", "LABELLINGS", "RobotParts", "robot_part_split", "scan", "robot_part_clouds",
+__all__ = ["ROBOT_PARTS", "PART_TYPES", "LABELLINGS", "VARIANTS", "RobotParts", "robot_part_split", "scan", "robot_part_clouds",
            "write_robot_parts"]
 
 #: robot (class) -> parts; a part is one mesh, or near-duplicate meshes that share a split.
@@ -112,6 +112,9 @@ PART_TYPES: dict[str, list[tuple[str, ...]]] = {
     + [(f"differential/diff_{name}.stl",) for name in ("ring", "pinion", "side", "spider")],
 }
 
+#: ScanObjectNN variants the scans can imitate (:func:`scan`).
+VARIANTS = ("pb_t50_rs", "obj_only")
+
 #: labellings of the link meshes: ``"part"`` (what a link is, 5 classes) and ``"robot"``
 #: (whose link it is, 10 classes)
 LABELLINGS = {"part": PART_TYPES, "robot": ROBOT_PARTS}
@@ -127,6 +130,7 @@ class RobotParts:
         train_labels, test_labels: ``(N,)`` int64.
         train_meshes, test_meshes: ``(N,)`` the mesh (path relative to ``pybullet_data``) each
             cloud was sampled from; the two sets of meshes are disjoint.
+        variant: the ScanObjectNN variant the scans imitate (:data:`VARIANTS`).
     """
 
     classes: list[str]
@@ -136,6 +140,7 @@ class RobotParts:
     test_points: np.ndarray
     test_labels: np.ndarray
     test_meshes: np.ndarray
+    variant: str = "pb_t50_rs"
 
 
 def robot_part_split(labels: str = "part", test_share: float = 0.3, seed: int = 0
@@ -189,7 +194,8 @@ def _visible(xyz: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.fromiter(sorted(seen), dtype=np.int64)
 
 
-def scan(mesh, points: int, rng: np.random.Generator, shift: float = 0.25) -> np.ndarray:
+def scan(mesh, points: int, rng: np.random.Generator, shift: float = 0.25,
+         background: bool = True) -> np.ndarray:
     """One PB_T50_RS-like cloud of a unit-radius y-up trimesh (module docstring, steps 2-7).
 
     Args:
@@ -197,6 +203,8 @@ def scan(mesh, points: int, rng: np.random.Generator, shift: float = 0.25) -> np
         points: points in the cloud (2048 in ScanObjectNN).
         rng: all the randomness.
         shift: the box's horizontal translation, a fraction of its size.
+        background: False for ScanObjectNN's OBJ_ONLY: no floor, no clutter, no box shift
+            (steps 5 and 6 left out; the views, rotation, scaling and jitter stay).
 
     Returns:
         ``(points, 3)`` float32.
@@ -209,12 +217,12 @@ def scan(mesh, points: int, rng: np.random.Generator, shift: float = 0.25) -> np
     xyz = xyz @ np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]]).T * rng.uniform(0.8, 1.2, 3)
     low, high = xyz.min(0), xyz.max(0)
     offset = np.zeros(3)
-    offset[[0, 2]] = rng.uniform(-shift, shift, 2) * (high - low)[[0, 2]]
+    offset[[0, 2]] = rng.uniform(-shift, shift, 2) * (high - low)[[0, 2]] * background
     low, high = low + offset, high + offset
     xyz = xyz[_visible(xyz, rng)]
     xyz = xyz[np.all((xyz >= low) & (xyz <= high), axis=1)]
-    floor_count = int(round(rng.uniform(0.05, 0.25) * points))
-    clutter_count = int(round(0.01 * points))
+    floor_count = int(round(rng.uniform(0.05, 0.25) * points)) if background else 0
+    clutter_count = int(round(0.01 * points)) if background else 0
     count = points - floor_count - clutter_count
     if len(xyz) == 0:  # the box missed what the cameras saw: background only
         xyz = np.zeros((1, 3)) + (low + high) / 2
@@ -229,7 +237,8 @@ def scan(mesh, points: int, rng: np.random.Generator, shift: float = 0.25) -> np
 
 def robot_part_clouds(root: str | None = None, labels: str = "part", train_per_class: int = 100,
                       test_per_class: int = 16, points: int = 2048, test_share: float = 0.3,
-                      shift: float = 0.25, seed: int = 0) -> RobotParts:
+                      shift: float = 0.25, seed: int = 0,
+                      variant: str = "pb_t50_rs") -> RobotParts:
     """The category-level set: per robot, ``train_per_class`` clouds dealt round-robin over
     its training parts (and a part's meshes) and ``test_per_class`` over its test parts.
 
@@ -241,6 +250,8 @@ def robot_part_clouds(root: str | None = None, labels: str = "part", train_per_c
         test_share, seed: the part split (:func:`robot_part_split`); ``seed`` also seeds the
             scans (the test scans with a different stream than the training ones).
         shift: :func:`scan`'s box translation.
+        variant: ``pb_t50_rs`` (background kept) or ``obj_only`` (:func:`scan` without
+            background).
 
     Returns:
         A :class:`RobotParts`.
@@ -248,9 +259,11 @@ def robot_part_clouds(root: str | None = None, labels: str = "part", train_per_c
     Raises:
         ImportError: no ``root`` and ``pybullet_data`` is not installed (``pip install
             pybullet``).
-        ValueError: an unknown labelling.
+        ValueError: an unknown labelling or variant.
         FileNotFoundError: a mesh is missing under ``root`` (names the file).
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if root is None:
         import pybullet_data
 
@@ -267,16 +280,17 @@ def robot_part_clouds(root: str | None = None, labels: str = "part", train_per_c
             for k in range(per_class):
                 part = parts[k % len(parts)]
                 rel = part[(k // len(parts)) % len(part)]
-                clouds.append(scan(loaded[rel], points, rng, shift))
+                clouds.append(scan(loaded[rel], points, rng, shift, variant == "pb_t50_rs"))
                 labels.append(label)
                 meshes.append(rel)
         out[name] = (np.stack(clouds), np.array(labels, dtype=np.int64), np.array(meshes))
-    return RobotParts(list(split), *out["train"], *out["test"])
+    return RobotParts(list(split), *out["train"], *out["test"], variant)
 
 
 def write_robot_parts(folder: str | os.PathLike, parts: RobotParts) -> str:
-    """Write ScanObjectNN's ``pb_t50_rs`` files:
-    ``folder/main_split/{training,test}_objectdataset_augmentedrot_scale75.h5`` (``data``
+    """Write ScanObjectNN's files of ``parts.variant``: for ``pb_t50_rs``
+    ``folder/main_split/{training,test}_objectdataset_augmentedrot_scale75.h5``, for
+    ``obj_only`` ``folder/main_split_nobg/{training,test}_objectdataset.h5`` (``data``
     ``(N, points, 3)`` float32, ``label`` ``(N,)`` int8, ``mesh`` ``(N,)`` the source mesh
     paths) and ``folder/shape_names.txt`` (one class a line). Returns ``folder``."""
     import h5py
@@ -284,7 +298,7 @@ def write_robot_parts(folder: str | os.PathLike, parts: RobotParts) -> str:
     from tap3d.evaluate.labelled import SCANOBJECTNN_VARIANTS
 
     folder = os.fspath(folder)
-    split_folder, stem = SCANOBJECTNN_VARIANTS["pb_t50_rs"]
+    split_folder, stem = SCANOBJECTNN_VARIANTS[parts.variant]
     os.makedirs(os.path.join(folder, split_folder), exist_ok=True)
     for split, x, y, meshes in (("training", parts.train_points, parts.train_labels,
                                  parts.train_meshes),

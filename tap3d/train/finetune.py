@@ -155,7 +155,7 @@ class ClassificationTask(CloudsTask):
         rng = np.random.default_rng([config.seed, batch["epoch"], batch["batch"],
                                      self.process.rank])
         features = training_features(batch["points"], config.points, self.presample,
-                                     config.up_axis, rng)
+                                     config.up_axis, rng, config.sampling)
         labels = batch["labels"]
         logits = model(features)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.eps)
@@ -168,7 +168,7 @@ class ClassificationTask(CloudsTask):
         """This rank's share of a split, as test-time inputs on the device."""
         shard = slice(self.process.rank, None, self.process.world)
         return (eval_features(points[shard], self.config.points, self.config.up_axis,
-                              self.device, self.config.eval_batch_size),
+                              self.device, self.config.eval_batch_size, self.config.sampling),
                 torch.from_numpy(labels[shard]).to(self.device))
 
     def evaluate(self, inputs) -> tuple[float, float]:

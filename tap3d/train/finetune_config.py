@@ -31,6 +31,8 @@ class FinetuneConfig:
             ``eps / (classes - 1)`` on each other class (TAP: 0.3).
         points, presample: points per sample (1024) and farthest-point samples they are drawn
             from in training (0: ``points * 75 / 64``, 1200 for 1024).
+        sampling: ``fps`` (the authors': farthest-point sampling in training and test) or
+            ``random`` (uniform subsets; :mod:`tap3d.evaluate.inputs`).
         scale_low, scale_high, rotate, up_axis: anisotropic scaling per axis (TAP: U[0.9, 1.1]),
             rotation about the up axis (index 1: y-up).
         dropout, head: the head's dropout (0.5) and hidden widths ([512, 256]).
@@ -55,6 +57,7 @@ class FinetuneConfig:
     label_smoothing: float = 0.3
     points: int = 1024
     presample: int = 0
+    sampling: str = "fps"
     scale_low: float = 0.9
     scale_high: float = 1.1
     rotate: bool = True

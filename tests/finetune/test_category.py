@@ -110,3 +110,58 @@ def test_finetuning_from_scratch_recognizes_unseen_meshes_part_types(tmp_path, p
     chance = 100.0 / len(parts.classes)
     assert results["steps"] == 300
     assert results["last_oa"] >= 1.5 * chance, results
+
+
+def test_obj_only_scans_keep_the_object_only():
+    """``background=False`` (ScanObjectNN's OBJ_ONLY) on a unit sphere: the scan rotates it about
+    the up axis and scales it per axis, so every point lies on an axis-aligned ellipsoid about
+    the cloud's centre (within the jitter); with the background (PB_T50_RS) the floor and
+    clutter points (5-26%) do not."""
+    import trimesh
+
+    from tap3d.evaluate.robotlinks import scan
+
+    sphere = trimesh.creation.icosphere(subdivisions=4)
+    for background in (False, True):
+        cloud = scan(sphere, 1024, np.random.default_rng(3), background=background)
+        squares = cloud.astype(np.float64) ** 2
+        inverse_axes, *_ = np.linalg.lstsq(squares, np.ones(len(cloud)), rcond=None)
+        off = (np.abs(squares @ inverse_axes - 1) > 0.05).mean()
+        if background:
+            assert off >= 0.04, off
+        else:
+            assert off == 0.0 and np.all(1 / np.sqrt(inverse_axes) > 0.75), (off, inverse_axes)
+
+
+def test_obj_only_set_is_written_and_read_as_its_variant(tmp_path, pybullet_root):
+    parts = robot_part_clouds(pybullet_root, "part", train_per_class=2, test_per_class=1,
+                              points=256, variant="obj_only")
+    folder = write_robot_parts(tmp_path / "nobg", parts)
+    assert os.path.isfile(f"{folder}/main_split_nobg/training_objectdataset.h5")
+    labelled = load_labelled(folder, "obj_only")
+    np.testing.assert_array_equal(labelled.test_points, parts.test_points)
+    with pytest.raises(ValueError, match="unknown variant"):
+        robot_part_clouds(pybullet_root, variant="obj_bg")
+
+
+def test_random_sampling_keeps_the_floor_share_that_fps_inflates(part_set):
+    """Test-time inputs of 192 points: farthest-point sampling over-samples the sparse floor of
+    PB_T50_RS-like scans; ``sampling: random`` keeps the share the clouds have, and draws the
+    same subset every call."""
+    from tap3d.evaluate.inputs import eval_features
+
+    parts, _ = part_set
+    clouds = parts.train_points[:40]
+
+    def floor_share(features):
+        height = features[..., 3]  # above the lowest point, in unit-sphere units
+        return (height < 0.03).float().mean().item()
+
+    stored = floor_share(eval_features(clouds, 2048, 1, "cpu"))
+    fps = floor_share(eval_features(clouds, 192, 1, "cpu"))
+    random = eval_features(clouds, 192, 1, "cpu", sampling="random")
+    assert torch.equal(random, eval_features(clouds, 192, 1, "cpu", sampling="random"))
+    assert fps > 1.5 * stored and abs(floor_share(random) - stored) < 0.5 * (fps - stored), \
+        (stored, fps, floor_share(random))
+    with pytest.raises(ValueError, match="sampling"):
+        eval_features(clouds, 192, 1, "cpu", sampling="grid")
