@@ -130,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", nargs="?", help="labelled point clouds (ScanObjectNN, "
                         "ModelNet40 h5, tap3d); not with --robot-parts")
-    parser.add_argument("--robot-parts", choices=("part", "robot"), default=None,
+    parser.add_argument("--robot-parts", choices=("part", "robot", "part_large"), default=None,
                         help="build the category-level robot-part set per seed (labelling)")
     parser.add_argument("--train-per-class", type=int, default=200)
     parser.add_argument("--test-per-class", type=int, default=32)

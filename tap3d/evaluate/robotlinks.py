@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ROBOT_PARTS", "PART_TYPES", "LABELLINGS", "VARIANTS", "RobotParts", "robot_part_split", "scan", "robot_part_clouds",
+__all__ = ["ROBOT_PARTS", "PART_TYPES", "PART_TYPES_LARGE", "LABELLINGS", "VARIANTS",
+           "robosuite_assets", "mesh_path", "RobotParts", "robot_part_split", "scan", "robot_part_clouds",
            "write_robot_parts"]
 
 #: robot (class) -> parts; a part is one mesh, or near-duplicate meshes that share a split.
@@ -115,9 +116,121 @@ PART_TYPES: dict[str, list[tuple[str, ...]]] = {
 #: ScanObjectNN variants the scans can imitate (:func:`scan`).
 VARIANTS = ("pb_t50_rs", "obj_only")
 
-#: labellings of the link meshes: ``"part"`` (what a link is, 5 classes) and ``"robot"``
-#: (whose link it is, 10 classes)
-LABELLINGS = {"part": PART_TYPES, "robot": ROBOT_PARTS}
+def _rs(*names: str) -> tuple[str, ...]:
+    """A part of robosuite's meshes (paths under ``robosuite/models/assets``)."""
+    return tuple(f"robosuite:{name}" for name in names)
+
+
+_RS_UR5E = ("shoulder", "upperarm", "forearm", "wrist1", "wrist2", "wrist3")
+_RS_KINOVA3 = ("shoulder_link", "half_arm_1_link", "half_arm_2_link", "forearm_link",
+               "spherical_wrist_1_link", "spherical_wrist_2_link")
+_RS_JACO = ("shoulder", "arm_half_1", "arm_half_2", "forearm", "wrist_spherical_1",
+            "wrist_spherical_2")
+_RS_BAXTER = {"upper_shoulder": "S0", "lower_shoulder": "S1", "upper_elbow": "E0",
+              "lower_elbow": "E1", "upper_forearm": "W0", "lower_forearm": "W1", "wrist": "W2"}
+_RS_GRIPPERS = "grippers/meshes"
+
+#: part type (class) -> parts of pybullet_data's robots and of robosuite's (a ``robosuite:``
+#: path is under ``robosuite/models/assets``; installed with ``pip install --no-deps
+#: robosuite==1.5.2``, whose meshes need none of its dependencies). 8 classes, 148 parts from 25
+#: robots and grippers: the same link in two packages (KUKA iiwa, Franka Panda) and mirrored
+#: copies (left/right, front/rear) are one part.
+PART_TYPES_LARGE: dict[str, list[tuple[str, ...]]] = {
+    "arm_link": [(f"kuka_iiwa/meshes/link_{i}.obj", f"robosuite:robots/iiwa/meshes/link_{i}.stl")
+                 for i in range(1, 8)]
+    + [(f"franka_panda/meshes/collision/link{i}.obj", f"robosuite:robots/panda/meshes/link{i}.stl")
+       for i in range(1, 8)]
+    + [(f"xarm/xarm_description/meshes/xarm6/visual/link{i}.stl",) for i in range(1, 7)]
+    + [_rs(f"robots/xarm7/meshes/link{i}.stl") for i in range(1, 8)]
+    + [_rs(f"robots/ur5e/meshes/{name}.stl") for name in _RS_UR5E]
+    + [_rs(f"robots/kinova3/meshes/{name}.stl") for name in _RS_KINOVA3]
+    + [_rs(f"robots/jaco/meshes/{name}.stl") for name in _RS_JACO]
+    + [_rs(f"robots/sawyer/obj_meshes/l{i}.obj") for i in range(7)]
+    + [_rs(f"robots/baxter/obj_meshes/{folder}/{name}.obj") for folder, name in _RS_BAXTER.items()]
+    + [_rs(f"robots/tiago/meshes/arm/{name}.stl") for name in
+       ("arm_1", "arm_2", "arm_3", "arm_4", "arm_5-wrist-2017", "arm_6-wrist-2017")]
+    + [_rs(f"robots/spot_arm/meshes/arm_link_{name}.obj") for name in ("sh0", "hr0", "el0", "wr0")]
+    + [_rs(*(f"robots/gr1/meshes/{side}_{name}.STL" for side in "lr")) for name in
+       ("upper_arm_pitch", "upper_arm_roll", "upper_arm_yaw", "lower_arm_pitch")],
+    "arm_base": [("kuka_iiwa/meshes/link_0.obj", "robosuite:robots/iiwa/meshes/link_0.stl"),
+                 ("franka_panda/meshes/collision/link0.obj",
+                  "robosuite:robots/panda/meshes/link0.stl"),
+                 ("xarm/xarm_description/meshes/xarm6/visual/base.stl",)]
+    + [_rs(f"robots/{name}") for name in
+       ("xarm7/meshes/link_base.stl", "ur5e/meshes/base.stl", "kinova3/meshes/base_link.stl",
+        "jaco/meshes/base.stl", "sawyer/obj_meshes/base.obj")],
+    "finger": [("franka_panda/meshes/collision/finger.obj",
+                f"robosuite:{_RS_GRIPPERS}/panda_gripper/finger.stl"),
+               ("kuka_iiwa/meshes/finger_tip_left.stl",),
+               ("xarm/xarm_gripper/meshes/left_finger.STL",),
+               ("l_finger.stl",), ("l_finger_tip.stl",),
+               ("gripper/meshes/l_gripper_tip_scaled.stl",)]
+    + [_rs(f"{_RS_GRIPPERS}/{name}") for name in
+       ("robotiq_85_gripper/robotiq_arg2f_85_inner_finger.stl",
+        "robotiq_85_gripper/robotiq_arg2f_85_outer_finger.stl",
+        "robotiq_140_gripper/robotiq_arg2f_140_inner_finger.stl",
+        "robotiq_140_gripper/robotiq_arg2f_140_outer_finger.stl",
+        "robotiq_s_gripper/link_1.stl", "robotiq_s_gripper/link_2.stl",
+        "robotiq_s_gripper/link_3.stl",
+        "jaco_three_finger_gripper/finger_distal.stl",
+        "jaco_three_finger_gripper/finger_proximal.stl",
+        "rethink_gripper/half_round_tip.stl", "rethink_gripper/standard_narrow.stl",
+        "xarm7_gripper/left_finger.stl", "bd_gripper/left_finger.obj",
+        "panda_gripper/finger_longer.stl")]
+    + [_rs("robots/tiago/meshes/grippers/gripper_finger_link.stl")],
+    "knuckle": [("xarm/xarm_gripper/meshes/left_inner_knuckle.STL",),
+                ("xarm/xarm_gripper/meshes/left_outer_knuckle.STL",),
+                ("kuka_iiwa/meshes/finger_base_left.stl",)]
+    + [_rs(f"{_RS_GRIPPERS}/{name}") for name in
+       ("robotiq_85_gripper/robotiq_arg2f_85_inner_knuckle.stl",
+        "robotiq_85_gripper/robotiq_arg2f_85_outer_knuckle.stl",
+        "robotiq_140_gripper/robotiq_arg2f_140_inner_knuckle.stl",
+        "robotiq_140_gripper/robotiq_arg2f_140_outer_knuckle.stl",
+        "xarm7_gripper/left_inner_knuckle.stl", "xarm7_gripper/left_outer_knuckle.stl",
+        "bd_gripper/left_hinge.obj")],
+    "gripper_body": [("franka_panda/meshes/collision/hand.obj",
+                      f"robosuite:{_RS_GRIPPERS}/panda_gripper/hand.stl"),
+                     ("xarm/xarm_gripper/meshes/base_link.STL",)]
+    + [(f"gripper/meshes/{name}.stl",) for name in ("WSG50_110", "GUIDE_WSG50_110", "WSG-FMF")]
+    + [_rs(f"{_RS_GRIPPERS}/{name}") for name in
+       ("robotiq_85_gripper/robotiq_arg2f_85_base_link.stl",
+        "robotiq_140_gripper/robotiq_arg2f_base_link.stl", "robotiq_s_gripper/palm.stl",
+        "jaco_three_finger_gripper/hand_3finger.stl", "rethink_gripper/electric_gripper_base.stl",
+        "xarm7_gripper/base_link.stl", "bd_gripper/middle_jaw.obj")]
+    + [_rs("robots/tiago/meshes/grippers/gripper_link.stl"),
+       _rs("robots/tiago/meshes/grippers/palm.stl")],
+    "leg_link": [tuple(f"{robot}/meshes/{name}.obj" for robot in _UNITREE)
+                 for name in ("calf", "thigh")]
+    + [("laikago/lower_leg3.obj",), ("laikago/upper_leg_left.obj",),
+       ("mini_cheetah/meshes/mini_lower_link.obj",),
+       ("mini_cheetah/meshes/mini_upper_link.obj",)]
+    + [_rs(*(f"robots/spot/meshes/{end}_{side}_lower_leg.obj" for end in ("front", "rear")
+             for side in ("left", "right"))),
+       _rs(*(f"robots/spot/meshes/{end}_{side}_hip.obj" for end in ("front", "rear")
+             for side in ("left", "right"))),
+       _rs("robots/spot/meshes/left_upper_leg_collision.obj",
+           "robots/spot/meshes/right_upper_leg_collision.obj")]
+    + [_rs(*(f"robots/gr1/meshes/{side}_{name}.STL" for side in "lr")) for name in
+       ("thigh_pitch", "thigh_roll", "thigh_yaw", "shank_pitch", "foot_pitch")],
+    "round_part": [("racecar/meshes/left_front_wheel.obj",), ("husky/meshes/wheel.stl",),
+                   ("bicycle/files/wheel_scaled.stl",), ("quadruped/tmotor3.obj",),
+                   ("laikago/hip_motor.obj",)]
+    + [(f"differential/diff_{name}.stl",) for name in ("ring", "pinion", "side", "spider")]
+    + [_rs(f"robots/tiago/meshes/wheels/{name}.stl") for name in ("wheel", "caster_1")]
+    + [_rs(f"robots/jaco/meshes/{name}.stl") for name in ("ring_big", "ring_small")],
+    "chassis": [tuple(f"{robot}/meshes/trunk.obj" for robot in _UNITREE),
+                ("laikago/chassis.obj",), ("mini_cheetah/meshes/mini_body.obj",),
+                ("husky/meshes/base_link.stl",), ("husky/meshes/top_plate.stl",),
+                ("racecar/meshes/chassis.STL", "racecar/meshes/chassis_differential.STL"),
+                ("quadruped/microtaur/plate.stl",)]
+    + [_rs(f"robots/{name}") for name in
+       ("spot/meshes/body_collision.obj", "tiago/meshes/base/base.stl", "gr1/meshes/torso.STL",
+        "baxter/obj_meshes/torso/base_link.obj")],
+}
+
+#: labellings of the link meshes: ``"part"`` (what a link is, 5 classes), ``"robot"`` (whose
+#: link it is, 10 classes) and ``"part_large"`` (what a link is, 8 classes, with robosuite's)
+LABELLINGS = {"part": PART_TYPES, "robot": ROBOT_PARTS, "part_large": PART_TYPES_LARGE}
 
 @dataclass
 class RobotParts:
@@ -164,11 +277,37 @@ def robot_part_split(labels: str = "part", test_share: float = 0.3, seed: int = 
     return split
 
 
+def robosuite_assets() -> str:
+    """robosuite's ``models/assets`` folder, found without importing robosuite (its meshes need
+    none of its dependencies).
+
+    Raises:
+        FileNotFoundError: robosuite is not installed (``pip install --no-deps
+            robosuite==1.5.2``; ``make install`` does it).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("robosuite")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the part_large labelling needs robosuite's meshes: pip install "
+                                "--no-deps robosuite==1.5.2")
+    return os.path.join(spec.submodule_search_locations[0], "models", "assets")
+
+
+def mesh_path(root: str, rel: str) -> str:
+    """The file of a part's mesh: ``rel`` under ``root`` (pybullet_data), or for a
+    ``robosuite:`` path under :func:`robosuite_assets`."""
+    if rel.startswith("robosuite:"):
+        return os.path.join(robosuite_assets(), rel.split(":", 1)[1])
+    return os.path.join(root, rel)
+
+
 def _load_unit(root: str, rel: str):
-    """A ``pybullet_data`` mesh turned y-up, centred on its box centre, unit radius."""
+    """A ``pybullet_data`` (or robosuite) mesh turned y-up, centred on its box centre, unit
+    radius."""
     import trimesh
 
-    path = os.path.join(root, rel)
+    path = mesh_path(root, rel)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: a robot-part mesh is missing (is {root} the "
                                 "pybullet_data folder?)")

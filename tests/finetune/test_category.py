@@ -38,6 +38,16 @@ def test_every_class_has_unseen_test_meshes(labels):
     assert len(every) == len(set(every))  # no mesh in two classes or two parts
 
 
+@pytest.mark.parametrize("labels", sorted(LABELLINGS))
+def test_every_mesh_of_every_labelling_is_there(labels, pybullet_root):
+    """pybullet_data's files, and robosuite's for part_large (installed by make install)."""
+    from tap3d.evaluate.robotlinks import mesh_path
+
+    missing = [rel for parts in LABELLINGS[labels].values() for part in parts for rel in part
+               if not os.path.isfile(mesh_path(pybullet_root, rel))]
+    assert not missing, missing
+
+
 def test_written_set_reads_back_with_its_classes(part_set):
     parts, folder = part_set
     labelled = load_labelled(folder)
