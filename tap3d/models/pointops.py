@@ -124,18 +124,38 @@ def knn(query: torch.Tensor, xyz: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ball_query(query: torch.Tensor, xyz: torch.Tensor, radius: float, k: int) -> torch.Tensor:
+def ball_query(query: torch.Tensor, xyz: torch.Tensor, radius: float, k: int,
+               order: str = "index") -> torch.Tensor:
     """``(B, S, k)`` int64 indices of up to ``k`` points of ``xyz`` ``(B, N, 3)`` within
-    ``radius`` of each ``query`` ``(B, S, 3)`` point, the nearest first.
+    ``radius`` of each ``query`` ``(B, S, 3)`` point (squared distance below ``radius ** 2``).
 
-    Slots beyond the points found repeat the first (nearest) one, as PointNet++'s CUDA
-    ``ball_query`` pads with its first hit; the nearest point is always kept, so a group is
-    never empty.
+    Args:
+        order: ``index`` (default): the first ``k`` such points in index order, as PointNet++'s
+            CUDA ``ball_query`` (``pointnet2_batch``, which openpoints and so the TAP authors'
+            PointNet++ use) scans them; ``nearest``: the ``k`` nearest.
+
+    Slots beyond the points found repeat the first one found, as the CUDA kernel pads; a query
+    with no point inside gets index 0 (the kernel's zero-filled output). With ``nearest`` the
+    nearest point is always kept, so a group is never empty.
+
+    Raises:
+        ValueError: an unknown ``order``.
     """
-    distance, index = torch.cdist(query, xyz).topk(min(k, xyz.shape[1]), dim=-1, largest=False)
-    outside = distance > radius
-    outside[..., 0] = False
-    return torch.where(outside, index[..., :1].expand_as(index), index)
+    if order == "nearest":
+        distance, index = torch.cdist(query, xyz).topk(min(k, xyz.shape[1]), dim=-1,
+                                                       largest=False)
+        outside = distance > radius
+        outside[..., 0] = False
+        return torch.where(outside, index[..., :1].expand_as(index), index)
+    if order != "index":
+        raise ValueError(f"order must be 'index' or 'nearest', got {order!r}")
+    N = xyz.shape[1]
+    positions = torch.arange(N, device=xyz.device, dtype=torch.int32)
+    key = torch.where(torch.cdist(query, xyz) < radius, positions, N)  # (B, S, N)
+    first = key.topk(min(k, N), dim=-1, largest=False, sorted=True).values.long()
+    hit = first[..., :1]
+    hit = torch.where(hit == N, 0, hit)
+    return torch.where(first == N, hit.expand_as(first), first)
 
 
 def gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -161,11 +161,24 @@ def test_knn_and_ball_query_match_brute_force(clouds):
     near = distance.gather(-1, index)
     assert (near.max(-1).values <= distance.sort(-1).values[..., 19] + 1e-6).all()
     radius = 0.1
-    balls = ball_query(centres, xyz, radius, 32)
-    inside = distance.gather(-1, balls) <= radius + 1e-6
+    nearest = ball_query(centres, xyz, radius, 32, order="nearest")
+    inside = distance.gather(-1, nearest) <= radius + 1e-6
     assert inside.all()  # padding repeats the nearest point, never a point outside
     counts = (distance <= radius).sum(-1).clamp(max=32)
-    assert (torch.tensor([[len(set(row.tolist())) for row in c] for c in balls]) == counts).all()
+    assert (torch.tensor([[len(set(row.tolist())) for row in c] for c in nearest]) ==
+            counts).all()
+    # the default, PointNet++'s CUDA ball_query: scan the points in index order, keep the first
+    # 32 inside, pad with the first one found (0 when none is inside)
+    balls = ball_query(centres, xyz, radius, 32)
+    far = torch.full((1, 1, 3), 10.0)
+    assert ball_query(far, xyz[:1], radius, 4).tolist() == [[[0, 0, 0, 0]]]
+    for b in range(len(xyz)):
+        for s in range(centres.shape[1]):
+            hits = torch.nonzero(distance[b, s] < radius).flatten()[:32].tolist()
+            expected = hits + [hits[0]] * (32 - len(hits))
+            assert balls[b, s].tolist() == expected, (b, s)
+    with pytest.raises(ValueError, match="order"):
+        ball_query(centres, xyz, radius, 32, order="random")
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

@@ -32,7 +32,8 @@ class SetAbstraction(nn.Module):
         mlp: output channels of each point-wise layer.
         stride: input points per centre.
         radius: ball radius (object units).
-        neighbours: points per ball (padded with the nearest when fewer are inside).
+        neighbours: points per ball: the first inside in index order, padded with the first
+            found (PointNet++'s CUDA ball query, :func:`tap3d.models.pointops.ball_query`).
 
     ``forward(xyz (B, N, 3), features (B, N, C), order (B, >= N / stride) int64 or None)`` ->
     ``(xyz (B, N / stride, 3), features (B, N / stride, mlp[-1]))``: the centres are the first
