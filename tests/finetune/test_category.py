@@ -103,23 +103,28 @@ CATEGORY_CONFIG = os.path.join(ROOT, "configs", "finetune-category-cpu.yaml")
 
 
 @pytest.mark.slow
-def test_finetuning_from_scratch_recognizes_unseen_meshes_part_types(tmp_path, pybullet_root):
-    """configs/finetune-category-cpu.yaml from random initialization, 300 steps, on 80 training
-    clouds per part type; scored on 16 clouds per class of meshes no training cloud came from."""
-    parts = robot_part_clouds(pybullet_root, "part", train_per_class=80, test_per_class=16)
+def test_finetuning_from_scratch_learns_part_types_of_unseen_meshes(tmp_path, pybullet_root):
+    """configs/finetune-category-cpu.yaml from random initialization (3,000 steps, about 2.5
+    minutes on one core) on ``part_large``: 8 part types of 164 real link parts of
+    pybullet_data's and robosuite's robots and grippers, OBJ_ONLY scans, 200 training and 32
+    test clouds per class, the test clouds scanned from meshes no training cloud came from.
+    Measured: last test OA 43.4 (chance 12.5; descriptors + forest 46.1 on this seed's set)."""
+    parts = robot_part_clouds(pybullet_root, "part_large", train_per_class=200,
+                              test_per_class=32, variant="obj_only")
+    assert not set(parts.test_meshes) & set(parts.train_meshes)
     folder = write_robot_parts(tmp_path / "parts", parts)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         results = finetune(folder, str(tmp_path / "run"),
-                           load_finetune_config(CATEGORY_CONFIG, max_steps=300),
+                           load_finetune_config(CATEGORY_CONFIG, variant="obj_only"),
                            progress=False)
     finally:
         torch.set_num_threads(threads)
-    print(f"fine-tuning from scratch, 5 part types, unseen meshes: {results}")
+    print(f"fine-tuning from scratch, 8 part types, unseen meshes: {results}")
     chance = 100.0 / len(parts.classes)
-    assert results["steps"] == 300
-    assert results["last_oa"] >= 1.5 * chance, results
+    assert results["steps"] == 3000 and len(parts.classes) == 8
+    assert results["last_oa"] >= 3 * chance, results
 
 
 def test_obj_only_scans_keep_the_object_only():
