@@ -25,7 +25,7 @@ import torch
 
 from tap3d.models.inputs import to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample
-from tap3d.views.projection import projection_of
+from tap3d.views.projection import fit_parallel, orthographic_intrinsics, projection_of
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges, up_axis_of
 
 __all__ = ["ViewStream", "SAMPLINGS", "NORMALIZATIONS"]
@@ -37,6 +37,15 @@ NORMALIZATIONS = ("none", "unit_sphere")
 
 #: Arrays read per shard.
 _ARRAYS = ("status", "points", "rgb", "mask", "cameras/K", "cameras/world_to_camera")
+
+
+def _following(world_to_camera: np.ndarray, centre: np.ndarray, factor: float) -> np.ndarray:
+    """``(V, 4, 4)`` float64 extrinsics of points moved by ``x' = (x - centre) factor``:
+    ``[R | t]`` -> ``[R | factor (R centre + t)]``."""
+    moved = world_to_camera.astype(np.float64)
+    rotation, translation = moved[:, :3, :3], moved[:, :3, 3]
+    moved[:, :3, 3] = factor * (rotation @ centre + translation)
+    return moved
 
 
 class ViewStream(torch.utils.data.IterableDataset):
@@ -61,6 +70,14 @@ class ViewStream(torch.utils.data.IterableDataset):
             Isotropic only: TAP scales each axis by its own factor, which no pinhole camera can
             follow (a perspective view of an anisotropically scaled object is not the stored
             image under any camera), so the images would stop matching.
+        anisotropic: the TAP authors' augmentation instead (``PointCloudScaling`` then
+            ``PointCloudCenterAndNormalize``): each axis scaled by its own ``U[low, high)``
+            factor, then the sample centred and scaled to unit radius; each view's ``K`` is then
+            refitted to the sample's projected points by their ``cal_scale_bias`` rule
+            (:func:`tap3d.views.projection.fit_parallel` with the dataset's ``fit``), while the
+            target image stays the stored one, as in their code (the points no longer project
+            exactly onto the masks). Only for orthographic datasets with a ``fit`` attribute
+            (``--preset tap`` builds, ``import-tap``); needs ``normalize="unit_sphere"``.
         normalize: ``none`` (the stored frame: bounding-box centre at the origin, farthest
             vertex at 1) or ``unit_sphere``: each sample's points are centred on their centroid
             and scaled to unit radius (farthest point at 1), as TAP's pre-training and
@@ -97,7 +114,7 @@ class ViewStream(torch.utils.data.IterableDataset):
                  sampling: str = "random", shuffle: bool = True, buffer_size: int = 256,
                  scale_range: tuple[float, float] | None = (0.9, 1.1), normalize: str = "none",
                  objects=None, up_axis: int | None = None, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None):
+                 world_size: int | None = None, anisotropic: bool = False):
         super().__init__()
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
@@ -122,6 +139,13 @@ class ViewStream(torch.utils.data.IterableDataset):
         self.up_axis = up_axis_of(group.attrs) if up_axis is None else up_axis
         self.scale_range, self.seed = scale_range, seed
         self.normalize = normalize
+        self.anisotropic = anisotropic
+        self.fit = group.attrs.get("fit")
+        if anisotropic and (self.projection != "orthographic" or not self.fit
+                            or normalize != "unit_sphere"):
+            raise ValueError(f"{store}: anisotropic scaling needs an orthographic dataset with "
+                             f"a fit (projection {self.projection}, fit {self.fit}) and "
+                             f"normalize='unit_sphere' (got {normalize!r})")
         if rank is None or world_size is None:
             dist = torch.distributed
             initialised = dist.is_available() and dist.is_initialized()
@@ -201,19 +225,21 @@ class ViewStream(torch.utils.data.IterableDataset):
         scale = rng.uniform(*self.scale_range) if self.scale_range else 1.0
         xyz = points[chosen].astype(np.float64)
         centre = np.zeros(3)
-        if self.normalize == "unit_sphere":
-            xyz, centre, scale = to_unit_sphere(xyz, scale)
-            centre, scale = centre[0], float(scale[0, 0])
+        if self.anisotropic:
+            xyz, world_to_camera, K = self._authors_geometry(arrays, row, rng, xyz, views)
         else:
-            xyz = xyz * scale
+            if self.normalize == "unit_sphere":
+                xyz, centre, scale = to_unit_sphere(xyz, scale)
+                centre, scale = centre[0], float(scale[0, 0])
+            else:
+                xyz = xyz * scale
+            world_to_camera = _following(arrays["cameras/world_to_camera"][row, views], centre,
+                                         scale)
+            K = arrays["cameras/K"][row, views]
+            if self.projection == "orthographic":  # camera x, y scale by `scale`: px per unit
+                K = K.copy()
+                K[:, :2, :2] /= np.float32(scale)
         xyz = xyz.astype(np.float32)
-        world_to_camera = arrays["cameras/world_to_camera"][row, views].astype(np.float64)
-        rotation, translation = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
-        world_to_camera[:, :3, 3] = scale * (rotation @ centre + translation)
-        K = arrays["cameras/K"][row, views]
-        if self.projection == "orthographic":  # camera x, y scale by `scale`: pixels per unit
-            K = K.copy()
-            K[:, :2, :2] /= np.float32(scale)
         return {
             "points": torch.from_numpy(xyz),
             "features": torch.from_numpy(with_height(xyz, self.up_axis)),
@@ -224,6 +250,24 @@ class ViewStream(torch.utils.data.IterableDataset):
             "index": torch.tensor(index),
             "label": torch.tensor(self.labels[index]),
         }
+
+    def _authors_geometry(self, arrays, row, rng, xyz, views):
+        """The points ``(N, 3)`` float64, ``world_to_camera`` ``(V, 4, 4)`` float64 and ``K``
+        ``(V, 3, 3)`` float32 of a sample with the authors' anisotropic scaling and per-view
+        refit (see ``anisotropic`` in the class docstring)."""
+        factors = rng.uniform(*self.scale_range, size=3) if self.scale_range else np.ones(3)
+        xyz, centre, factor = to_unit_sphere(xyz * factors)
+        centre, factor = centre[0], float(factor[0, 0])
+        world_to_camera = _following(arrays["cameras/world_to_camera"][row, views], centre,
+                                     factor)
+        # projected as the model receives them: float32 points and extrinsics
+        xyz = xyz.astype(np.float32).astype(np.float64)
+        world_to_camera = world_to_camera.astype(np.float32).astype(np.float64)
+        camera = xyz @ world_to_camera[:, :3, :3].transpose(0, 2, 1) + \
+            world_to_camera[:, None, :3, 3]  # (V, N, 3)
+        focal, axis = fit_parallel(torch.from_numpy(camera[..., :2]), arrays["rgb"].shape[2],
+                                   float(self.fit))
+        return xyz, world_to_camera, orthographic_intrinsics(focal.numpy(), axis.numpy())
 
     def read_object(self, index: int) -> dict:
         """The sample of one object, read on its own (one request per array; for evaluation).

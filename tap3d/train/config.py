@@ -29,8 +29,12 @@ class TrainConfig:
         points, views_per_sample, sampling, scale_low, scale_high: the stream's samples
             (TAP: 1024 points, 6 of 12 views, scaling U[0.9, 1.1)). ``views_per_sample`` 0 means
             half the stored views. ``sampling``: ``random``, ``fps`` or ``fixed`` (the same
-            points every epoch, as TAP's fixed 1024-point clouds). Scaling is isotropic (see
-            :class:`tap3d.stream.ViewStream`).
+            points every epoch, as TAP's fixed 1024-point clouds). Scaling is isotropic unless
+            ``scale_anisotropic``.
+        scale_anisotropic: the authors' per-axis scaling before centring and normalizing, with
+            each view refitted to the sample's points (``anisotropic`` of
+            :class:`tap3d.stream.ViewStream`; orthographic datasets with a fit only; the
+            authors' configs, ``configs/tap-*.yaml`` but ``tap.yaml``).
         normalize: ``unit_sphere`` (centre the sample on its centroid, scale it to unit radius,
             as TAP and fine-tuning do; cameras follow) or ``none`` (the stored frame: bounding
             box centred, farthest vertex at 1).
@@ -85,6 +89,7 @@ class TrainConfig:
     sampling: str = "random"
     scale_low: float = 0.9
     scale_high: float = 1.1
+    scale_anisotropic: bool = False
     normalize: str = "unit_sphere"
     up_axis: int = -1
     backbone: str = "pointmlp"

@@ -38,7 +38,8 @@ def make_stream(dataset: str, config: TrainConfig, process=None, objects=None):
                       views_per_sample=config.views_per_sample or None, sampling=config.sampling,
                       scale_range=(config.scale_low, config.scale_high),
                       normalize=config.normalize, objects=objects, up_axis=config.up_axis,
-                      seed=config.seed, rank=process.rank, world_size=process.world)
+                      seed=config.seed, rank=process.rank, world_size=process.world,
+                      anisotropic=config.scale_anisotropic)
 
 
 class PretrainTask(Task):

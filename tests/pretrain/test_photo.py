@@ -58,7 +58,7 @@ def test_public_config_is_the_authors(tmp_path):
               for key, value in dataclasses.asdict(supplement).items()
               if dataclasses.asdict(public)[key] != value}
     assert differ == {"photograph_depth": (2, 6), "photograph_dim": (128, 256),
-                      "query": ("ray", "tap"), "photograph_memory_norm": (True, False),
+                      "query": ("ray", "tap"), "scale_anisotropic": (False, True), "photograph_memory_norm": (True, False),
                       "photograph_output_norm": (True, False),
                       "eval_fraction": (0.01, 0.0)}, differ
     # both expect a `--preset tap` dataset: 6 of its 12 views per sample

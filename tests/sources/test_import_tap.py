@@ -143,6 +143,49 @@ def test_verify_and_stream(imported):
 
 
 @pytest.mark.slow
+def test_anisotropic_scaling_refits_every_view_as_the_authors_do(imported):
+    """``anisotropic``: the points scaled per axis, then centred at unit radius; each view's K
+    is the authors' fit of the sample's own projection (``fit_parallel``), the images stay."""
+    import torch
+
+    from tap3d.views.projection import TAP_FIT, fit_parallel
+
+    plain = ViewStream(imported, points=1024, sampling="fixed", shuffle=False, scale_range=None,
+                       normalize="unit_sphere")
+    scaled = ViewStream(imported, points=1024, sampling="fixed", shuffle=False,
+                        scale_range=(0.6, 1.4), normalize="unit_sphere", anisotropic=True)
+    for a, b in zip(plain, scaled):
+        assert torch.equal(a["images"], b["images"]) and torch.equal(a["masks"], b["masks"])
+        xyz = b["points"].double()
+        assert abs(xyz.norm(dim=1).max().item() - 1) < 1e-5
+        ratios = (xyz.amax(0) - xyz.amin(0)) / (a["points"].double().amax(0) -
+                                                 a["points"].double().amin(0))
+        assert ratios.max() / ratios.min() > 1.02  # the axes were scaled differently
+        w2c = b["world_to_camera"].double()
+        camera = xyz @ w2c[:, :3, :3].transpose(1, 2) + w2c[:, None, :3, 3]
+        focal, centre = fit_parallel(camera[..., :2], S, TAP_FIT)
+        torch.testing.assert_close(b["K"][:, 0, 0].double(), focal, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(b["K"][:, :2, 2].double(), centre, rtol=1e-5, atol=1e-3)
+        # with every factor 1 the refit is the stored fit, which follows the normalization
+    same = ViewStream(imported, points=1024, sampling="fixed", shuffle=False,
+                      scale_range=(1.0, 1.0), normalize="unit_sphere", anisotropic=True)
+    for a, b in zip(plain, same):
+        torch.testing.assert_close(a["points"], b["points"])
+        # the rule floors to whole pixels: the same fit within one pixel of offset
+        assert (a["K"] - b["K"]).abs().max() <= 1.0 + 1e-4
+
+
+def test_anisotropic_scaling_is_refused_without_a_fitted_parallel_projection(imported,
+                                                                              tmp_path):
+    copy = str(tmp_path / "no-fit.zarr")
+    shutil.copytree(imported, copy)
+    del zarr.open_group(copy, mode="r+").attrs["fit"]
+    with pytest.raises(ValueError, match="anisotropic scaling needs"):
+        ViewStream(copy, points=64, normalize="unit_sphere", anisotropic=True)
+    with pytest.raises(ValueError, match="anisotropic scaling needs"):
+        ViewStream(imported, points=64, normalize="none", anisotropic=True)
+
+
 def test_it_trains(imported, tmp_path):
     """``tap-cli train`` on the imported dataset with ``query: tap`` (a few CPU steps)."""
     run = tap_cli("train", imported, "-o", str(tmp_path / "run"), "--config",
