@@ -40,7 +40,7 @@ import numpy as np
 
 #: table columns -> row keys
 COLUMNS = {"descriptors OA": "descriptor_oa", "fine-tune best OA": "best_oa", "last OA": "last_oa",
-           "train OA": "train_oa", "steps": "steps", "s": "seconds"}
+           "voted OA": "voted_oa", "train OA": "train_oa", "steps": "steps", "s": "seconds"}
 
 
 def _classical_rows(data: str, seed: int, variant: str) -> list[dict]:

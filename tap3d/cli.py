@@ -402,6 +402,9 @@ def format_part_scores(results: dict) -> str:
 @click.option("--points", type=int, default=None, help="Points per sample (1024).")
 @click.option("--sampling", type=click.Choice(["fps", "random"]), default=None,
               help="Classification: farthest-point (fps, the authors') or random subsets.")
+@click.option("--votes", type=int, default=None,
+              help="Classification: test-time voting over this many rotated copies at the end "
+                   "(voted_oa in results.json; 0: none).")
 @click.option("--embed-dim", type=int, default=None, help="Backbone embedding width.")
 @click.option("--num-workers", type=int, default=None, help="DataLoader workers.")
 @click.option("--log-every", type=int, default=None)

@@ -26,8 +26,8 @@ import torch
 from tap3d.models.inputs import backbone_input, to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample, gather
 
-__all__ = ["SAMPLINGS", "fps_points", "AugmentedClouds", "training_features",
-           "eval_features"]
+__all__ = ["SAMPLINGS", "fps_points", "up_rotation", "AugmentedClouds", "training_features",
+           "eval_features", "voting_features"]
 
 #: How a cloud is subsampled to a backbone's points: ``fps`` (the authors') or ``random``.
 SAMPLINGS = ("fps", "random")
@@ -42,6 +42,27 @@ def fps_points(points: int) -> int:
     """Points kept by farthest-point sampling before the random subset: 1200 for 1024, 4800
     for 4096 (the authors' ``train.py``), i.e. ``points * 75 / 64``."""
     return int(round(points * 75 / 64))
+
+
+def up_rotation(angle: float, up_axis: int = 1) -> np.ndarray:
+    """``(3, 3)`` float64 rotation by ``angle`` radians about the axis ``up_axis``."""
+    c, s = np.cos(angle), np.sin(angle)
+    a, b = [axis for axis in range(3) if axis != up_axis]
+    rotation = np.eye(3)
+    rotation[a, a], rotation[a, b], rotation[b, a], rotation[b, b] = c, -s, s, c
+    return rotation
+
+
+def voting_features(points: np.ndarray, count: int, up_axis: int, device, votes: int,
+                    batch_size: int = 64, sampling: str = "fps") -> torch.Tensor:
+    """Test-time inputs of ``votes`` copies of every cloud, copy ``v`` rotated about the up axis
+    by ``2 pi v / votes`` (copy 0 is :func:`eval_features`' input): ``(votes, N, count, 4)``
+    float32 on ``device``. Rotation voting suits scans that come in any rotation about the up
+    axis; it is not the authors' ModelNet40 voting (10 scaled copies)."""
+    return torch.stack([eval_features((points @ up_rotation(2 * np.pi * v / votes,
+                                                            up_axis).T).astype(np.float32),
+                                      count, up_axis, device, batch_size, sampling)
+                        for v in range(votes)])
 
 
 class AugmentedClouds(torch.utils.data.Dataset):
@@ -75,12 +96,7 @@ class AugmentedClouds(torch.utils.data.Dataset):
         cloud = cloud * rng.uniform(*self.scale, size=3)
         cloud, _, _ = to_unit_sphere(cloud)
         if self.rotate:
-            angle = rng.uniform(-np.pi, np.pi)
-            c, s = np.cos(angle), np.sin(angle)
-            a, b = [axis for axis in range(3) if axis != self.up_axis]
-            rotation = np.eye(3)
-            rotation[a, a], rotation[a, b], rotation[b, a], rotation[b, b] = c, -s, s, c
-            cloud = cloud @ rotation.T
+            cloud = cloud @ up_rotation(rng.uniform(-np.pi, np.pi), self.up_axis).T
         return torch.from_numpy(cloud.astype(np.float32)), torch.tensor(self.labels[index])
 
 

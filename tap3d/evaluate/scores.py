@@ -24,11 +24,15 @@ def accuracies(confusion) -> tuple[float, float]:
 def evaluate_classifier(model, features: torch.Tensor, labels: torch.Tensor, classes: int,
                         batch_size: int = 64, process=None) -> tuple[float, float]:
     """``(OA, mAcc)`` in percent of ``model`` (eval mode) on ``features`` ``(N, P, 4)`` and
-    ``labels`` ``(N,)``; under torchrun the confusion matrices of all ranks are summed."""
+    ``labels`` ``(N,)``; under torchrun the confusion matrices of all ranks are summed.
+    ``features`` ``(votes, N, P, 4)`` (:func:`tap3d.evaluate.inputs.voting_features`): each
+    cloud's class is the argmax of its copies' mean softmax."""
     model.eval()
+    voted = features if features.dim() == 4 else features[None]
     confusion = torch.zeros(classes * classes, dtype=torch.long, device=features.device)
-    for start in range(0, len(features), batch_size):
-        predicted = model(features[start:start + batch_size]).argmax(1)
+    for start in range(0, voted.shape[1], batch_size):
+        predicted = torch.stack([model(copy[start:start + batch_size]).softmax(1)
+                                 for copy in voted]).mean(0).argmax(1)
         confusion += torch.bincount(labels[start:start + batch_size] * classes + predicted,
                                     minlength=classes * classes)
     if process is not None and process.world > 1:

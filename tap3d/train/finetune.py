@@ -14,7 +14,8 @@ The run folder follows ``tap-cli train`` (:mod:`tap3d.train.runfolder`): ``confi
 ``results.json``: ``best_oa`` (the best epoch's OA, what the authors report: their validation
 set is the test set), ``best_macc`` (mAcc of that epoch), ``best_epoch``, ``last_oa``,
 ``last_macc``, ``train_oa`` (the final model on the training clouds, test-time inputs, eval
-mode), ``epochs`` (evaluated), ``steps``. ``resume=True`` continues from
+mode), ``epochs`` (evaluated), ``steps``, and with ``votes`` ``voted_oa``, ``voted_macc`` (the
+final model, :func:`~tap3d.evaluate.inputs.voting_features`). ``resume=True`` continues from
 ``checkpoints/last.pt`` and ends with the parameters and results of an unbroken run.
 Under ``torchrun`` each rank trains on its share of every epoch and evaluates its share of the
 test set (confusion matrices summed); BatchNorm is synchronized on CUDA.
@@ -31,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from tap3d.train.finetune_config import FinetuneConfig
-from tap3d.evaluate.inputs import AugmentedClouds, eval_features, fps_points, training_features
+from tap3d.evaluate.inputs import (AugmentedClouds, eval_features, fps_points, training_features,
+                                   voting_features)
 from tap3d.evaluate.labelled import load_labelled
 from tap3d.evaluate.scores import evaluate_classifier
 from tap3d.evaluate.weights import load_backbone
@@ -171,6 +173,15 @@ class ClassificationTask(CloudsTask):
                               self.device, self.config.eval_batch_size, self.config.sampling),
                 torch.from_numpy(labels[shard]).to(self.device))
 
+    def voted_test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's test clouds as ``config.votes`` rotated copies (voting inputs)."""
+        shard = slice(self.process.rank, None, self.process.world)
+        config = self.config
+        return (voting_features(self.labelled.test_points[shard], config.points, config.up_axis,
+                                self.device, config.votes, config.eval_batch_size,
+                                config.sampling),
+                torch.from_numpy(self.labelled.test_labels[shard]).to(self.device))
+
     def evaluate(self, inputs) -> tuple[float, float]:
         return evaluate_classifier(self.model, *inputs, self.classes,
                                    self.config.eval_batch_size, self.process)
@@ -196,6 +207,8 @@ class ClassificationTask(CloudsTask):
         if progress.step >= progress.total:  # the end: accuracy on the training clouds
             s["train_oa"] = self.evaluate(self.eval_inputs(self.labelled.train_points,
                                                            self.labelled.train_labels))[0]
+            if self.config.votes:
+                s["voted_oa"], s["voted_macc"] = self.evaluate(self.voted_test())
         s["steps"] = progress.step
         if process.main:
             with open(os.path.join(self.run.path, "results.json"), "w") as f:

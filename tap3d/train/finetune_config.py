@@ -36,6 +36,9 @@ class FinetuneConfig:
         scale_low, scale_high, rotate, up_axis: anisotropic scaling per axis (TAP: U[0.9, 1.1]),
             rotation about the up axis (index 1: y-up).
         dropout, head: the head's dropout (0.5) and hidden widths ([512, 256]).
+        votes: test-time voting of the final model (0: none): the test clouds' class from the
+            mean softmax of ``votes`` copies rotated about the up axis (results ``voted_oa``,
+            ``voted_macc``; ``best_oa``/``last_oa`` stay single-view).
         variant, test_fraction: ScanObjectNN variant; test share of a tap3d dataset's seeded
             split (see :func:`tap3d.evaluate.labelled.load_labelled`).
         seed, device, num_workers, log_every, checkpoint_every: as in ``TrainConfig``
@@ -64,6 +67,7 @@ class FinetuneConfig:
     up_axis: int = 1
     dropout: float = 0.5
     head: list = field(default_factory=lambda: [512, 256])
+    votes: int = 0
     variant: str = "pb_t50_rs"
     test_fraction: float = 0.2
     seed: int = 0

@@ -228,3 +228,32 @@ def test_torchrun_stop_and_resume_equal_an_unbroken_run(tmp_path, labelled_set):
     assert full["step"] == 12
     assert json.load(open(tmp_path / "full" / "results.json")) == \
         json.load(open(tmp_path / "part" / "results.json"))
+
+
+def test_rotation_voting_averages_the_copies_softmax(labelled_set):
+    """``voting_features``: copy 0 is the single-view input, copy v the clouds turned by
+    2 pi v / votes about the up axis; ``evaluate_classifier`` on them classifies by the copies'
+    mean softmax."""
+    from tap3d.evaluate.inputs import eval_features, up_rotation, voting_features
+    from tap3d.evaluate.labelled import load_labelled
+    from tap3d.evaluate.scores import accuracies, evaluate_classifier
+    from tap3d.train.finetune import build_classifier
+
+    labelled = load_labelled(labelled_set)
+    points, labels = labelled.test_points, torch.from_numpy(labelled.test_labels)
+    voted = voting_features(points, 192, 1, "cpu", votes=4)
+    assert voted.shape == (4, len(points), 192, 4)
+    torch.testing.assert_close(voted[0], eval_features(points, 192, 1, "cpu"))
+    turned = (points @ up_rotation(np.pi / 2).T).astype(np.float32)
+    torch.testing.assert_close(voted[1], eval_features(turned, 192, 1, "cpu"))
+    model, _ = build_classifier(tiny(embed_dim=4, head=[16]), len(labelled.classes))
+    model.eval()
+    with torch.no_grad():
+        mean = torch.stack([model(copy).softmax(1) for copy in voted]).mean(0)
+        classes = len(labelled.classes)
+        confusion = np.zeros((classes, classes), np.int64)
+        np.add.at(confusion, (labels.numpy(), mean.argmax(1).numpy()), 1)
+        assert evaluate_classifier(model, voted, labels, classes, batch_size=5) == \
+            pytest.approx(accuracies(confusion))
+        assert evaluate_classifier(model, voted[0], labels, classes) == \
+            evaluate_classifier(model, voted[:1], labels, classes)
