@@ -166,21 +166,19 @@ class ClassificationTask(CloudsTask):
         self.seen += len(labels)
         return loss, {"loss": loss}
 
-    def eval_inputs(self, points, labels) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's share of a split, as test-time inputs on the device."""
-        shard = slice(self.process.rank, None, self.process.world)
-        return (eval_features(points[shard], self.config.points, self.config.up_axis,
-                              self.device, self.config.eval_batch_size, self.config.sampling),
-                torch.from_numpy(labels[shard]).to(self.device))
-
-    def voted_test(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's test clouds as ``config.votes`` rotated copies (voting inputs)."""
+    def eval_inputs(self, points, labels, votes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of a split, as test-time inputs on the device; with ``votes``, as
+        that many rotated copies (:func:`~tap3d.evaluate.inputs.voting_features`)."""
         shard = slice(self.process.rank, None, self.process.world)
         config = self.config
-        return (voting_features(self.labelled.test_points[shard], config.points, config.up_axis,
-                                self.device, config.votes, config.eval_batch_size,
-                                config.sampling),
-                torch.from_numpy(self.labelled.test_labels[shard]).to(self.device))
+        if votes:
+            features = voting_features(points[shard], config.points, config.up_axis,
+                                       self.device, votes, config.eval_batch_size,
+                                       config.sampling)
+        else:
+            features = eval_features(points[shard], config.points, config.up_axis, self.device,
+                                     config.eval_batch_size, config.sampling)
+        return features, torch.from_numpy(labels[shard]).to(self.device)
 
     def evaluate(self, inputs) -> tuple[float, float]:
         return evaluate_classifier(self.model, *inputs, self.classes,
@@ -208,7 +206,8 @@ class ClassificationTask(CloudsTask):
             s["train_oa"] = self.evaluate(self.eval_inputs(self.labelled.train_points,
                                                            self.labelled.train_labels))[0]
             if self.config.votes:
-                s["voted_oa"], s["voted_macc"] = self.evaluate(self.voted_test())
+                s["voted_oa"], s["voted_macc"] = self.evaluate(self.eval_inputs(
+                    self.labelled.test_points, self.labelled.test_labels, self.config.votes))
         s["steps"] = progress.step
         if process.main:
             with open(os.path.join(self.run.path, "results.json"), "w") as f:
