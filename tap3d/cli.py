@@ -402,6 +402,11 @@ def format_part_scores(results: dict) -> str:
 @click.option("--points", type=int, default=None, help="Points per sample (1024).")
 @click.option("--sampling", type=click.Choice(["fps", "random"]), default=None,
               help="Classification: farthest-point (fps, the authors') or random subsets.")
+@click.option("--rotation", type=click.Choice(["up", "so3"]), default=None,
+              help="Classification: training rotation about the up axis (up, the authors') or "
+                   "any rotation (so3); voting copies follow.")
+@click.option("--mix", type=float, default=None,
+              help="Classification: share of batches mixed by PointCutMix-R (0: none).")
 @click.option("--votes", type=int, default=None,
               help="Classification: test-time voting over this many rotated copies at the end "
                    "(voted_oa in results.json; 0: none).")

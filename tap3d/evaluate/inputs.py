@@ -26,11 +26,14 @@ import torch
 from tap3d.models.inputs import backbone_input, to_unit_sphere, with_height
 from tap3d.models.pointops import farthest_point_sample, gather
 
-__all__ = ["SAMPLINGS", "fps_points", "up_rotation", "AugmentedClouds", "training_features",
-           "eval_features", "voting_features"]
+__all__ = ["SAMPLINGS", "ROTATIONS", "fps_points", "up_rotation", "random_rotation",
+           "AugmentedClouds", "training_features", "mix_points", "eval_features", "voting_features"]
 
 #: How a cloud is subsampled to a backbone's points: ``fps`` (the authors') or ``random``.
 SAMPLINGS = ("fps", "random")
+
+#: Training rotations: ``up`` (about the up axis, the authors') or ``so3`` (any rotation).
+ROTATIONS = ("up", "so3")
 
 
 def _check_sampling(sampling: str) -> None:
@@ -53,16 +56,41 @@ def up_rotation(angle: float, up_axis: int = 1) -> np.ndarray:
     return rotation
 
 
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """``(3, 3)`` float64 rotation drawn uniformly from SO(3) (the Q factor of a Gaussian
+    matrix with its signs fixed, Mezzadri, Notices AMS 2007, made proper)."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def _check_rotation(rotation: str) -> None:
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
+
+
 def voting_features(points: np.ndarray, count: int, up_axis: int, device, votes: int,
-                    batch_size: int = 64, sampling: str = "fps") -> torch.Tensor:
-    """Test-time inputs of ``votes`` copies of every cloud, copy ``v`` rotated about the up axis
-    by ``2 pi v / votes`` (copy 0 is :func:`eval_features`' input): ``(votes, N, count, 4)``
-    float32 on ``device``. Rotation voting suits scans that come in any rotation about the up
-    axis; it is not the authors' ModelNet40 voting (10 scaled copies)."""
-    return torch.stack([eval_features((points @ up_rotation(2 * np.pi * v / votes,
-                                                            up_axis).T).astype(np.float32),
-                                      count, up_axis, device, batch_size, sampling)
-                        for v in range(votes)])
+                    batch_size: int = 64, sampling: str = "fps",
+                    rotation: str = "up") -> torch.Tensor:
+    """Test-time inputs of ``votes`` rotated copies of every cloud (copy 0 unrotated, so it is
+    :func:`eval_features`' input): ``(votes, N, count, 4)`` float32 on ``device``.
+
+    With ``rotation="up"`` copy ``v`` is turned about the up axis by ``2 pi v / votes``, for
+    scans that come in any rotation about it; with ``"so3"`` copies 1.. are rotations drawn
+    uniformly from SO(3), seeded (the same every call), for models trained with any rotation.
+    Neither is the authors' ModelNet40 voting (10 scaled copies).
+
+    Raises:
+        ValueError: an unknown ``sampling`` or ``rotation``.
+    """
+    _check_rotation(rotation)
+    rng = np.random.default_rng(0)
+    rotations = [np.eye(3)] + [up_rotation(2 * np.pi * v / votes, up_axis) if rotation == "up"
+                               else random_rotation(rng) for v in range(1, votes)]
+    return torch.stack([eval_features((points @ r.T).astype(np.float32), count, up_axis,
+                                      device, batch_size, sampling) for r in rotations])
 
 
 class AugmentedClouds(torch.utils.data.Dataset):
@@ -73,15 +101,22 @@ class AugmentedClouds(torch.utils.data.Dataset):
         points: ``(N, P, 3)`` float32 clouds.
         labels: ``(N,)`` int64.
         scale: anisotropic scaling range per axis (TAP: 0.9, 1.1).
-        rotate: rotate about ``up_axis`` by U[-pi, pi).
+        rotate: rotate each sample (``rotation``).
         up_axis: index of the up axis.
         seed: base seed; call :meth:`set_epoch` before each epoch.
+        rotation: ``up``: about ``up_axis`` by U[-pi, pi) (the authors'); ``so3``: a rotation
+            drawn uniformly from SO(3), for data whose objects come in any orientation.
+
+    Raises:
+        ValueError: an unknown ``rotation``.
     """
 
     def __init__(self, points: np.ndarray, labels: np.ndarray, scale=(0.9, 1.1),
-                 rotate: bool = True, up_axis: int = 1, seed: int = 0):
+                 rotate: bool = True, up_axis: int = 1, seed: int = 0, rotation: str = "up"):
+        _check_rotation(rotation)
         self.points, self.labels = points, labels
         self.scale, self.rotate, self.up_axis, self.seed = scale, rotate, up_axis, seed
+        self.rotation = rotation
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -95,7 +130,9 @@ class AugmentedClouds(torch.utils.data.Dataset):
         cloud = self.points[index][rng.permutation(self.points.shape[1])].astype(np.float64)
         cloud = cloud * rng.uniform(*self.scale, size=3)
         cloud, _, _ = to_unit_sphere(cloud)
-        if self.rotate:
+        if self.rotate and self.rotation == "so3":
+            cloud = cloud @ random_rotation(rng).T
+        elif self.rotate:
             cloud = cloud @ up_rotation(rng.uniform(-np.pi, np.pi), self.up_axis).T
         return torch.from_numpy(cloud.astype(np.float32)), torch.tensor(self.labels[index])
 
@@ -130,6 +167,40 @@ def training_features(points: torch.Tensor, count: int, presample: int, up_axis:
         pick = torch.from_numpy(rng.choice(presample, count, replace=False)).to(points.device)
         points = gather(points, index[:, pick])
     return with_height(points, up_axis)
+
+
+def mix_points(points: torch.Tensor, rng: np.random.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PointCutMix-R (Zhang et al., "PointCutMix", Neurocomputing 2022): each sample's points
+    are partly replaced by points of another sample of the batch.
+
+    Per batch a permutation pairs sample ``i`` with ``partner[i]``; per sample a share ``lam``
+    ~ U[0, 1] (their Beta(1, 1)) of its points, at random positions, is replaced by the
+    partner's points at random positions. The label is then ``1 - lam`` of the sample's and
+    ``lam`` of the partner's (``lam`` the exact share replaced). Both clouds must already be in
+    one frame (centred, unit radius).
+
+    Args:
+        points: ``(B, N, C)`` batch (xyz first).
+        rng: all the randomness (seeded per batch by the caller).
+
+    Returns:
+        ``(mixed (B, N, C), partner (B,) int64, lam (B,) float32)``, on ``points``' device.
+    """
+    B, N = points.shape[:2]
+    device = points.device
+    partner = torch.from_numpy(rng.permutation(B)).to(device)
+    counts = np.floor(rng.uniform(0, 1, B) * (N + 1)).clip(0, N).astype(np.int64)
+    keep = np.argsort(rng.random((B, N)), axis=1)  # positions in random order
+    take = np.argsort(rng.random((B, N)), axis=1)  # the partner's points to take
+    replaced = np.arange(N)[None, :] < counts[:, None]  # the first counts[i] positions
+    replaced_at = np.zeros((B, N), dtype=bool)
+    np.put_along_axis(replaced_at, keep, replaced, axis=1)
+    source = np.zeros((B, N), dtype=np.int64)
+    np.put_along_axis(source, keep, take, axis=1)
+    donor = gather(points[partner], torch.from_numpy(source).to(device))
+    mixed = torch.where(torch.from_numpy(replaced_at).to(device)[..., None], donor, points)
+    return mixed, partner, torch.from_numpy(counts / N).float().to(device)
 
 
 @torch.no_grad()

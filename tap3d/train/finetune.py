@@ -32,12 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from tap3d.train.finetune_config import FinetuneConfig
-from tap3d.evaluate.inputs import (AugmentedClouds, eval_features, fps_points, training_features,
-                                   voting_features)
+from tap3d.evaluate.inputs import (AugmentedClouds, eval_features, fps_points, mix_points,
+                                   training_features, voting_features)
 from tap3d.evaluate.labelled import load_labelled
 from tap3d.evaluate.scores import evaluate_classifier
 from tap3d.evaluate.weights import load_backbone
 from tap3d.models.heads import Classifier
+from tap3d.models.inputs import with_height
 from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.optim import cosine_schedule
 from tap3d.train.runfolder import RunFolder
@@ -127,7 +128,8 @@ class ClassificationTask(CloudsTask):
         torch.manual_seed(config.seed + process.rank)  # dropout differs between ranks
         self.train_set = AugmentedClouds(
             self.labelled.train_points, self.labelled.train_labels,
-            (config.scale_low, config.scale_high), config.rotate, config.up_axis, config.seed)
+            (config.scale_low, config.scale_high), config.rotate, config.up_axis, config.seed,
+            config.rotation)
         self.test = self.eval_inputs(self.labelled.test_points, self.labelled.test_labels)
         self.run = RunFolder(out, process.rank)
         # torch's label_smoothing spreads eps over all C classes, TAP's over the C - 1 others
@@ -159,8 +161,17 @@ class ClassificationTask(CloudsTask):
         features = training_features(batch["points"], config.points, self.presample,
                                      config.up_axis, rng, config.sampling)
         labels = batch["labels"]
-        logits = model(features)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.eps)
+        if config.mix and rng.random() < config.mix:
+            xyz, partner, lam = mix_points(features[..., :3], rng)
+            features = with_height(xyz, config.up_axis)
+            logits = model(features)
+            loss = ((1 - lam) * F.cross_entropy(logits, labels, reduction="none",
+                                                label_smoothing=self.eps)
+                    + lam * F.cross_entropy(logits, labels[partner], reduction="none",
+                                            label_smoothing=self.eps)).mean()
+        else:
+            logits = model(features)
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.eps)
         self.loss_sum = self.loss_sum + loss.detach().double()
         self.correct = self.correct + (logits.argmax(1) == labels).sum()
         self.seen += len(labels)
@@ -174,7 +185,7 @@ class ClassificationTask(CloudsTask):
         if votes:
             features = voting_features(points[shard], config.points, config.up_axis,
                                        self.device, votes, config.eval_batch_size,
-                                       config.sampling)
+                                       config.sampling, config.rotation)
         else:
             features = eval_features(points[shard], config.points, config.up_axis, self.device,
                                      config.eval_batch_size, config.sampling)

@@ -35,9 +35,13 @@ class FinetuneConfig:
             ``random`` (uniform subsets; :mod:`tap3d.evaluate.inputs`).
         scale_low, scale_high, rotate, up_axis: anisotropic scaling per axis (TAP: U[0.9, 1.1]),
             rotation about the up axis (index 1: y-up).
+        rotation: ``up`` (the authors') or ``so3``: training rotations drawn from all of SO(3)
+            and voting copies too (:class:`~tap3d.evaluate.inputs.AugmentedClouds`).
+        mix: probability that a training batch is mixed by PointCutMix-R
+            (:func:`~tap3d.evaluate.inputs.mix_points`); 0: never (the authors').
         dropout, head: the head's dropout (0.5) and hidden widths ([512, 256]).
         votes: test-time voting of the final model (0: none): the test clouds' class from the
-            mean softmax of ``votes`` copies rotated about the up axis (results ``voted_oa``,
+            mean softmax of ``votes`` rotated copies (``rotation``; results ``voted_oa``,
             ``voted_macc``; ``best_oa``/``last_oa`` stay single-view).
         variant, test_fraction: ScanObjectNN variant; test share of a tap3d dataset's seeded
             split (see :func:`tap3d.evaluate.labelled.load_labelled`).
@@ -64,6 +68,8 @@ class FinetuneConfig:
     scale_low: float = 0.9
     scale_high: float = 1.1
     rotate: bool = True
+    rotation: str = "up"
+    mix: float = 0.0
     up_axis: int = 1
     dropout: float = 0.5
     head: list = field(default_factory=lambda: [512, 256])

@@ -257,3 +257,62 @@ def test_rotation_voting_averages_the_copies_softmax(labelled_set):
             pytest.approx(accuracies(confusion))
         assert evaluate_classifier(model, voted[0], labels, classes) == \
             evaluate_classifier(model, voted[:1], labels, classes)
+
+
+def test_so3_rotation_turns_clouds_in_every_orientation(labelled_set):
+    """``rotation: so3`` (an option, not the authors'): proper rotations drawn over all of SO(3),
+    applied to the normalized sample; ``up`` keeps the up coordinate; voting copies follow."""
+    from tap3d.evaluate.inputs import AugmentedClouds, random_rotation, voting_features
+    from tap3d.evaluate.labelled import load_labelled
+    from tap3d.models.inputs import to_unit_sphere
+
+    rng = np.random.default_rng(0)
+    rotations = np.stack([random_rotation(rng) for _ in range(2000)])
+    np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1),
+                               np.broadcast_to(np.eye(3), rotations.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(rotations), 1.0)
+    up = rotations[:, :, 1]  # where the up axis goes: uniform on the sphere
+    assert np.abs(up.mean(0)).max() < 0.05 and (up[:, 1] < -0.9).any() and (up[:, 1] > 0.9).any()
+    labelled = load_labelled(labelled_set)
+    clouds = labelled.train_points[:4]
+    kwargs = dict(scale=(1.0, 1.0), up_axis=1, seed=3)
+    tilted = AugmentedClouds(clouds, labelled.train_labels[:4], rotation="so3", **kwargs)
+    turned = AugmentedClouds(clouds, labelled.train_labels[:4], rotation="up", **kwargs)
+    for i in range(4):
+        a, b = tilted[i][0].double().numpy(), turned[i][0].double().numpy()
+        reference, _, _ = to_unit_sphere(clouds[i].astype(np.float64))
+        # the same points, shuffled and turned: compare the sorted radii and up coordinates
+        np.testing.assert_allclose(np.sort(np.linalg.norm(a, axis=1)),
+                                   np.sort(np.linalg.norm(reference, axis=1)), atol=1e-5)
+        np.testing.assert_allclose(np.sort(b[:, 1]), np.sort(reference[:, 1]), atol=1e-5)
+        assert np.abs(np.sort(a[:, 1]) - np.sort(reference[:, 1])).max() > 0.05
+    voted = voting_features(clouds, 64, 1, "cpu", votes=3, rotation="so3")
+    again = voting_features(clouds, 64, 1, "cpu", votes=3, rotation="so3")
+    torch.testing.assert_close(voted, again)
+    assert not torch.allclose(voted[1], voted[2])
+    with pytest.raises(ValueError, match="rotation must be one of"):
+        AugmentedClouds(clouds, labelled.train_labels[:4], rotation="z")
+
+
+def test_point_cutmix_replaces_the_drawn_share_and_mixes_the_loss(tmp_path, labelled_set,
+                                                                    one_thread):
+    """``mix_points`` (PointCutMix-R): every point of a mixed sample is its own or its
+    partner's, the partner's share is ``lam``; ``mix: 1.0`` fine-tunes with a finite loss."""
+    from tap3d.evaluate.inputs import mix_points
+
+    points = torch.randn(16, 50, 4, dtype=torch.float64)
+    mixed, partner, lam = mix_points(points, np.random.default_rng(0))
+    assert mixed.shape == points.shape and sorted(partner.tolist()) == list(range(16))
+    assert lam.min() >= 0 and lam.max() <= 1 and len(set(lam.tolist())) > 4
+    for i in range(16):
+        own = (mixed[i][:, None] == points[i][None]).all(-1).any(1)
+        theirs = (mixed[i][:, None] == points[partner[i]][None]).all(-1).any(1)
+        assert (own | theirs).all()
+        if partner[i] != i:
+            assert theirs.double().mean().item() == pytest.approx(lam[i].item())
+            assert len({tuple(p) for p in mixed[i][theirs].tolist()}) == int(theirs.sum())
+    results = finetune(labelled_set, str(tmp_path / "run"),
+                       tiny(mix=1.0, epochs=2, embed_dim=4, batch_size=8), progress=False)
+    losses = [json.loads(line)["loss"] for line in open(tmp_path / "run" / "metrics.jsonl")
+              if '"loss"' in line]
+    assert losses and np.isfinite(losses).all() and results["steps"] > 0
