@@ -57,13 +57,10 @@ def up_rotation(angle: float, up_axis: int = 1) -> np.ndarray:
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """``(3, 3)`` float64 rotation drawn uniformly from SO(3) (the Q factor of a Gaussian
-    matrix with its signs fixed, Mezzadri, Notices AMS 2007, made proper)."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
+    """``(3, 3)`` float64 rotation drawn uniformly from SO(3) (scipy's ``Rotation.random``)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.random(random_state=rng).as_matrix()
 
 
 def _check_rotation(rotation: str) -> None:

@@ -161,17 +161,18 @@ class ClassificationTask(CloudsTask):
         features = training_features(batch["points"], config.points, self.presample,
                                      config.up_axis, rng, config.sampling)
         labels = batch["labels"]
+        partner = None
         if config.mix and rng.random() < config.mix:
             xyz, partner, lam = mix_points(features[..., :3], rng)
             features = with_height(xyz, config.up_axis)
-            logits = model(features)
+        logits = model(features)
+        if partner is None:
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.eps)
+        else:  # the label mixed by the share of points replaced
             loss = ((1 - lam) * F.cross_entropy(logits, labels, reduction="none",
                                                 label_smoothing=self.eps)
                     + lam * F.cross_entropy(logits, labels[partner], reduction="none",
                                             label_smoothing=self.eps)).mean()
-        else:
-            logits = model(features)
-            loss = F.cross_entropy(logits, labels, label_smoothing=self.eps)
         self.loss_sum = self.loss_sum + loss.detach().double()
         self.correct = self.correct + (logits.argmax(1) == labels).sum()
         self.seen += len(labels)
