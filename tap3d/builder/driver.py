@@ -17,9 +17,10 @@ import numpy as np
 
 from tap3d.builder.containment import culprit
 from tap3d.builder.plan import BuildConfig, make_plan
-from tap3d.builder.resume import exists, pending_shards
+from tap3d.builder.resume import exists, needs_creation, pending_shards
 from tap3d.builder.shard import ShardReport, render_shard
 from tap3d.views import schema
+from tap3d.views.storage import StorageError
 from tap3d.views.writer import create_dataset
 
 __all__ = ["BuildSummary", "build"]
@@ -95,16 +96,20 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
         SourceError: the source does not exist or holds no meshes (nothing is written).
         ValueError: invalid settings, or ``output`` exists with other settings or objects
             (nothing is written).
+        StorageError: the storage failed (a network error past the filesystem's retries, a
+            full disk): one line naming the store, the key or shard and the cause. Finished
+            shards are kept; the same command resumes once the storage works.
     """
     plan = make_plan(source, config, synsets, limit)
     store = os.fspath(output)
     began = time.perf_counter()
-    if exists(store) and not overwrite:
-        pending = pending_shards(store, plan.attributes, plan.index, plan.ranges)
-    else:
+    if overwrite or needs_creation(store):
+        # a store whose creation never finished holds no rendered object: create it again
         create_dataset(store, plan.specs(), config.shard_size, plan.attributes, plan.index,
-                       overwrite=overwrite)
+                       overwrite=overwrite or exists(store))
         pending = list(range(len(plan.ranges)))
+    else:
+        pending = pending_shards(store, plan.attributes, plan.index, plan.ranges)
     tasks = [(shard, plan.ranges[shard][0], plan.objects[slice(*plan.ranges[shard])])
              for shard in pending]
     reports = _run(tasks, store, plan.config, workers, scheduler, progress, timeout, memory_limit)
@@ -179,6 +184,8 @@ def _run(tasks, store: str, config: BuildConfig, workers: int | None, scheduler:
             shard, start, objs, failed = submitted.pop(future)
             try:
                 reports.append(future.result())
+            except StorageError:
+                raise  # the storage, not an object: retrying here would not help
             except Exception as error:  # noqa: BLE001 - KilledWorker or an error in the task
                 index, reason = culprit(client, store, shard, failed)
                 if index is None:

@@ -23,6 +23,7 @@ from tap3d.render.cameras import make_layout
 from tap3d.render.meshes import MeshError
 from tap3d.sources import ObjectSpec
 from tap3d.views import schema
+from tap3d.views.storage import StorageError
 
 __all__ = ["ShardReport", "render_object", "make_renderer", "render_shard"]
 
@@ -210,8 +211,13 @@ def _render_shard(store, shard, start, objects, config, threads, failed, timeout
     if watchdog:
         watchdog.finished.set()
     writing = time.perf_counter()
-    group = schema.open_views(store, mode="r+")
-    write_shard(group, start, arrays)
+    try:
+        group = schema.open_views(store, mode="r+")
+        write_shard(group, start, arrays)
+    except StorageError as error:
+        raise StorageError(f"{error}; shard {shard} (objects {start}-{start + len(objects) - 1}) "
+                           "was not written (finished shards are kept): run the same command "
+                           "again once the storage works") from None
     report.timings["write"] = time.perf_counter() - writing
     report.seconds = time.perf_counter() - began
     return report

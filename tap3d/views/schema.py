@@ -39,6 +39,9 @@ __all__ = [
     "bytes_on_disk",
     "FormatError",
     "open_views",
+    "CREATION",
+    "CREATION_COMPLETE",
+    "CREATION_INCOMPLETE",
 ]
 
 FORMAT = "tap3d.views"
@@ -47,6 +50,11 @@ FORMAT_VERSION = 2
 #: The format_versions this code reads.
 READABLE_VERSIONS = (1, 2)
 STATUS_PENDING, STATUS_DONE, STATUS_FAILED = 0, 1, 2
+#: The group attribute that says whether creating the store finished (``docs/format.md``,
+#: "Status"): ``incomplete`` from the group's first write until every array and index array
+#: is written and the metadata consolidated, then ``complete``. Datasets written before it
+#: existed do not carry it and were complete.
+CREATION, CREATION_INCOMPLETE, CREATION_COMPLETE = "creation", "incomplete", "complete"
 
 
 @dataclass(frozen=True)
@@ -178,30 +186,39 @@ def open_views(store, mode: str = "r"):
     """The dataset's ``zarr.Group``, after checking that it is one: every reader opens it here.
 
     Args:
-        store: a local path, an fsspec URL or a zarr store.
+        store: a local path, an fsspec URL or a zarr store (opened through
+            :func:`tap3d.views.storage.open_store`, so that storage failures name it).
         mode: ``r`` (read) or ``r+`` (write into an existing dataset).
 
     Returns:
         The open ``zarr.Group``.
 
     Raises:
-        FormatError: the store cannot be opened, is not a ``tap3d.views`` group, or has a
-            ``format_version`` not in :data:`READABLE_VERSIONS` (the message names the store
-            and the reason).
+        FormatError: the store does not hold a group, is not a ``tap3d.views`` group, has a
+            ``format_version`` not in :data:`READABLE_VERSIONS`, or its creation never finished
+            (the message names the store and the reason).
+        StorageError: the storage failed to answer (a network error, not a format error).
     """
     import zarr
 
-    name = store if isinstance(store, (str, os.PathLike)) else type(store).__name__
+    from tap3d.views.storage import StorageError, open_store, store_name
+
+    name = store_name(store)
     try:
-        group = zarr.open_group(store, mode=mode, zarr_format=3)
+        group = zarr.open_group(open_store(store, mode), mode=mode, zarr_format=3)
         attrs = group.attrs
         found = attrs.get("format")
-    except Exception as error:  # noqa: BLE001 - any failure to open is the same for a reader
-        raise FormatError(f"{os.fspath(name) if not isinstance(name, str) else name}: cannot be "
-                          f"opened as a {FORMAT} dataset ({type(error).__name__}: {error})") from None
+    except StorageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any other failure to open is the same for a reader
+        raise FormatError(f"{name}: cannot be opened as a {FORMAT} dataset "
+                          f"({type(error).__name__}: {error})") from None
     if found != FORMAT:
         raise FormatError(f"{name}: not a {FORMAT} dataset (format {found!r})")
     if attrs.get("format_version") not in READABLE_VERSIONS:
         raise FormatError(f"{name}: format_version {attrs.get('format_version')!r}, this "
                           f"version of tap3d reads {', '.join(map(str, READABLE_VERSIONS))}")
+    if attrs.get(CREATION, CREATION_COMPLETE) != CREATION_COMPLETE:
+        raise FormatError(f"{name}: its creation never finished (a build interrupted before "
+                          "rendering began); run the same build command again")
     return group

@@ -1,7 +1,8 @@
 """Checking a ``tap3d.views`` dataset end to end: ``tap-cli verify``.
 
 :func:`verify` opens a dataset (path or fsspec URL) and checks, in this order: the format name
-and version and the attributes the format requires; every array's presence, shape and dtype
+and version and the attributes the format requires; that its creation finished (the
+``creation`` attribute); every array's presence, shape and dtype
 against :func:`tap3d.views.schema.array_specs`; that every chunk decodes (each array is read
 shard by shard, and a shard that fails is read object by object to name the chunk; every chunk
 carries a CRC-32C, so corrupted bytes fail instead of decoding to wrong values); status counts
@@ -9,8 +10,11 @@ carries a CRC-32C, so corrupted bytes fail instead of decoding to wrong values);
 orthonormal with determinant +1 (``cameras/R`` and the rotation of ``world_to_camera``); that
 every ``K`` is a valid pinhole intrinsic matrix (positive focal lengths, zero skew, last row
 ``0 0 1``, principal point inside the image; for orthographic datasets the same checks on the
-affine ``K``, see :mod:`tap3d.views.projection`). Geometry checks cover done objects only (failed
-objects keep the fill value 0).
+affine ``K``, see :mod:`tap3d.views.projection`); the index arrays: object ids non-empty and
+unique, every ``label`` an index of the ``categories`` attribute (or -1 with no categories) and
+``category`` the entry it indexes. Geometry checks cover done objects only (failed objects keep
+the fill value 0). A failure of the storage itself is not a defect of the data: it raises
+:class:`~tap3d.views.storage.StorageError`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 from tap3d.views import schema as fmt
 from tap3d.views.projection import PROJECTIONS
+from tap3d.views.storage import StorageError, open_store, store_name
 
 __all__ = ["Defect", "VerifyReport", "verify"]
 
@@ -81,6 +86,8 @@ def _read_shards(group, name: str, spec, shard_size: int, report: VerifyReport):
             report.chunks_read += -(-(stop - start) // per_chunk)
             yield start, data, np.ones(stop - start, dtype=bool)
             continue
+        except StorageError:
+            raise
         except Exception:  # noqa: BLE001 - find the chunk below
             pass
         data = np.zeros((stop - start,) + spec.shape[1:], dtype=dtype)
@@ -90,6 +97,8 @@ def _read_shards(group, name: str, spec, shard_size: int, report: VerifyReport):
             try:
                 data[first - start:last - start] = array[first:last]
                 report.chunks_read += 1
+            except StorageError:
+                raise
             except Exception as error:  # noqa: BLE001
                 readable[first - start:last - start] = False
                 shard = f" (in shard file {_chunk_key(name, start // shard_size, len(spec.shape))})" \
@@ -109,14 +118,19 @@ def verify(store, progress: bool = False) -> VerifyReport:
 
     Returns:
         A :class:`VerifyReport`; it does not raise on defects (``report.ok`` is false).
+
+    Raises:
+        StorageError: the storage failed to answer (nothing is known about the data).
     """
     import zarr
     from tqdm.auto import tqdm
 
-    report = VerifyReport(str(store))
+    report = VerifyReport(store_name(store))
     try:
-        group = zarr.open_group(store, mode="r")
+        group = zarr.open_group(open_store(store, "r"), mode="r")
         attrs = dict(group.attrs)
+    except StorageError:
+        raise
     except Exception as error:  # noqa: BLE001
         report.defects.append(Defect("group", f"cannot be opened: {type(error).__name__}: {error}"))
         return report
@@ -136,12 +150,17 @@ def verify(store, progress: bool = False) -> VerifyReport:
     if attrs.get("projection", "perspective") not in PROJECTIONS:
         report.defects.append(Defect("attributes", f"unknown projection "
                                                    f"{attrs.get('projection')!r}"))
+    if attrs.get(fmt.CREATION, fmt.CREATION_COMPLETE) != fmt.CREATION_COMPLETE:
+        report.defects.append(Defect("attributes", "creation never finished (a build interrupted "
+                                                   "while creating the store: run it again)"))
     missing = [key for key in REQUIRED_ATTRIBUTES if key not in attrs]
     if missing:
         report.defects.append(Defect("attributes", f"missing {', '.join(missing)}"))
         return report
     try:
         n = group["object_id"].shape[0]
+    except StorageError:
+        raise
     except Exception as error:  # noqa: BLE001
         report.defects.append(Defect("object_id", f"missing or unreadable: {error}"))
         return report
@@ -154,6 +173,8 @@ def verify(store, progress: bool = False) -> VerifyReport:
     for name, spec in tqdm(specs.items(), desc="verify", unit="array", disable=not progress):
         try:
             array = group[name]
+        except StorageError:
+            raise
         except KeyError:
             report.defects.append(Defect(name, "missing"))
             continue
@@ -164,7 +185,8 @@ def verify(store, progress: bool = False) -> VerifyReport:
         if spec.dtype is not str and array.dtype != expected:
             report.defects.append(Defect(name, f"dtype {array.dtype}, expected {expected}"))
         report.arrays_checked += 1
-        keep = name in ("status", "cameras/R", "cameras/K", "cameras/world_to_camera")
+        keep = name in ("status", "cameras/R", "cameras/K", "cameras/world_to_camera",
+                        "object_id", "category", "label")
         floating = spec.dtype is not str and np.dtype(spec.dtype).kind == "f"
         kept, not_finite = [], []
         for start, data, ok in _read_shards(group, name, spec, shard_size, report):
@@ -193,7 +215,47 @@ def verify(store, progress: bool = False) -> VerifyReport:
                                          "(an unfinished build: run the same command again)"))
         done = (status == fmt.STATUS_DONE) & readable
         _check_cameras(values, done, size, report)
+    _check_index(values, list(attrs["categories"]), report)
     return report
+
+
+def _check_index(values: dict, categories: list, report: VerifyReport) -> None:
+    """Object ids non-empty and unique; ``label`` indexes ``categories`` (-1 when there are
+    none); ``category`` is the entry ``label`` indexes. Arrays that could not be read are left
+    out (their chunks are already defects)."""
+    ids, names, labels = (values.get(key) for key in ("object_id", "category", "label"))
+    if ids is not None:
+        ids = np.array(ids.tolist(), dtype=str)
+        empty = np.flatnonzero(ids == "")
+        if len(empty):
+            report.defects.append(Defect("object_id", f"empty in {len(empty)} objects, first "
+                                                      f"{empty[:10].tolist()}"))
+        unique, counts = np.unique(ids[ids != ""], return_counts=True)
+        if (counts > 1).any():
+            repeated = unique[counts > 1][:5].tolist()
+            report.defects.append(Defect("object_id", f"not unique: {repeated}"))
+    if labels is None:
+        return
+    if categories:
+        outside = np.flatnonzero((labels < 0) | (labels >= len(categories)))
+        allowed = f"[0, {len(categories) - 1}] (the categories attribute)"
+    else:
+        outside = np.flatnonzero(labels != -1)
+        allowed = "-1 (the categories attribute is empty)"
+    if len(outside):
+        report.defects.append(Defect("label", f"not in {allowed} in {len(outside)} objects, "
+                                              f"first {outside[:10].tolist()}"))
+        return
+    if names is not None:
+        expected = np.array([categories[i] if i >= 0 else "" for i in labels.tolist()],
+                            dtype=str)
+        wrong = np.flatnonzero(np.array(names.tolist(), dtype=str) != expected)
+        if len(wrong):
+            i = int(wrong[0])
+            report.defects.append(Defect("category", f"not the category its label names in "
+                                                     f"{len(wrong)} objects, first {i} "
+                                                     f"({names[i]!r}, label {labels[i]} = "
+                                                     f"{expected[i]!r})"))
 
 
 def _check_cameras(values: dict, done: np.ndarray, size: int, report: VerifyReport) -> None:

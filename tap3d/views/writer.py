@@ -11,7 +11,9 @@ import warnings
 
 import numpy as np
 
-from tap3d.views.schema import FORMAT, INDEX_ARRAYS, SHARD_ARRAYS, ArraySpec, format_version
+from tap3d.views.schema import (CREATION, CREATION_COMPLETE, CREATION_INCOMPLETE, FORMAT,
+                                INDEX_ARRAYS, SHARD_ARRAYS, ArraySpec, format_version)
+from tap3d.views.storage import open_store
 
 __all__ = ["create_dataset", "write_shard"]
 
@@ -33,24 +35,37 @@ def create_dataset(store, specs: dict[str, ArraySpec], shard_size: int, attribut
                    index: dict[str, np.ndarray], overwrite: bool = False):
     """Create the group and every (empty) array, and write the index arrays.
 
+    Creation either finishes or is seen unfinished: the group is written first with the
+    attribute ``creation: "incomplete"``, then the arrays, the index arrays and the consolidated
+    metadata, and last (one write of the group's ``zarr.json``, which keeps the consolidated
+    metadata) ``creation: "complete"``. A store still marked incomplete was interrupted before
+    any shard was written, and a build creates it again (:mod:`tap3d.builder.resume`).
+
     Args:
         store: a local path, an fsspec URL or a zarr store.
         specs: from :func:`array_specs`.
         shard_size: objects per shard.
-        attributes: the group attributes (``docs/format.md``); ``format`` and
-            ``format_version`` (:func:`~tap3d.views.schema.format_version`) are added.
+        attributes: the group attributes (``docs/format.md``); ``format``, ``format_version``
+            (:func:`~tap3d.views.schema.format_version`) and ``creation`` are added.
         index: ``object_id``, ``category`` and ``split`` (str) and ``label`` (int32) arrays of
             length ``N`` (:data:`INDEX_ARRAYS`).
         overwrite: replace an existing group at ``store``.
 
     Returns:
         The open ``zarr.Group``.
+
+    Raises:
+        StorageError: a write failed (the message names the store and the key); the store
+            stays marked incomplete.
+        zarr.errors.ContainsGroupError: ``store`` exists and ``overwrite`` is false.
     """
     import zarr
 
-    group = zarr.open_group(store, mode="w" if overwrite else "w-", zarr_format=3)
-    group.attrs.update({"format": FORMAT, "format_version": format_version(attributes),
-                       **attributes})
+    store = open_store(store, "w" if overwrite else "w-")
+    group = zarr.open_group(store, mode="w" if overwrite else "w-", zarr_format=3,
+                            attributes={"format": FORMAT,
+                                        "format_version": format_version(attributes),
+                                        **attributes, CREATION: CREATION_INCOMPLETE})
     for name, spec in specs.items():
         parent, _, leaf = name.rpartition("/")
         target = group.require_group(parent) if parent else group
@@ -61,11 +76,12 @@ def create_dataset(store, specs: dict[str, ArraySpec], shard_size: int, attribut
         else:
             chunks, shards = (max(1, min(shard_size, num)),) + spec.shape[1:], None
         kwargs = {} if spec.dtype is str else {"compressors": _compressor(spec.dtype)}
-        array = target.create_array(
+        coordinates = spec.dims[:2] in (("object", "view"), ("object", "point"))
+        target.create_array(
             leaf, shape=spec.shape, chunks=chunks, shards=shards, dtype=spec.dtype,
-            dimension_names=spec.dims, fill_value=spec.fill_value, **kwargs)
-        if spec.dims[:2] == ("object", "view") or spec.dims[:2] == ("object", "point"):
-            array.attrs["coordinates"] = "object_id category label"
+            dimension_names=spec.dims, fill_value=spec.fill_value,
+            attributes={"coordinates": "object_id category label"} if coordinates else None,
+            **kwargs)
     for name in INDEX_ARRAYS:
         group[name][:] = index[name]
     with warnings.catch_warnings():
@@ -73,7 +89,9 @@ def create_dataset(store, specs: dict[str, ArraySpec], shard_size: int, attribut
         # read it, and it saves one request per array when opening a remote dataset.
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(store)
-    return zarr.open_group(store, mode="r+", zarr_format=3)
+    group = zarr.open_group(store, mode="r+", zarr_format=3)
+    group.attrs[CREATION] = CREATION_COMPLETE
+    return group
 
 
 def write_shard(group, start: int, arrays: dict[str, np.ndarray]) -> None:
