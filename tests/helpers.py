@@ -139,6 +139,8 @@ def torchrun_stop_and_resume(tmp_path, args, stop_at: int) -> tuple[dict, dict]:
 
     import torch
 
+    from tap3d.train.checkpoint import load_checkpoint
+
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(out, *extra):
@@ -147,7 +149,7 @@ def torchrun_stop_and_resume(tmp_path, args, stop_at: int) -> tuple[dict, dict]:
                    "--device", "cpu", "--quiet", *extra]
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
-        return torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=False)
+        return load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))
 
     full = run(tmp_path / "full")
     assert run(tmp_path / "part", "--stop-at", str(stop_at))["step"] == stop_at

@@ -59,7 +59,8 @@ def generated_over_target(generated: torch.Tensor, targets: torch.Tensor,
 @torch.no_grad()
 def generate(checkpoint: str | os.PathLike, dataset: str, output: str | os.PathLike,
              sheet: str | os.PathLike | None = None, objects=None, config=None,
-             device: str = "auto", batch_size: int = 4, sheet_objects: int = 8) -> dict:
+             device: str = "auto", batch_size: int = 4, sheet_objects: int = 8, *,
+             trust: bool = False) -> dict:
     """Generate every stored view of a dataset's objects with a checkpoint's model.
 
     Args:
@@ -73,11 +74,17 @@ def generate(checkpoint: str | os.PathLike, dataset: str, output: str | os.PathL
             defaults; :func:`tap3d.evaluate.weights.build_model`).
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: objects per forward pass.
+        sheet_objects: objects on the sheet.
+        trust: read a checkpoint that names types beyond tensors and numpy values with the
+            full unpickler, which runs any code it holds
+            (:func:`tap3d.evaluate.weights.load_torch_file`).
 
     Returns:
         ``{"output", "objects", "views", "image_size", "origin", "sheet"}``.
 
     Raises:
+        CheckpointError: without ``trust``, the checkpoint names other types (file and type
+            named).
         WeightsError: the checkpoint cannot be read or does not fit.
         FormatError, ValueError: not a dataset, an object that is not done.
         FileExistsError: ``output`` exists.
@@ -90,7 +97,7 @@ def generate(checkpoint: str | os.PathLike, dataset: str, output: str | os.PathL
 
     group = open_views(dataset)
     num_views, image_size = group["rgb"].shape[1:3]
-    weights = load_model_weights(checkpoint)
+    weights = load_model_weights(checkpoint, trust=trust)
     model, config = build_model(weights, int(image_size), config, projection_of(group.attrs),
                                 group.attrs)
     device = torch.device(resolve_device(device))

@@ -25,6 +25,15 @@ Where a checkpoint holds a whole model, :func:`load_backbone_weights` leaves the
 out and lists them in ``dropped``. Every remaining entry must be a backbone entry of the right
 shape: a key that matches nothing is an error listing it (openpoints loads with
 ``strict=False`` and skips such keys silently).
+
+Files are data: every ``torch.load`` of tap3d goes through :func:`load_torch_file`, which
+unpickles with ``weights_only=True`` and allows, besides what torch allows (tensors, numbers,
+strings, containers, ``OrderedDict``), only numpy arrays, dtypes and scalars
+(:data:`SAFE_GLOBALS`: older tap3d checkpoints hold NumPy generator states, other code's
+checkpoints numpy numbers). A file that names any other type or function is refused with a
+:class:`CheckpointError` that names the file and the global, before anything it names is
+called: unpickling it could run code (an object whose ``__reduce__`` returns ``os.system``).
+``trust=True`` (``--trust-checkpoint``) reads such a file with the full unpickler.
 """
 
 from __future__ import annotations
@@ -33,8 +42,10 @@ import math
 import os
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from tap3d.models.backbones import Backbone, make_backbone
@@ -42,7 +53,8 @@ from tap3d.models.openpoints import (AUTHORS_PREFIXES, NamingError, backbone_fro
                                      backbone_to_openpoints, identify_backbone,
                                      model_from_openpoints, model_to_openpoints)
 
-__all__ = ["BackboneWeights", "WeightsError", "to_openpoints", "from_openpoints",
+__all__ = ["BackboneWeights", "WeightsError", "CheckpointError", "SAFE_GLOBALS",
+           "load_torch_file", "to_openpoints", "from_openpoints",
            "load_backbone_weights", "load_backbone", "export_backbone", "ModelWeights",
            "load_model_weights", "init_model", "build_model", "export_model", "authors_config",
            "BACKBONE_FORMAT"]
@@ -53,6 +65,130 @@ BACKBONE_FORMAT = "tap3d.backbone"
 
 class WeightsError(ValueError):
     """Weights that cannot be read or do not fit the model; names the file."""
+
+
+class CheckpointError(WeightsError):
+    """A file whose pickle names a type or function outside :data:`SAFE_GLOBALS`, or that
+    torch's ``weights_only`` unpickler refuses otherwise; one line naming the file, what was
+    refused and the opt-in (``--trust-checkpoint``, ``trust=True``)."""
+
+
+def _numpy_globals() -> list:
+    """What unpickles numpy arrays, dtypes and scalars: ``_reconstruct`` with ``ndarray`` and
+    ``dtype`` (arrays), ``scalar`` (``np.float64(0.5)``), each dtype's class (a dtype's state
+    is set on an instance of it); the functions also under numpy 1's module name
+    ``numpy.core.multiarray`` (files written with numpy 1 name it, numpy 2 ``numpy._core``).
+    Not the object, void (structured) or datetime dtypes."""
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    found = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        found += [(multiarray._reconstruct, f"{module}._reconstruct"),
+                  (multiarray.scalar, f"{module}.scalar")]
+    dtypes = {type(np.dtype(code)) for code in "?bhilqpBHILQPefdgFDGUS"}
+    return found + sorted(dtypes, key=lambda t: t.__name__)
+
+
+#: The globals a checkpoint may name beyond torch's ``weights_only`` allowlist (tensors,
+#: numbers, strings, containers, ``OrderedDict``, ``torch.Size``, dtypes): numpy arrays,
+#: dtypes and scalars only (:func:`_numpy_globals`), as older tap3d checkpoints hold NumPy
+#: generator states (``np.random.get_state()``) and other code's checkpoints numpy numbers.
+SAFE_GLOBALS = _numpy_globals()
+
+
+def _refused(error: Exception) -> str:
+    """What torch's ``weights_only`` unpickler refused, read off its message: the global
+    (``posix.system``; torch leaves ``builtins.`` off, put back here) or type it names, else
+    its own words (``Unsupported operand 149``)."""
+    text = str(error)
+    if match := re.search(r"GLOBAL (\S+)", text):
+        name = match.group(1)
+        return name if "." in name else f"builtins.{name}"
+    for pattern in (r"but got <class '([^']+)'>", r"unrecognized function (.+?)(?: which |$)"):
+        if match := re.search(pattern, text, re.MULTILINE):
+            return match.group(1)
+    words = text.split("WeightsUnpickler error:")[-1]
+    lines = [line.strip() for line in words.splitlines() if line.strip()
+             and not line.startswith("Check the documentation")]
+    words = lines[0] if lines else type(error).__name__
+    if words.startswith("Unsupported operand"):  # FRAME, STACK_GLOBAL, ...: protocol 4 on
+        words += " (a pickle opcode torch's weights-only unpickler does not read)"
+    return words
+
+
+#: How a file of ``torch.save``'s format before 1.6 begins: the pickled magic number.
+_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def _is_torch_file(path: str) -> bool:
+    """Whether ``path`` is in a format of ``torch.save`` (a zip archive, or the older format
+    that begins with its magic number): a refusal is then the contents', not the format's."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    return _LEGACY_MAGIC in head or zipfile.is_zipfile(path)
+
+
+def load_torch_file(path: str | os.PathLike, map_location="cpu", *, trust: bool = False):
+    """What a ``.pt``/``.pth`` file holds, read as data: the one ``torch.load`` of tap3d.
+
+    Without ``trust`` the file is unpickled with ``weights_only=True`` and :data:`SAFE_GLOBALS`
+    (numpy arrays, dtypes and scalars) added to torch's allowlist for this call only: tensors,
+    numbers, strings, containers and numpy values load; a file that names any other type or
+    function is refused before anything it names is imported or called. tap3d's checkpoints
+    and run folders (also those written before this rule) and the TAP authors' checkpoints
+    load this way.
+
+    Args:
+        path: the file.
+        map_location: as ``torch.load`` (where the tensors go).
+        trust: read a file you trust with the full unpickler (``weights_only=False``):
+            whatever objects it holds are rebuilt, and a malicious file runs its code. This is
+            the one place tap3d does so (``--trust-checkpoint`` on the commands).
+
+    Returns:
+        The unpickled object (for checkpoints, a dict).
+
+    Raises:
+        CheckpointError: without ``trust``, the file names a global outside the allowlist
+            (file and global named, with the opt-in).
+        WeightsError: the file cannot be read as a torch file (truncated, not one).
+        FileNotFoundError: no such file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        if trust:  # deliberate opt-in: the caller vouches for the file, which may run code
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        if not trust and _is_torch_file(path):
+            raise CheckpointError(
+                f"{path}: refused to load {_refused(error)}: checkpoints are read as data "
+                "(tensors, numbers, strings, containers, numpy arrays), and loading this could "
+                "run code; if you trust the file, pass --trust-checkpoint (trust=True)") from None
+        raise WeightsError(f"{path}: not a torch checkpoint ({_refused(error)})") from None
+    except Exception as error:  # noqa: BLE001 - any failure to read is this file's failure
+        raise WeightsError(f"{path}: not a torch checkpoint ({type(error).__name__}: "
+                           f"{error})") from None
+
+
+def _as_data(value):
+    """``value`` as data that :func:`load_torch_file` reads without ``trust``: tensors, numbers,
+    strings, bytes, None, numpy values and containers of them stay; any other object (which a
+    trusted file may hold) becomes its ``repr``. What tap3d writes stays data."""
+    if type(value) in (bool, int, float, complex, str, bytes, type(None), torch.Tensor):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.as_subclass(torch.Tensor)
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "OVMm" or \
+            isinstance(value, np.generic) and value.dtype.kind not in "OVMm":
+        return value
+    if isinstance(value, dict):
+        return {_as_data(k): _as_data(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_as_data(v) for v in value)
+    return repr(value)
 
 
 def to_openpoints(state: dict, backbone: str = "pointmlp") -> dict:
@@ -165,16 +301,9 @@ def _backbone_kwargs(name: str, state: dict, path: str) -> dict:
             "depth": _count(state, r"blocks\.(\d+)\.")}
 
 
-def _torch_file(path: str) -> dict:
-    """The dict a ``.pt``/``.pth`` file holds."""
-    try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # checkpoints that pickle configs or numpy objects
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - any failure to read is this file's failure
-        raise WeightsError(f"{path}: not a torch checkpoint ({type(error).__name__}: "
-                           f"{error})") from None
+def _torch_file(path: str, trust: bool = False) -> dict:
+    """The dict a ``.pt``/``.pth`` file holds (:func:`load_torch_file`)."""
+    obj = load_torch_file(path, trust=trust)
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a dict")
     return obj
@@ -184,21 +313,22 @@ def _torch_file(path: str) -> dict:
 _WRAPPERS = ("model", "net", "network", "state_dict", "base_model")
 
 
-def _read(path: str) -> tuple[dict, dict]:
+def _read(path: str, trust: bool = False) -> tuple[dict, dict]:
     """``(state dict with its prefixes, module. removed; meta)`` of a run folder or file;
     ``meta``: ``config`` (dict or None), ``origin``, ``step``, ``kwargs`` (constructor
-    arguments a tap3d backbone file records, or None), ``image_size`` (tap3d pre-training)."""
+    arguments a tap3d backbone file records, or None), ``image_size`` (tap3d pre-training).
+    ``trust``: :func:`load_torch_file`'s."""
     meta = {"config": None, "origin": "openpoints", "step": None, "kwargs": None,
             "image_size": None}
     if os.path.isdir(path):
         from tap3d.train.checkpoint import load_checkpoint
 
         try:
-            obj = load_checkpoint(path)
+            obj = load_checkpoint(path, trust=trust)
         except FileNotFoundError as error:
             raise WeightsError(str(error)) from None
     elif os.path.isfile(path):
-        obj = _torch_file(path)
+        obj = _torch_file(path, trust)
     else:
         raise WeightsError(f"{path}: no such file or run folder")
     if isinstance(obj.get("state_dict"), dict) and "backbone" in obj:  # tap3d backbone file
@@ -257,23 +387,28 @@ def _backbone_part(state: dict, meta: dict, path: str) -> tuple[str, dict, str, 
     raise WeightsError(f"{path}: not a backbone state dict")
 
 
-def load_backbone_weights(path: str | os.PathLike, backbone: str | None = None) -> BackboneWeights:
+def load_backbone_weights(path: str | os.PathLike, backbone: str | None = None, *,
+                          trust: bool = False) -> BackboneWeights:
     """Read a backbone's weights from any of the sources (module docstring).
 
     Args:
         path: run folder, checkpoint, tap3d backbone file or the authors' checkpoint.
         backbone: registry name the source must hold, or None for what its keys name.
+        trust: read a file that names other types than tensors and numpy values with the full
+            unpickler, which runs any code it holds (:func:`load_torch_file`).
 
     Returns:
         :class:`BackboneWeights` in tap3d naming (not yet checked against the backbone: call
         :meth:`BackboneWeights.build`).
 
     Raises:
+        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
+            values (file and type named).
         WeightsError: unreadable, keys that match no entry (all listed), or another backbone
             than ``backbone``.
     """
     path = os.fspath(path)
-    state, meta = _read(path)
+    state, meta = _read(path, trust)
     name, state, naming, dropped = _backbone_part(state, meta, path)
     if backbone and backbone != name:
         raise WeightsError(f"{path}: holds a {name} backbone, not {backbone}")
@@ -285,7 +420,7 @@ def load_backbone_weights(path: str | os.PathLike, backbone: str | None = None) 
 
 
 def load_backbone(path: str | os.PathLike | None, backbone: str = "pointmlp",
-                  embed_dim: int = 64, expect: str | None = None
+                  embed_dim: int = 64, expect: str | None = None, *, trust: bool = False
                   ) -> tuple[Backbone, BackboneWeights | None]:
     """The backbone that fine-tuning, the probe and export start from.
 
@@ -295,22 +430,26 @@ def load_backbone(path: str | os.PathLike | None, backbone: str = "pointmlp",
             seed it first).
         backbone, embed_dim: the random backbone (without ``path``).
         expect: with ``path``, the backbone the file must hold (None: whatever it holds).
+        trust: see :func:`load_backbone_weights`.
 
     Returns:
         ``(backbone module, its weights or None)``; the weights' ``backbone`` and ``kwargs``
         say what was built.
 
     Raises:
+        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
+            values.
         WeightsError: the file cannot be read or does not fit (names the file).
     """
     if not path:
         return make_backbone(backbone, embed_dim=embed_dim), None
-    weights = load_backbone_weights(path, expect)
+    weights = load_backbone_weights(path, expect, trust=trust)
     return weights.build(), weights
 
 
 def export_backbone(source: str | os.PathLike, output: str | os.PathLike,
-                    format: str = "tap3d", backbone: str | None = None) -> BackboneWeights:
+                    format: str = "tap3d", backbone: str | None = None, *,
+                    trust: bool = False) -> BackboneWeights:
     """Write the backbone of ``source`` alone, in tap3d's backbone format or the authors'.
 
     Args:
@@ -320,25 +459,30 @@ def export_backbone(source: str | os.PathLike, output: str | os.PathLike,
             ``load_checkpoint(model.encoder, path)`` reads (the layout of their ``*_clean.pth``).
         format: ``tap3d`` or ``openpoints``.
         backbone: registry name ``source`` must hold (None: whatever it holds).
+        trust: see :func:`load_backbone_weights`.
 
     Returns:
-        The weights read (checked strictly against the backbone).
+        The weights read (checked strictly against the backbone). The file written is data
+        (:func:`load_torch_file` reads it without ``trust``): objects of a trusted ``source``
+        that are not tensors, numbers, strings or containers are written as their ``repr``.
 
     Raises:
+        CheckpointError: without ``trust``, ``source`` names a type beyond tensors and numpy
+            values.
         WeightsError: unreadable source, keys that match nothing, shapes that do not fit.
         ValueError: unknown ``format``.
     """
     if format not in ("tap3d", "openpoints"):
         raise ValueError(f"format must be tap3d or openpoints, got {format!r}")
-    model, weights = load_backbone(source, expect=backbone)
+    model, weights = load_backbone(source, expect=backbone, trust=trust)
     weights.state_dict = model.state_dict()  # legacy defaults (zero biases of old files) in
     if format == "openpoints":
         torch.save({"model": to_openpoints(weights.state_dict, weights.backbone)}, output)
     else:
         torch.save({"format": BACKBONE_FORMAT, "version": 1, "backbone": weights.backbone,
-                    "backbone_args": weights.kwargs, "state_dict": weights.state_dict,
-                    "config": weights.config or {"backbone": weights.backbone},
-                    "step": weights.step}, output)
+                    "backbone_args": _as_data(weights.kwargs), "state_dict": weights.state_dict,
+                    "config": _as_data(weights.config or {"backbone": weights.backbone}),
+                    "step": _as_data(weights.step)}, output)
     return weights
 
 
@@ -367,16 +511,25 @@ class ModelWeights:
     step: int | None
 
 
-def load_model_weights(path: str | os.PathLike) -> ModelWeights:
+def load_model_weights(path: str | os.PathLike, *, trust: bool = False) -> ModelWeights:
     """Read a TAP model's weights: a tap3d pre-training run or checkpoint, the authors'
     ``*_ckpt_latest.pth`` / ``*_ckpt_best.pth``, or any backbone source (then
     ``backbone_only``).
 
+    Args:
+        path: the run folder or file.
+        trust: see :func:`load_backbone_weights`.
+
+    Returns:
+        :class:`ModelWeights` in tap3d naming.
+
     Raises:
+        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
+            values (file and type named).
         WeightsError: unreadable, or keys that map nowhere (all listed).
     """
     path = os.fspath(path)
-    state, meta = _read(path)
+    state, meta = _read(path, trust)
     tops = {k.split(".")[0] for k in state}
     if tops == {"backbone", "photograph", "generator"}:  # a tap3d pre-training checkpoint
         inner = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
@@ -390,22 +543,33 @@ def load_model_weights(path: str | os.PathLike) -> ModelWeights:
         except NamingError as error:
             raise WeightsError(f"{path}: {error}") from None
         return ModelWeights(converted, name, False, None, None, path, "openpoints", meta["step"])
-    weights = load_backbone_weights(path)
+    weights = load_backbone_weights(path, trust=trust)
     return ModelWeights({f"backbone.{k}": v for k, v in weights.state_dict.items()},
                         weights.backbone, True, weights.config, None, path, weights.origin,
                         weights.step)
 
 
-def init_model(model: torch.nn.Module, path: str | os.PathLike) -> ModelWeights:
+def init_model(model: torch.nn.Module, path: str | os.PathLike, *,
+               trust: bool = False) -> ModelWeights:
     """Load a checkpoint's weights into a :class:`~tap3d.models.TAPModel` (``tap-cli train
     --init``): all of it strictly, or the backbone alone (strictly) from a backbone-only
     source, the rest keeping its initialization.
 
+    Args:
+        model: the model to load into.
+        path: any source of :func:`load_model_weights`.
+        trust: see :func:`load_backbone_weights`.
+
+    Returns:
+        The weights read.
+
     Raises:
+        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
+            values.
         WeightsError: unreadable, keys that map nowhere, or entries and shapes that do not fit
             the model (all listed).
     """
-    weights = load_model_weights(path)
+    weights = load_model_weights(path, trust=trust)
     target = model.backbone if weights.backbone_only else model
     state = {k[len("backbone."):]: v for k, v in weights.state_dict.items()} \
         if weights.backbone_only else weights.state_dict
@@ -455,7 +619,8 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
     return model.eval(), config
 
 
-def export_model(source: str | os.PathLike, output: str | os.PathLike) -> ModelWeights:
+def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
+                 trust: bool = False) -> ModelWeights:
     """Write a tap3d pre-training checkpoint as the authors' ``*_ckpt_latest.pth``:
     ``{"model", "optimizer": {}, "scheduler": {}, "epoch", "best_val": inf}``, ``model`` in
     ``ViewGenBase`` names, every entry of theirs (``pad_memory`` zeros): their
@@ -468,25 +633,35 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike) -> ModelW
     The model must have the authors' structure (``configs/tap-public.yaml`` and the other
     ``configs/tap-*.yaml``: ``query: tap``, no extra LayerNorms, no q/k/v bias, factor 32).
 
+    Args:
+        source: a tap3d pre-training run folder or checkpoint (or the authors' file).
+        output: the ``.pth`` file to write.
+        trust: see :func:`load_backbone_weights`.
+
+    Returns:
+        The weights read.
+
     Raises:
+        CheckpointError: without ``trust``, ``source`` names a type beyond tensors and numpy
+            values.
         WeightsError: unreadable source, or a model whose keys map nowhere (all listed).
     """
-    weights = load_model_weights(source)
+    weights = load_model_weights(source, trust=trust)
     if weights.backbone_only:
         raise WeightsError(f"{weights.path}: holds a backbone only; export-backbone writes it")
     epoch = weights.step if weights.step is not None else 0  # the authors' files: their epoch
     if weights.origin == "tap3d run":  # through the model: legacy defaults filled in
         from tap3d.train.checkpoint import load_checkpoint, load_model
 
-        weights.state_dict = load_model(os.fspath(source))[0].state_dict()
+        weights.state_dict = load_model(os.fspath(source), trust=trust)[0].state_dict()
         # their epoch counts finished epochs (resume starts at epoch + 1); tap3d's "epoch" is
         # the 0-based epoch in progress, i.e. the epochs finished before it
-        epoch = int(load_checkpoint(os.fspath(source)).get("epoch", 0))
+        epoch = int(load_checkpoint(os.fspath(source), trust=trust).get("epoch", 0))
     try:
         state = model_to_openpoints(weights.state_dict, weights.backbone)
     except NamingError as error:
         raise WeightsError(f"{weights.path}: {error}") from None
-    torch.save({"model": state, "optimizer": {}, "scheduler": {}, "epoch": epoch,
+    torch.save({"model": state, "optimizer": {}, "scheduler": {}, "epoch": _as_data(epoch),
                 "best_val": math.inf}, output)
     return weights
 

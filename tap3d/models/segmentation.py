@@ -290,8 +290,8 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def load_pretrained_backbone(model: PartSegmenter, path: str,
-                             backbone: str | None = None) -> LoadReport:
+def load_pretrained_backbone(model: PartSegmenter, path: str, backbone: str | None = None, *,
+                             trust: bool = False) -> LoadReport:
     """Copy a pre-trained backbone into ``model.backbone``, every tensor that fits, and report
     by name every one that does not and why; nothing is skipped silently.
 
@@ -301,12 +301,24 @@ def load_pretrained_backbone(model: PartSegmenter, path: str,
     (``examples/shapenetpart/main.py``). Reads any source :func:`tap3d.evaluate.weights.
     load_backbone_weights` reads (run folder, tap3d backbone file, the authors' checkpoint).
 
+    Args:
+        model: the segmenter whose backbone is filled.
+        path: the checkpoint.
+        backbone: registry name the checkpoint must hold (None: whatever it holds).
+        trust: read a checkpoint that names types beyond tensors and numpy values with the
+            full unpickler, which runs any code it holds
+            (:func:`tap3d.evaluate.weights.load_torch_file`).
+
+    Returns:
+        What was loaded and what was skipped, and why.
+
     Raises:
+        CheckpointError: without ``trust``, the checkpoint names other types.
         WeightsError: the checkpoint cannot be read (names the file).
     """
     from tap3d.evaluate.weights import load_backbone_weights, to_openpoints
 
-    weights = load_backbone_weights(path, backbone)
+    weights = load_backbone_weights(path, backbone, trust=trust)
     ours = model.backbone.state_dict()
     report = LoadReport(str(path))
 

@@ -11,7 +11,12 @@ perspective), ``classes`` (fine-tuning). ``RUN/checkpoints/`` holds ``step_N.pt`
 ``last.pt`` (a hard link to the newest).
 
 Older checkpoints still load: pre-training ones hold rank 0's ``rng`` dict and no ``task``;
-fine-tuning ones keep their progress (with ``batch_in_epoch``) under ``progress``.
+fine-tuning ones keep their progress (with ``batch_in_epoch``) under ``progress``; their NumPy
+state is ``np.random.get_state()``'s tuple with its key as an array (new ones: a list of ints).
+
+Checkpoints are read as data (:func:`tap3d.evaluate.weights.load_torch_file`): a checkpoint
+holds tensors, numbers, strings and containers only, so it loads with ``weights_only=True``;
+one that names other types is refused unless ``trust``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import shutil
 import numpy as np
 import torch
 
+from tap3d.evaluate.weights import load_torch_file
 from tap3d.models.tap import TAPModel
 from tap3d.train.config import TrainConfig
 
@@ -33,16 +39,30 @@ __all__ = ["rng_state", "set_rng_state", "gather_rng_states", "restore_rng_state
 
 
 def rng_state() -> dict:
-    """The Python, NumPy, torch and CUDA generator states of this process."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(),
+    """The Python, NumPy, torch and CUDA generator states of this process, in plain types and
+    tensors (a checkpoint of them needs no numpy globals to load).
+
+    Returns:
+        ``{"python": random.getstate(), "numpy": (name, key as a list of ints, pos,
+        has_gauss, gauss), "torch": tensor, "cuda": [tensor per device]}``.
+    """
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": (name, key.tolist(), int(pos), int(has_gauss), float(gauss)),
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` returned."""
+    """Restore what :func:`rng_state` returned, or the form older checkpoints hold (the NumPy
+    state as ``np.random.get_state()`` returns it, its key an array).
+
+    Args:
+        state: ``{"python", "numpy", "torch", "cuda"}``.
+    """
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, key, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -107,10 +127,26 @@ def checkpoint_path(run_or_checkpoint: str) -> str:
     return path
 
 
-def load_checkpoint(run_or_checkpoint: str, device="cpu") -> dict:
-    """The checkpoint dict of a run folder or checkpoint file (see :func:`checkpoint_path`)."""
-    return torch.load(checkpoint_path(run_or_checkpoint), map_location=device,
-                      weights_only=False)
+def load_checkpoint(run_or_checkpoint: str, device="cpu", *, trust: bool = False) -> dict:
+    """The checkpoint dict of a run folder or checkpoint file (see :func:`checkpoint_path`),
+    read as data (:func:`tap3d.evaluate.weights.load_torch_file`).
+
+    Args:
+        run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
+        device: where the tensors go.
+        trust: read a file that names other types than tensors and numpy values with the full
+            unpickler, which runs any code it holds (``--trust-checkpoint``).
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
+            values (file and type named).
+        WeightsError: the file cannot be read.
+    """
+    return load_torch_file(checkpoint_path(run_or_checkpoint), device, trust=trust)
 
 
 #: Settings whose default changed when they were added: the value that checkpoints written
@@ -125,17 +161,24 @@ def config_from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**{**LEGACY_DEFAULTS, **{k: v for k, v in values.items() if k in known}})
 
 
-def load_model(run_or_checkpoint: str, device: str = "cpu") -> tuple[TAPModel, TrainConfig]:
+def load_model(run_or_checkpoint: str, device: str = "cpu", *,
+               trust: bool = False) -> tuple[TAPModel, TrainConfig]:
     """The TAP model of a checkpoint, in eval mode, and its config.
 
     Args:
         run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
         device: where to load it.
+        trust: see :func:`load_checkpoint`.
+
+    Returns:
+        ``(model, config)``.
 
     Raises:
         FileNotFoundError: no checkpoint there.
+        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
+            values.
     """
-    state = load_checkpoint(run_or_checkpoint, device)
+    state = load_checkpoint(run_or_checkpoint, device, trust=trust)
     config = config_from_dict(state["config"])
     # checkpoints written before orthographic datasets existed were trained on perspective ones
     model = TAPModel(config, state["image_size"],

@@ -193,10 +193,11 @@ def _truncate_metrics(path: str, step: int) -> None:
         f.writelines(json.dumps(r) + "\n" for r in records if r["step"] <= step)
 
 
-def _restore(task, optimizer, scheduler, p: Progress) -> None:
-    """Load ``last.pt`` into the model, optimizer, scheduler, task, ``p`` and generators."""
+def _restore(task, optimizer, scheduler, p: Progress, trust: bool = False) -> None:
+    """Load ``last.pt`` into the model, optimizer, scheduler, task, ``p`` and generators
+    (read as data unless ``trust``: :func:`~tap3d.train.checkpoint.load_checkpoint`)."""
     state = checkpoint.load_checkpoint(os.path.join(task.run.checkpoints, "last.pt"),
-                                       task.device)
+                                       task.device, trust=trust)
     task.model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -212,7 +213,7 @@ def _restore(task, optimizer, scheduler, p: Progress) -> None:
 
 
 def fit(task: Task, resume: bool = False, progress: bool = True,
-        stop_at: int | None = None) -> dict:
+        stop_at: int | None = None, trust: bool = False) -> dict:
     """Train ``task`` (see the module docstring) to its last step.
 
     Args:
@@ -221,6 +222,8 @@ def fit(task: Task, resume: bool = False, progress: bool = True,
         progress: show a progress bar (rank 0).
         stop_at: checkpoint and return after this step, as if pre-empted there (the schedule
             still runs to the configured end; ``resume`` continues).
+        trust: resume from a ``last.pt`` that names types beyond tensors and numpy values,
+            with the full unpickler, which runs any code it holds (``--trust-checkpoint``).
 
     Returns:
         ``task.results()``.
@@ -229,6 +232,8 @@ def fit(task: Task, resume: bool = False, progress: bool = True,
         NonFiniteLossError: the loss became NaN/inf (checked at every log, checkpoint and
             epoch end, before anything is saved: the last good checkpoint is kept).
         FileNotFoundError: ``resume`` without a checkpoint.
+        CheckpointError: ``resume`` from a ``last.pt`` that names other types, without
+            ``trust``.
         ValueError: an epoch has no full optimizer step.
     """
     from tqdm.auto import tqdm
@@ -243,7 +248,7 @@ def fit(task: Task, resume: bool = False, progress: bool = True,
                                                   task.schedule(total, epoch_steps[0]))
     p = Progress(total=total, epoch_steps=epoch_steps)
     if resume:
-        _restore(task, optimizer, scheduler, p)
+        _restore(task, optimizer, scheduler, p, trust)
     run.write_config(config, task.data)
     last_good = os.path.join(run.checkpoints, "last.pt")
 

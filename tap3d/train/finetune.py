@@ -46,17 +46,28 @@ from tap3d.train.runfolder import RunFolder
 __all__ = ["finetune", "build_classifier", "epoch_batches", "CloudsTask", "ClassificationTask"]
 
 
-def build_classifier(config: FinetuneConfig, classes: int) -> tuple[Classifier, FinetuneConfig]:
+def build_classifier(config: FinetuneConfig, classes: int,
+                     trust: bool = False) -> tuple[Classifier, FinetuneConfig]:
     """The classifier, its backbone randomly initialized (seeded) or from
     ``config.backbone_checkpoint``; the config with ``backbone``/``embed_dim`` set to what the
     checkpoint holds.
 
+    Args:
+        config: the settings.
+        classes: number of classes.
+        trust: read the checkpoint with the full unpickler even when it names types beyond
+            tensors and numpy values (:func:`tap3d.evaluate.weights.load_torch_file`).
+
+    Returns:
+        ``(classifier, config)``.
+
     Raises:
+        CheckpointError: without ``trust``, the checkpoint names other types.
         WeightsError: the checkpoint cannot be read or does not fit (names the file).
     """
     torch.manual_seed(config.seed)
     backbone, weights = load_backbone(config.backbone_checkpoint, config.backbone,
-                                      config.embed_dim)
+                                      config.embed_dim, trust=trust)
     if weights is not None:
         config = dataclasses.replace(config, backbone=weights.backbone,
                                      embed_dim=weights.kwargs.get("embed_dim", config.embed_dim))
@@ -108,19 +119,21 @@ class ClassificationTask(CloudsTask):
     """Classification fine-tuning (the engine's Task interface): batches of augmented clouds
     (:class:`~tap3d.evaluate.inputs.AugmentedClouds`, :func:`epoch_batches`), smoothed
     cross-entropy, test OA/mAcc after every epoch, the best epoch's weights in ``best.pt``.
+    ``trust``: see :func:`build_classifier`.
 
     Raises:
         LabelledDataError: ``data`` is not a labelled dataset.
-        WeightsError: the backbone checkpoint cannot be read or does not fit.
+        WeightsError: the backbone checkpoint cannot be read or does not fit (CheckpointError:
+            it names types beyond tensors and numpy values, without ``trust``).
         ValueError: no full batch per rank.
     """
 
-    def __init__(self, data: str, out: str, config: FinetuneConfig):
+    def __init__(self, data: str, out: str, config: FinetuneConfig, trust: bool = False):
         self.process, self.device = process, device = setup(config)
         self.data = data
         self.labelled = load_labelled(data, config.variant, config.test_fraction, config.seed)
         self.classes = len(self.labelled.classes)
-        model, self.config = build_classifier(config, self.classes)
+        model, self.config = build_classifier(config, self.classes, trust)
         config = self.config
         if device.type == "cuda" and process.world > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -261,7 +274,7 @@ class ClassificationTask(CloudsTask):
 
 
 def finetune(data: str, out: str, config: FinetuneConfig = FinetuneConfig(), resume: bool = False,
-             progress: bool = True, stop_at: int | None = None) -> dict:
+             progress: bool = True, stop_at: int | None = None, trust: bool = False) -> dict:
     """Fine-tune a backbone with a classification head on a labelled point-cloud dataset.
 
     Args:
@@ -272,15 +285,20 @@ def finetune(data: str, out: str, config: FinetuneConfig = FinetuneConfig(), res
         resume: continue from ``out/checkpoints/last.pt``.
         progress: show a progress bar (rank 0).
         stop_at: checkpoint and return after this step, as if pre-empted (``resume`` continues).
+        trust: read the backbone checkpoint and the resumed ``last.pt`` even when they name
+            types beyond tensors and numpy values, with the full unpickler, which runs any code
+            they hold (``--trust-checkpoint``; :func:`tap3d.evaluate.weights.load_torch_file`).
 
     Returns:
         The scores of ``results.json`` (module docstring), percent.
 
     Raises:
         LabelledDataError: ``data`` is not a labelled dataset.
+        CheckpointError: without ``trust``, the backbone checkpoint or the resumed one names
+            other types (file and type named).
         WeightsError: the backbone checkpoint cannot be read or does not fit.
         ValueError: no full batch per rank.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
         FileNotFoundError: ``resume`` without a checkpoint.
     """
-    return fit(ClassificationTask(data, out, config), resume, progress, stop_at)
+    return fit(ClassificationTask(data, out, config, trust), resume, progress, stop_at, trust)

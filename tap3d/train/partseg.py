@@ -38,6 +38,7 @@ from tap3d.models.inputs import to_unit_sphere
 from tap3d.models.pointops import farthest_point_sample, gather
 from tap3d.models.segmentation import load_pretrained_backbone, make_segmenter
 from tap3d.train import distributed
+from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.engine import fit, make_loader, setup
 from tap3d.train.finetune import CloudsTask
 from tap3d.train.loss import poly1_focal_loss
@@ -114,20 +115,22 @@ class PartSegTask(CloudsTask):
 
     Raises:
         PartDataError: ``data`` is not a part-labelled dataset.
-        WeightsError: the backbone checkpoint cannot be read.
+        WeightsError: the backbone checkpoint cannot be read (CheckpointError: it names types
+            beyond tensors and numpy values, without ``trust``).
         ValueError: no full batch per rank.
     """
 
-    def __init__(self, data: str, out: str, config: PartSegConfig):
+    def __init__(self, data: str, out: str, config: PartSegConfig, trust: bool = False):
         self.process, self.device = process, device = setup(config)
-        self.data, self.config = data, config
+        self.data, self.config, self.trust = data, config, trust
         self.dataset = d = load_part_labelled(data, config.test_fraction, config.seed)
         torch.manual_seed(config.seed)
         model = make_segmenter(config.backbone, d.num_parts, len(d.categories),
                                in_channels=6 if config.normals else 3, embed_dim=config.embed_dim)
         self.not_loaded = {}
         if config.backbone_checkpoint:
-            report = load_pretrained_backbone(model, config.backbone_checkpoint, config.backbone)
+            report = load_pretrained_backbone(model, config.backbone_checkpoint, config.backbone,
+                                              trust=trust)
             self.not_loaded = report.skipped
             if process.main:
                 print(report.format())
@@ -239,9 +242,8 @@ class PartSegTask(CloudsTask):
         if c.votes:
             distributed.barrier(self.process)  # rank 0 wrote best.pt
             best = copy.deepcopy(self.model)
-            best.load_state_dict(torch.load(os.path.join(self.run.checkpoints, "best.pt"),
-                                            map_location=self.device,
-                                            weights_only=False)["model"])
+            best.load_state_dict(load_checkpoint(os.path.join(self.run.checkpoints, "best.pt"),
+                                                 self.device, trust=self.trust)["model"])
             scores, predicted = self.evaluate(best, c.votes)
             s.update({f"voted_{k}": scores[k] for k in ("instance_miou", "class_miou")},
                      voted_category_miou=scores["category_miou"], votes=c.votes)
@@ -294,10 +296,13 @@ class PartSegTask(CloudsTask):
 
 
 def segment(data: str, out: str, config: PartSegConfig = PartSegConfig(), resume: bool = False,
-            progress: bool = True, stop_at: int | None = None) -> dict:
+            progress: bool = True, stop_at: int | None = None, trust: bool = False) -> dict:
     """Fine-tune a backbone with a part-segmentation head on ``data``, a ShapeNetPart folder or a
     tap3d dataset with part labels (:func:`tap3d.evaluate.partdata.load_part_labelled`); the
-    other arguments, the return value (here the part scores of the module docstring) and the
-    errors (here ``PartDataError`` for bad data) as :func:`tap3d.train.finetune.finetune`.
+    other arguments (``trust``: the backbone checkpoint, the resumed ``last.pt`` and ``best.pt``
+    are read with the full unpickler), the return value (here the part scores of the module
+    docstring) and the errors (here ``PartDataError`` for bad data, ``CheckpointError`` for a
+    checkpoint that names types beyond tensors and numpy values without ``trust``) as
+    :func:`tap3d.train.finetune.finetune`.
     """
-    return fit(PartSegTask(data, out, config), resume, progress, stop_at)
+    return fit(PartSegTask(data, out, config, trust), resume, progress, stop_at, trust)

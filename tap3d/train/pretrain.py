@@ -48,16 +48,19 @@ class PretrainTask(Task):
     Batches are dicts of the stream's samples (:class:`~tap3d.stream.ViewStream`), the loss is
     TAP's (:func:`~tap3d.train.loss.tap_loss`, metrics ``loss``, ``loss_fg``, ``loss_bg``), the
     evaluation of generated views runs on the steps :class:`~tap3d.train.quality.Evaluator`
-    schedules (rank 0), sample grids every ``sample_every`` steps.
+    schedules (rank 0), sample grids every ``sample_every`` steps. ``trust``: read
+    ``config.init`` with the full unpickler (:func:`tap3d.evaluate.weights.load_torch_file`).
 
     Raises:
         ValueError: a rank gets no full batch in some epoch.
         FormatError: ``dataset`` is not a tap3d dataset.
+        WeightsError: ``config.init`` cannot be read or does not fit (CheckpointError: it
+            names types beyond tensors and numpy values, without ``trust``).
     """
 
     mixed_precision = True
 
-    def __init__(self, dataset: str, out: str, config: TrainConfig):
+    def __init__(self, dataset: str, out: str, config: TrainConfig, trust: bool = False):
         from tap3d.views.schema import open_views
 
         config = resolve_up_axis(config, open_views(dataset).attrs)
@@ -71,7 +74,7 @@ class PretrainTask(Task):
         self.image_size = int(self.stream.image_size)
         self.model = TAPModel(config, self.image_size, self.stream.projection).to(self.device)
         if config.init:  # weights only; a resumed run's checkpoint replaces them
-            init_model(self.model, config.init)
+            init_model(self.model, config.init, trust=trust)
         self.run = RunFolder(out, self.process.rank, config.log_objects)
         self.evaluator = quality.Evaluator(dataset, config, training, held_out, self.device,
                                            self.process.main, self.run)
@@ -133,7 +136,7 @@ class PretrainTask(Task):
 
 
 def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
-          progress: bool = True, stop_at: int | None = None) -> dict:
+          progress: bool = True, stop_at: int | None = None, trust: bool = False) -> dict:
     """Pre-train a backbone with TAP on a ``tap3d.views`` dataset.
 
     Args:
@@ -144,6 +147,9 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
         progress: show a progress bar (rank 0).
         stop_at: checkpoint and return after this step, as if the job were pre-empted there
             (the schedule still runs to the configured end; ``resume`` continues).
+        trust: read ``config.init`` and the resumed ``last.pt`` even when they name types
+            beyond tensors and numpy values, with the full unpickler, which runs any code
+            they hold (``--trust-checkpoint``; :func:`tap3d.evaluate.weights.load_torch_file`).
 
     Returns:
         ``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step, and the last
@@ -153,5 +159,8 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
         FileNotFoundError: ``resume`` without a checkpoint.
         FormatError: ``dataset`` is not a tap3d dataset.
+        CheckpointError: without ``trust``, ``config.init`` or the resumed checkpoint names
+            other types (file and type named).
+        WeightsError: ``config.init`` cannot be read or does not fit the model.
     """
-    return fit(PretrainTask(dataset, out, config), resume, progress, stop_at)
+    return fit(PretrainTask(dataset, out, config, trust), resume, progress, stop_at, trust)

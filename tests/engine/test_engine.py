@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.engine import NonFiniteLossError, Task, fit, setup
 from tap3d.train.optim import cosine_schedule, step_schedule
 from tap3d.train.runfolder import RunFolder
@@ -86,7 +87,7 @@ def _records(run):
 
 
 def _weights(run):
-    return torch.load(os.path.join(run, "checkpoints", "last.pt"), weights_only=False)
+    return load_checkpoint(os.path.join(run, "checkpoints", "last.pt"))
 
 
 def test_stop_and_resume_equal_an_unbroken_run(tmp_path):

@@ -18,6 +18,7 @@ import yaml
 from tap3d.evaluate import export_backbone, load_labelled, probe
 from tap3d.evaluate.inputs import eval_features
 from tap3d.train import finetune, load_finetune_config
+from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.finetune import build_classifier
 from tap3d.models import BACKBONES
 
@@ -113,8 +114,7 @@ def test_finetune_and_probe_run_every_backbone(tmp_path, labelled_set, one_threa
     assert results["train_oa"] is not None
     # the reported scores are the saved model's on the 48 test clouds, recomputed here
     model, _ = build_classifier(config, len(CLASS_MESHES))
-    model.load_state_dict(torch.load(tmp_path / backbone / "checkpoints" / "last.pt",
-                                     weights_only=False)["model"])
+    model.load_state_dict(load_checkpoint(tmp_path / backbone)["model"])
     test = load_labelled(labelled_set)
     with torch.no_grad():
         predicted = model.eval()(eval_features(test.test_points, 512, 1, "cpu")).argmax(1)
@@ -142,8 +142,8 @@ def test_stop_and_resume_equal_an_unbroken_run(tmp_path, labelled_set, one_threa
     done = tap_cli("finetune", labelled_set, "-o", part, "--config", str(tmp_path / "config.yaml"),
                    "--resume", "--quiet", env={**os.environ, "OMP_NUM_THREADS": "1"})  # as here
     assert done.returncode == 0, done.stderr[-2000:]
-    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)
-    b = torch.load(os.path.join(part, "checkpoints", "last.pt"), weights_only=False)
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = load_checkpoint(os.path.join(part, "checkpoints", "last.pt"))
     assert a["step"] == b["step"] == 24
     # the stored steps ran under the torch build of their day: kernels of another build may
     # differ in the last bits (measured: 3e-9 after 6 steps), a wrong restore by ~1 (another
@@ -180,7 +180,7 @@ def test_torchrun_two_processes(tmp_path, labelled_set):
     # 48 test clouds: OA is a multiple of 1/48, which it would not be over one rank's 24
     oa = [r["eval_oa"] for r in records if "eval_oa" in r]
     assert len(oa) == 2 and all(np.isclose(x * 48 / 100, round(x * 48 / 100)) for x in oa)
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert isinstance(state["rng"], list) and len(state["rng"]) == 2
 
 
@@ -204,7 +204,7 @@ def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, one_thread)
     state written in today's layout ends, both computed here."""
     import shutil
 
-    from tap3d.train.checkpoint import load_checkpoint, save_checkpoint
+    from tap3d.train.checkpoint import save_checkpoint
 
     stored = np.load(os.path.join(LEGACY, "finetune-clouds.npz"))
     data = write_modelnet40_h5(str(tmp_path / "clouds"),

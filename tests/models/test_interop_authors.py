@@ -30,7 +30,7 @@ from tap3d.models.openpoints import (NamingError, backbone_from_openpoints,
                                      model_to_openpoints)
 from tap3d.train import load_config, train
 from tap3d.train import FinetuneConfig
-from tap3d.train.checkpoint import load_model, save_checkpoint
+from tap3d.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from tap3d.train.finetune import build_classifier
 
 from helpers import ROOT, tap_cli
@@ -304,7 +304,7 @@ def test_authors_ckpt_latest_loads_with_init_exports_and_generates(tmp_path, duc
             assert done.returncode == 0, done.stderr[-3000:]
         else:
             train(duck_and_mug, str(run), load_config(config, init=str(source)), progress=False)
-        state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+        state = load_checkpoint(run / "checkpoints" / "last.pt")
         assert state["step"] == 1 and state["config"]["init"] == str(source)
         params = dict(TAPModel(load_config(config), 64).named_parameters())
         for key in params:

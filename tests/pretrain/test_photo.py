@@ -19,6 +19,7 @@ from tap3d.models.generator import Generator
 from tap3d.models.photograph import (PhotographModule, frequency_encoding, tap_queries,
                                      tap_view_rotation)
 from tap3d.train import evaluate, load_config, load_model, train
+from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.quality import holdout_split
 from tap3d.stream import ViewStream
 
@@ -175,7 +176,7 @@ def test_ray_frequency_encoding_and_checkpoints_from_before_it(tmp_path, mvcnn_s
                          sample_every=10**6)
     train(mvcnn_set, run, config, progress=False)
     path = os.path.join(run, "checkpoints", "last.pt")
-    state = torch.load(path, weights_only=False)
+    state = load_checkpoint(path)
     del state["config"]["ray_frequencies"]  # as written before the setting existed
     torch.save(state, path)
     model, loaded = load_model(run)

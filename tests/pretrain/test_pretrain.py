@@ -17,6 +17,7 @@ from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.evaluate import export_backbone
 from tap3d.train import load_config, train
+from tap3d.train.checkpoint import load_checkpoint
 
 from helpers import MESHES, ROOT, copy_obj, torchrun_stop_and_resume
 
@@ -137,11 +138,11 @@ def test_train_logs_checkpoints_and_resume_is_exact(tmp_path, train_set):
     # stop at step 3, then resume to 6: the same parameters as the unbroken run
     part = str(tmp_path / "part")
     train(train_set, part, _tiny(), progress=False, stop_at=3)
-    state = torch.load(os.path.join(part, "checkpoints", "last.pt"), weights_only=False)
+    state = load_checkpoint(os.path.join(part, "checkpoints", "last.pt"))
     assert state["step"] == 3
     train(train_set, part, _tiny(), resume=True, progress=False)
-    a = torch.load(os.path.join(full, "checkpoints", "last.pt"), weights_only=False)["model"]
-    b = torch.load(os.path.join(part, "checkpoints", "last.pt"), weights_only=False)["model"]
+    a = load_checkpoint(os.path.join(full, "checkpoints", "last.pt"))["model"]
+    b = load_checkpoint(os.path.join(part, "checkpoints", "last.pt"))["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     export_backbone(full, str(tmp_path / "backbone.pt"))
@@ -182,7 +183,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, train_set):
     records = [json.loads(line) for line in open(run / "metrics.jsonl")]
     assert len(records) == 6 and all(np.isfinite(r["loss"]) for r in records)
     assert records[0]["samples_per_s"] > 0
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 6
 
 
@@ -203,7 +204,7 @@ def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, train_set):
     state written by this code's own run at step 3 ends, and its metrics continue."""
     import shutil
 
-    from tap3d.train.checkpoint import load_checkpoint, save_checkpoint
+    from tap3d.train.checkpoint import save_checkpoint
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
