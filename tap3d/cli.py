@@ -11,7 +11,21 @@ import click
 from tap3d import __version__
 
 
-@click.group()
+class _Commands(click.Group):
+    """``tap-cli``: a failure of the storage under any command (a network error past the
+    filesystem's retries, a full disk) ends it with one line naming the store, the key and the
+    cause (:class:`tap3d.views.storage.StorageError`), exit status 1."""
+
+    def invoke(self, ctx):
+        from tap3d.views.storage import StorageError
+
+        try:
+            return super().invoke(ctx)
+        except StorageError as error:
+            raise click.ClickException(f"storage error: {error}") from None
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="tap-cli")
 def main():
     """tap3d: multi-view datasets from meshes and Take-A-Photo pre-training."""
@@ -164,6 +178,16 @@ def import_tap_command(root, output, points, skip_bad, shard_size, overwrite, qu
         sys.exit(1)
 
 
+#: ``--trust-checkpoint`` of every command that reads weights: the one way to read a file whose
+#: pickle names types beyond tensors and numpy values (:func:`tap3d.evaluate.weights.
+#: load_torch_file`); without it such a file is refused, naming the file and the type.
+trust_option = click.option(
+    "--trust-checkpoint", "trust", is_flag=True,
+    help="Read weights files even when they hold other objects than tensors, numbers, strings "
+         "and numpy arrays: unpickling such a file runs any code it holds; only for files you "
+         "trust (default: they are refused).")
+
+
 @main.command("train")
 @click.argument("dataset")
 @click.option("-o", "--out", "--output", "out", required=True, help="Run folder.")
@@ -218,17 +242,21 @@ def import_tap_command(root, output, points, skip_bad, shard_size, overwrite, qu
 @click.option("--stop-at", type=int, default=None,
               help="Checkpoint and exit after this step, as if pre-empted (--resume continues).")
 @click.option("--quiet", is_flag=True)
-def train_command(dataset, out, config_path, resume, stop_at, quiet, **options):
+@trust_option
+def train_command(dataset, out, config_path, resume, stop_at, quiet, trust, **options):
     """Pre-train a backbone with TAP on DATASET (path or fsspec URL)."""
     from tap3d.train import load_config, train
 
     try:
         config = load_config(config_path, **options)
         last = train(dataset, out, config, resume=resume, progress=not quiet,
-                     stop_at=stop_at)
+                     stop_at=stop_at, trust=trust)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{out}: step {last.get('step')} loss {last.get('loss', float('nan')):.4f}")
+    if last.get("step") is None:  # --resume of a run that had already reached its last step
+        click.echo(f"{out}: already finished, nothing to train (its log: {out}/metrics.jsonl)")
+    else:
+        click.echo(f"{out}: step {last['step']} loss {last.get('loss', float('nan')):.4f}")
 
 
 @main.command("inspect")
@@ -300,14 +328,15 @@ def verify_command(dataset, quiet):
               help="tap3d's backbone file, or the TAP authors' (openpoints) names in their "
                    "*_clean.pth layout.")
 @click.option("--backbone", default=None, help="The backbone SOURCE must hold (default: any).")
-def export_backbone_command(source, output, format_, backbone):
+@trust_option
+def export_backbone_command(source, output, format_, backbone, trust):
     """Save the backbone of SOURCE alone: a run folder or checkpoint (train or finetune), a
     tap3d backbone file, or a checkpoint of the TAP authors' code (any of the four
     backbones)."""
     from tap3d.evaluate import WeightsError, export_backbone
 
     try:
-        weights = export_backbone(source, output, format_, backbone)
+        weights = export_backbone(source, output, format_, backbone, trust=trust)
     except (WeightsError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     step = f" at step {weights.step}" if weights.step is not None else ""
@@ -319,14 +348,15 @@ def export_backbone_command(source, output, format_, backbone):
 @main.command("export-model")
 @click.argument("source")
 @click.option("-o", "--out", "--output", "output", required=True, help="Output .pth file.")
-def export_model_command(source, output):
+@trust_option
+def export_model_command(source, output, trust):
     """Save a pre-training run or checkpoint SOURCE as the TAP authors' *_ckpt_latest.pth
     (encoder., generator., decoder.); the model must have their structure (configs/tap-public.yaml
     and the other configs/tap-*.yaml)."""
     from tap3d.evaluate import WeightsError, export_model
 
     try:
-        weights = export_model(source, output)
+        weights = export_model(source, output, trust=trust)
     except (WeightsError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{output}: TAP model with {weights.backbone} ({weights.origin}) in the authors' "
@@ -344,8 +374,9 @@ def export_model_command(source, output):
                    "authors' checkpoints their architecture).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", default=4, show_default=True, help="Objects per forward pass.")
+@trust_option
 def generate_command(checkpoint, dataset, output, sheet, sheet_objects, config_path, device,
-                     batch_size):
+                     batch_size, trust):
     """Generate every stored view of DATASET's objects with CHECKPOINT's TAP model (a tap3d run
     or checkpoint, or the authors' *_ckpt_latest.pth), without augmentation."""
     from tap3d.evaluate import WeightsError
@@ -355,7 +386,7 @@ def generate_command(checkpoint, dataset, output, sheet, sheet_objects, config_p
     try:
         config = load_config(config_path) if config_path else None
         result = generate(checkpoint, dataset, output, sheet, config=config, device=device,
-                          batch_size=batch_size, sheet_objects=sheet_objects)
+                          batch_size=batch_size, sheet_objects=sheet_objects, trust=trust)
     except (WeightsError, ValueError, FileNotFoundError, FileExistsError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{output}: {result['objects']} objects x {result['views']} views of "
@@ -418,7 +449,8 @@ def format_part_scores(results: dict) -> str:
 @click.option("--stop-at", type=int, default=None,
               help="Checkpoint and exit after this step, as if pre-empted (--resume continues).")
 @click.option("--quiet", is_flag=True)
-def finetune_command(data, out, task, config_path, resume, stop_at, quiet, **options):
+@trust_option
+def finetune_command(data, out, task, config_path, resume, stop_at, quiet, trust, **options):
     """Fine-tune a backbone on DATA: for classification (--task classify: ScanObjectNN or
     ModelNet40 h5 folder, or a tap3d dataset; RUN/results.json has the best and last test
     OA/mAcc) or part segmentation (--task partseg: a ShapeNetPart folder or a tap3d dataset with
@@ -437,7 +469,8 @@ def finetune_command(data, out, task, config_path, resume, stop_at, quiet, **opt
                     f"{results['last_macc']:.2f})")
     try:
         config = load(config_path, **options)
-        results = run(data, out, config, resume=resume, progress=not quiet, stop_at=stop_at)
+        results = run(data, out, config, resume=resume, progress=not quiet, stop_at=stop_at,
+                      trust=trust)
     except (LabelledDataError, PartDataError, WeightsError, ValueError,
             FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
@@ -452,8 +485,13 @@ def finetune_command(data, out, task, config_path, resume, stop_at, quiet, **opt
 @click.option("--backbone", default="pointmlp", show_default=True)
 @click.option("--embed-dim", default=64, show_default=True, help="Width of a random backbone.")
 @click.option("--few-shot", multiple=True, help="NwayKshot setting, e.g. 5way10shot (repeatable).")
-@click.option("--folds", default=10, show_default=True, help="Few-shot folds.")
-@click.option("--query", default=20, show_default=True, help="Few-shot test samples per class.")
+@click.option("--few-shot-folds", default=None,
+              help="Point-BERT's ModelNetFewshot folder (<N>way_<K>shot/<fold>.pkl): few-shot "
+                   "scores on its fixed folds (every setting in it without --few-shot) instead "
+                   "of seeded folds of DATA.")
+@click.option("--folds", default=10, show_default=True, help="Few-shot folds (seeded).")
+@click.option("--query", default=20, show_default=True,
+              help="Few-shot test samples per class (seeded).")
 @click.option("--points", default=1024, show_default=True, help="Points per cloud.")
 @click.option("--svm-c", default=0.01, show_default=True, help="The linear SVM's C.")
 @click.option("--variant", default="pb_t50_rs", show_default=True,
@@ -462,8 +500,10 @@ def finetune_command(data, out, task, config_path, resume, stop_at, quiet, **opt
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "json_path", default=None, help="Write the results to this JSON file.")
-def probe_command(data, backbone_checkpoint, backbone, embed_dim, few_shot, folds, query, points,
-                  svm_c, variant, test_fraction, seed, device, json_path):
+@trust_option
+def probe_command(data, backbone_checkpoint, backbone, embed_dim, few_shot, few_shot_folds,
+                  folds, query, points, svm_c, variant, test_fraction, seed, device, json_path,
+                  trust):
     """Linear SVM (and N-way K-shot) accuracy of frozen backbone features on DATA."""
     import json
 
@@ -471,13 +511,16 @@ def probe_command(data, backbone_checkpoint, backbone, embed_dim, few_shot, fold
 
     try:
         result = probe(data, backbone_checkpoint or "", backbone, embed_dim, few_shot, points,
-                       folds, query, svm_c, seed, device, variant, test_fraction)
+                       folds, query, svm_c, seed, device, variant, test_fraction,
+                       few_shot_files=few_shot_folds or "", trust=trust)
     except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{data}: linear SVM OA {result['svm_oa']:.2f} ({result['train']} train / "
                f"{result['test']} test)")
     for name, (mean, std) in result["few_shot"].items():
-        click.echo(f"  {name}: {mean:.1f} +- {std:.1f} ({folds} folds)")
+        source = "" if result["few_shot_source"] == "seeded" else f" of {few_shot_folds}"
+        click.echo(f"  {name}: {mean:.1f} +- {std:.1f} ({result['few_shot_folds'][name]} "
+                   f"folds{source})")
     if json_path:
         with open(json_path, "w") as f:
             json.dump(result, f, indent=1)

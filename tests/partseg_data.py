@@ -5,6 +5,10 @@ tap3d dataset with part labels.
 Each robot stands in for one ShapeNetPart category with as many parts (kuka: Lamp, 4 parts;
 panda: Earphone, 3; laikago: Table, 3), so the folder uses the benchmark's real category list,
 synset ids and part-id blocks.
+
+Categories of one's own in the same layout (:data:`MESH_CATEGORIES`, none of the 16): the random
+meshes of ``pybullet_data/random_urdfs`` with geometric part labels (thirds of the height, halves
+of the width), one mesh per shape, so that shapes of different splits are different meshes.
 """
 
 from __future__ import annotations
@@ -60,15 +64,58 @@ def write_shapenetpart(root: str, shapes, splits) -> str:
     ``synsetoffset2category.txt`` (all 16 categories, tab-separated), ``<synset>/<token>.txt``
     (``x y z nx ny nz part`` with 6 decimals, as the release), and
     ``train_test_split/shuffled_{train,val,test}_file_list.json``."""
+    return write_part_folder(root, SHAPENETPART_CATEGORIES, [
+        (SYNSET[ROBOT_CATEGORY[robot]], token, xyz, normals, global_part(robot, part))
+        for robot, token, xyz, normals, part in shapes], splits)
+
+
+#: Categories of one's own, in the order of their ``synsetoffset2category.txt`` lines: name ->
+#: (synset, parts, first global part id). Slab is listed first but owns the later ids.
+MESH_CATEGORIES = {"Slab": ("90000002", 2, 3), "Totem": ("90000001", 3, 0)}
+
+
+def geometric_parts(xyz: np.ndarray, bounds: np.ndarray, category: str) -> np.ndarray:
+    """Local part of each point of a mesh with bounds ``(2, 3)`` (y-up): Totem, the thirds of
+    the height (bottom, middle, top); Slab, the halves of the width along x (left, right)."""
+    axis, count = (1, 3) if category == "Totem" else (0, 2)
+    share = (xyz[:, axis] - bounds[0, axis]) / (bounds[1, axis] - bounds[0, axis])
+    return np.clip((share * count).astype(np.int64), 0, count - 1)
+
+
+def mesh_part_shapes(pybullet_root: str, category: str, meshes, points: int, seed: int = 0):
+    """``[(synset, token, points (P, 3), normals (P, 3), global part (P,)), ...]``: one shape per
+    ``random_urdfs/<NNN>/<NNN>.obj`` mesh number in ``meshes``, turned y-up, scaled to unit
+    radius, sampled by area (normals of the sampled faces), labelled by
+    :func:`geometric_parts`."""
+    import trimesh
+
+    from evaluate_data import load_y_up
+
+    synset, _, first = MESH_CATEGORIES[category]
+    out = []
+    for number in meshes:
+        mesh = load_y_up(pybullet_root, f"random_urdfs/{number:03d}/{number:03d}.obj")
+        mesh.vertices = (mesh.vertices - mesh.centroid) / np.linalg.norm(
+            mesh.vertices - mesh.centroid, axis=1).max()
+        xyz, faces = trimesh.sample.sample_surface(mesh, points, seed=seed * 1000 + number)
+        part = first + geometric_parts(xyz, mesh.bounds, category)
+        token = hashlib.sha1(f"{category}-{number}".encode()).hexdigest()[:31]
+        out.append((synset, token, xyz, mesh.face_normals[faces], part))
+    return out
+
+
+def write_part_folder(root: str, categories, shapes, splits) -> str:
+    """The ShapeNetPart layout of ``shapes`` ``[(synset, token, points, normals, global part),
+    ...]`` with ``categories`` ``[(name, synset), ...]`` the lines of
+    ``synsetoffset2category.txt``, as :func:`write_shapenetpart` describes."""
     folder = os.path.join(root, "shapenetcore_partanno_segmentation_benchmark_v0_normal")
     os.makedirs(os.path.join(folder, "train_test_split"), exist_ok=True)
     with open(os.path.join(folder, "synsetoffset2category.txt"), "w") as f:
-        f.writelines(f"{name}\t{synset}\n" for name, synset in SHAPENETPART_CATEGORIES)
+        f.writelines(f"{name}\t{synset}\n" for name, synset in categories)
     lists = {"train": [], "val": [], "test": []}
-    for (robot, token, xyz, normals, part), split in zip(shapes, splits):
-        synset = SYNSET[ROBOT_CATEGORY[robot]]
+    for (synset, token, xyz, normals, part), split in zip(shapes, splits):
         os.makedirs(os.path.join(folder, synset), exist_ok=True)
-        table = np.column_stack([xyz, normals, global_part(robot, part)])
+        table = np.column_stack([xyz, normals, part])
         np.savetxt(os.path.join(folder, synset, f"{token}.txt"), table, fmt="%.6f")
         lists[split].append(f"shape_data/{synset}/{token}")
     for split, entries in lists.items():

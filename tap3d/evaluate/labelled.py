@@ -1,6 +1,6 @@
 """Labelled point clouds for downstream evaluation, recognised from the path.
 
-Three layouts (docs/evaluation.md, "Downstream files"):
+Four layouts (docs/evaluation.md, "Downstream files"):
 
 - ScanObjectNN (Uy et al., ICCV 2019), the ``h5_files`` folder (or one of its split folders):
   ``main_split/{training,test}_objectdataset_augmentedrot_scale75.h5`` (variant ``pb_t50_rs``,
@@ -12,11 +12,20 @@ Three layouts (docs/evaluation.md, "Downstream files"):
 - ModelNet40 ``modelnet40_ply_hdf5_2048/`` (or its parent): ``ply_data_{train,test}*.h5`` with
   ``data`` ``(N, 2048, 3)``, ``label`` ``(N, 1)`` uint8 and ``normal``; class names in
   ``shape_names.txt``.
+- ModelNet40 ``modelnet40_normal_resampled/`` (or its parent), as PointNet++ (Qi et al. 2017,
+  charlesq34/pointnet2), Point-BERT (lulutang0608/Point-BERT), Point-MAE and PointMLP use it:
+  ``modelnet40_shape_names.txt`` (40 names, label order), ``modelnet40_{train,test}.txt`` (one
+  shape id a line, ``airplane_0001``: 9,843 / 2,468), ``<class>/<shape id>.txt`` (10,000 lines
+  ``x,y,z,nx,ny,nz``), and Point-BERT's preprocessed ``modelnet40_{train,test}_<P>pts_fps.dat``
+  (``P`` 1024 or 8192: a pickle of ``[list_of_points, list_of_labels]``, each points ``(P, 6)``
+  float32 in farthest-point order, each label ``(1,)`` int32; read by
+  :func:`tap3d.evaluate.safe_pickle.load_numpy_pickle`, which runs no code).
 - a tap3d dataset (``tap3d.views``): ``points`` and ``label`` of the done objects; the ``split``
   array where the source defines one (ModelNet meshes), else a seeded per-category split.
 
-All three are y-up (ScanObjectNN's and ModelNet40's ``gravity_dim`` is 1 in the TAP authors'
-code; ShapeNetCore is y-up; a mesh folder keeps its own axes).
+All are y-up (ScanObjectNN's and ModelNet40's ``gravity_dim`` is 1 in the TAP authors'
+code, and ``modelnet40_normal_resampled`` shares the h5 files' frame; ShapeNetCore is y-up; a mesh
+folder keeps its own axes).
 """
 
 from __future__ import annotations
@@ -60,6 +69,9 @@ class LabelledPoints:
         train_labels, test_labels: ``(N,)`` int64 in ``[0, len(classes))``.
         up_axis: index of the up axis (1).
         notes: how the split was made, points dropped, ...
+        train_normals, test_normals: ``(N, P, 3)`` float32 normals of the points where the
+            files hold them (ModelNet40's h5 ``normal``, ``modelnet40_normal_resampled``), else
+            None.
     """
 
     name: str
@@ -71,6 +83,8 @@ class LabelledPoints:
     test_labels: np.ndarray
     up_axis: int = 1
     notes: list[str] = field(default_factory=list)
+    train_normals: np.ndarray | None = None
+    test_normals: np.ndarray | None = None
 
     def summary(self) -> str:
         """One line: name, sizes, classes."""
@@ -79,8 +93,10 @@ class LabelledPoints:
                 f"{len(self.classes)} classes")
 
 
-def _read_h5(path: str, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``data`` ``(N, P, 3)`` float32 and ``label`` ``(N,)`` int64 of one h5 file."""
+def _read_h5(path: str, classes: int | None = None, normals: list | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` ``(N, P, 3)`` float32 and ``label`` ``(N,)`` int64 of one h5 file; with a list
+    ``normals``, the file's ``normal`` ``(N, P, 3)`` float32 (or None) is appended to it."""
     import h5py
 
     try:
@@ -90,6 +106,10 @@ def _read_h5(path: str, classes: int | None = None) -> tuple[np.ndarray, np.ndar
                 raise LabelledDataError(f"{path}: no {' or '.join(missing)} in the file "
                                         f"(keys: {', '.join(f.keys())})")
             data, label = np.asarray(f["data"]), np.asarray(f["label"])
+            if normals is not None:
+                normal = np.asarray(f["normal"]) if "normal" in f else None
+                normals.append(normal[..., :3].astype(np.float32) if normal is not None
+                               and normal.shape[:2] == data.shape[:2] else None)
     except OSError as error:
         raise LabelledDataError(f"{path}: not a readable HDF5 file ({error})") from None
     if data.ndim != 3 or data.shape[2] < 3:
@@ -158,10 +178,136 @@ def _modelnet40(path: str) -> LabelledPoints:
         files = _modelnet40_files(folder, split)
         if not files:
             raise LabelledDataError(f"{path}: no ply_data_{split}*.h5 in {folder}")
-        read = [_read_h5(file, len(classes)) for file in files]
-        parts.append((np.concatenate([r[0] for r in read]), np.concatenate([r[1] for r in read])))
-    (train, train_y), (test, test_y) = parts
-    return LabelledPoints("modelnet40", path, classes, train, train_y, test, test_y)
+        normals: list = []
+        read = [_read_h5(file, len(classes), normals) for file in files]
+        parts.append((np.concatenate([r[0] for r in read]), np.concatenate([r[1] for r in read]),
+                      None if any(n is None for n in normals) else np.concatenate(normals)))
+    (train, train_y, train_n), (test, test_y, test_n) = parts
+    return LabelledPoints("modelnet40", path, classes, train, train_y, test, test_y,
+                          train_normals=train_n, test_normals=test_n)
+
+
+#: Point-BERT's / PointMLP's / Point-MAE's preprocessed ModelNet40 files (module docstring).
+_FPS_DAT = re.compile(r"modelnet40_(train|test)_(\d+)pts_fps\.dat$")
+
+
+def _resampled_folder(path: str) -> str | None:
+    """The ``modelnet40_normal_resampled`` folder at ``path`` or inside it, else None."""
+    for folder in (path, os.path.join(path, "modelnet40_normal_resampled")):
+        if os.path.isfile(os.path.join(folder, "modelnet40_shape_names.txt")):
+            return folder
+    return None
+
+
+def _read_lines(path: str) -> list[str]:
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _read_fps_dat(path: str, classes: int, max_points: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(points (N, P, 3), labels (N,) int64, normals (N, P, 3) or None)`` of one
+    ``modelnet40_<split>_<P>pts_fps.dat``, the first ``max_points`` of each cloud (farthest-point
+    order: the first ``k`` are a farthest-point sample of ``k``)."""
+    from tap3d.evaluate.safe_pickle import UnsafePickleError, load_numpy_pickle
+
+    try:
+        content = load_numpy_pickle(path)
+    except UnsafePickleError as error:
+        raise LabelledDataError(str(error)) from None
+    if not isinstance(content, (list, tuple)) or len(content) not in (2, 3) or \
+            not all(isinstance(c, (list, tuple)) for c in content):
+        raise LabelledDataError(f"{path}: expected a pickle of [list_of_points, list_of_labels] "
+                                f"(Point-BERT's layout), got {type(content).__name__}")
+    clouds, labels = content[0], content[1]
+    if len(clouds) != len(labels) or not clouds:
+        raise LabelledDataError(f"{path}: {len(clouds)} point clouds and {len(labels)} labels")
+    shapes = {np.shape(cloud) for cloud in clouds}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[1] < 3 or \
+            any(np.asarray(cloud).dtype.kind != "f" for cloud in clouds):
+        raise LabelledDataError(f"{path}: expected float clouds of one shape (P, 3 or 6), got "
+                                f"shapes {sorted(shapes)[:3]}")
+    table = np.stack([np.asarray(cloud)[:max_points] for cloud in clouds]).astype(np.float32)
+    flat = [np.asarray(label).reshape(-1) for label in labels]
+    if any(f.size != 1 or f.dtype.kind not in "iu" for f in flat):
+        raise LabelledDataError(f"{path}: expected one integer label per cloud")
+    label = np.concatenate(flat).astype(np.int64)
+    if label.min() < 0 or label.max() >= classes:
+        raise LabelledDataError(f"{path}: labels {label.min()}..{label.max()} outside "
+                                f"0..{classes - 1}")
+    normals = table[..., 3:6] if table.shape[2] >= 6 else None
+    return np.ascontiguousarray(table[..., :3]), label, normals
+
+
+def _read_resampled_txt(folder: str, ids: list[str], classes: list[str], max_points: int,
+                        ids_file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(points (N, P, 3), labels (N,), normals (N, P, 3))`` from ``<class>/<id>.txt``, the
+    first ``max_points`` lines of each (as PointNet++ without ``uniform``)."""
+    index = {name: i for i, name in enumerate(classes)}
+    points, labels = [], []
+    for number, shape in enumerate(ids, 1):
+        name = shape.rsplit("_", 1)[0]
+        if name not in index:
+            raise LabelledDataError(f"{ids_file}:{number}: shape {shape!r} is of class "
+                                    f"{name!r}, not in modelnet40_shape_names.txt")
+        file = os.path.join(folder, name, f"{shape}.txt")
+        if not os.path.isfile(file):
+            raise LabelledDataError(f"{file}: listed in {ids_file} but missing")
+        try:
+            table = np.loadtxt(file, delimiter=",", max_rows=max_points, dtype=np.float32,
+                               ndmin=2)
+        except ValueError as error:
+            raise LabelledDataError(f"{file}: not comma-separated x,y,z,nx,ny,nz lines "
+                                    f"({error})") from None
+        if table.shape[1] != 6 or not len(table):
+            raise LabelledDataError(f"{file}: {table.shape[1]} columns, expected 6 "
+                                    "(x,y,z,nx,ny,nz)")
+        points.append(table)
+        labels.append(index[name])
+    counts = {len(table) for table in points}
+    if len(counts) != 1:
+        raise LabelledDataError(f"{folder}: shapes of {ids_file} have {min(counts)} to "
+                                f"{max(counts)} points (of the first {max_points}); expected "
+                                "the same number")
+    table = np.stack(points)
+    return (np.ascontiguousarray(table[..., :3]), np.array(labels, dtype=np.int64),
+            np.ascontiguousarray(table[..., 3:6]))
+
+
+def _modelnet40_resampled(path: str, max_points: int) -> LabelledPoints:
+    folder = _resampled_folder(path)
+    classes = _read_lines(os.path.join(folder, "modelnet40_shape_names.txt"))
+    dat: dict[str, dict[int, str]] = {"train": {}, "test": {}}
+    for name in sorted(os.listdir(folder)):
+        match = _FPS_DAT.fullmatch(name)
+        if match:
+            dat[match.group(1)][int(match.group(2))] = os.path.join(folder, name)
+    splits, notes = [], []
+    for split in ("train", "test"):
+        ids_file = os.path.join(folder, f"modelnet40_{split}.txt")
+        ids = _read_lines(ids_file) if os.path.isfile(ids_file) else None
+        if dat[split]:  # the smallest file with max_points points, else the largest
+            sizes = sorted(dat[split])
+            size = next((n for n in sizes if n >= max_points), sizes[-1])
+            points, labels, normals = _read_fps_dat(dat[split][size], len(classes), max_points)
+            if ids is not None and len(ids) != len(labels):
+                raise LabelledDataError(f"{dat[split][size]}: {len(labels)} clouds, but "
+                                        f"{ids_file} lists {len(ids)} shapes")
+            notes.append(f"{split}: {os.path.basename(dat[split][size])} (first "
+                         f"{points.shape[1]} of {size} farthest points)")
+        elif ids is not None:
+            points, labels, normals = _read_resampled_txt(folder, ids, classes, max_points,
+                                                          ids_file)
+            notes.append(f"{split}: {len(ids)} <class>/<shape>.txt files (first "
+                         f"{points.shape[1]} points)")
+        else:
+            raise LabelledDataError(f"{path}: ModelNet40 (modelnet40_normal_resampled) needs "
+                                    f"{ids_file} or modelnet40_{split}_<P>pts_fps.dat in "
+                                    f"{folder}; neither is there")
+        splits.append((points, labels, normals))
+    (train, train_y, train_n), (test, test_y, test_n) = splits
+    return LabelledPoints("modelnet40", path, classes, train, train_y, test, test_y, notes=notes,
+                          train_normals=train_n, test_normals=test_n)
 
 
 def seeded_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
@@ -218,19 +364,24 @@ def load_labelled(path: str | os.PathLike, variant: str = "pb_t50_rs", test_frac
 
     Args:
         path: a ScanObjectNN ``h5_files`` folder (or ``main_split``/``main_split_nobg``), a
-            ModelNet40 ``modelnet40_ply_hdf5_2048`` folder (or its parent), or a tap3d dataset.
+            ModelNet40 ``modelnet40_ply_hdf5_2048`` or ``modelnet40_normal_resampled`` folder
+            (or the parent of either), or a tap3d dataset (module docstring: the layouts).
         variant: ScanObjectNN variant: ``pb_t50_rs`` (hardest, the default), ``obj_bg``,
             ``obj_only``.
         test_fraction, seed: the per-category split of a tap3d dataset without ``split``.
-        max_points: points kept per object of a tap3d dataset (the first ones; h5 files are
-            read whole).
+        max_points: points kept per object of a tap3d dataset and of
+            ``modelnet40_normal_resampled`` (the first ones: of a ``*pts_fps.dat`` file, the
+            smallest with ``max_points`` points, else the largest, is read; without one, the
+            first ``max_points`` lines of each ``<shape>.txt``); h5 files are read whole.
 
     Returns:
         A :class:`LabelledPoints`.
 
     Raises:
-        LabelledDataError: the path does not exist, is none of the three, or lacks a file or
-            array; the message names the path and what is missing.
+        LabelledDataError: the path does not exist, is none of these layouts, or lacks a file
+            or array, a file is malformed, or a ``.dat`` pickle names a global other than numpy's
+            array rebuilders (nothing in it is run); the message names the file and what is
+            wrong.
     """
     path = os.fspath(path)
     if "://" not in path and not os.path.exists(path):
@@ -242,9 +393,14 @@ def load_labelled(path: str | os.PathLike, variant: str = "pb_t50_rs", test_frac
         if _modelnet40_files(path, "train") or \
                 os.path.isdir(os.path.join(path, "modelnet40_ply_hdf5_2048")):
             return _modelnet40(path)
+        if _resampled_folder(path):
+            return _modelnet40_resampled(path, max_points)
         if not os.path.isfile(os.path.join(path, "zarr.json")):
+            hint = (" (Point-BERT's few-shot folds are read by tap-cli probe --few-shot-folds)"
+                    if glob.glob(os.path.join(path, "*way*shot", "*.pkl")) else "")
             raise LabelledDataError(
                 f"{path}: not a labelled point-cloud dataset: expected ScanObjectNN "
                 "(main_split/training_objectdataset_augmentedrot_scale75.h5, ...), ModelNet40 "
-                "(ply_data_train*.h5 and shape_names.txt) or a tap3d dataset (zarr.json)")
+                "(ply_data_train*.h5 and shape_names.txt, or modelnet40_normal_resampled with "
+                f"modelnet40_shape_names.txt) or a tap3d dataset (zarr.json){hint}")
     return _tap3d(path, test_fraction, seed, max_points)

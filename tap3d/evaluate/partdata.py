@@ -9,13 +9,19 @@ Two layouts:
   (``part`` a global part id, see :data:`SHAPENETPART_PARTS`), and
   ``train_test_split/shuffled_{train,val,test}_file_list.json``, each a JSON list of
   ``shape_data/<synset>/<token>`` entries. Training reads train + val (the TAP authors'
-  ``trainval`` split), testing reads test.
+  ``trainval`` split), testing reads test. The same layout with categories of one's own (a
+  user's parts, PartNet-derived sets): when ``synsetoffset2category.txt`` names any category
+  that is not one of the 16, the categories are its lines in order and each one's block of part
+  ids is the range of the ids found in its files over all three splits; the blocks must be
+  contiguous, disjoint and together ``0 .. P - 1`` (:func:`read_shapenetpart`).
 - a tap3d dataset (``tap3d.views``) with the optional ``part`` array (object, point; int16) and
   the ``parts`` group attribute (``docs/format-partseg.md``): ``points``, ``normals`` and
   ``part`` of the done objects, split by the ``split`` array or a seeded per-category split.
 
 Part ids are global: category ``c`` owns a contiguous block of ids (ShapeNetPart's 50 ids over 16
-categories; in a tap3d dataset the blocks follow the order of the ``categories`` attribute).
+categories, whatever subset of them a folder lists; in a tap3d dataset the blocks follow the
+order of the ``categories`` attribute; in a ShapeNetPart-layout folder of other categories they
+are read from the files).
 """
 
 from __future__ import annotations
@@ -134,11 +140,13 @@ def _read_categories(root: str) -> list[tuple[str, str]]:
                 raise PartDataError(f"{path}:{number}: expected '<name> <synset>', got "
                                     f"{line.strip()!r}")
             entries.append((fields[0], fields[1]))
-    known = dict(SHAPENETPART_CATEGORIES)
-    unknown = [name for name, _ in entries if name not in known]
-    if unknown:
-        raise PartDataError(f"{path}: categories {', '.join(unknown)} are not ShapeNetPart's 16 "
-                            f"({', '.join(known)}), whose part ids are fixed")
+    for column, what in ((0, "name"), (1, "synset")):
+        values = [entry[column] for entry in entries]
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise PartDataError(f"{path}: {what} {', '.join(repeated)} listed more than once")
+    if not entries:
+        raise PartDataError(f"{path}: lists no category")
     return entries
 
 
@@ -167,8 +175,10 @@ def _read_split(root: str, split: str, synsets: dict[str, int]) -> list[tuple[st
     return out
 
 
-def _read_points(path: str, parts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(points, normals, part)`` of one ``<token>.txt``; every row checked."""
+def _read_points(path: str, parts: list[int] | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(points, normals, part)`` of one ``<token>.txt``; every row checked (its part within
+    ``parts``, or a whole number >= 0 where ``parts`` is None)."""
     if not os.path.isfile(path):
         raise PartDataError(f"{path}: listed in the split files but missing")
     rows = []
@@ -185,7 +195,10 @@ def _read_points(path: str, parts: list[int]) -> tuple[np.ndarray, np.ndarray, n
             except ValueError:
                 raise PartDataError(f"{path}:{number}: not numbers: {line.strip()!r}") from None
             part = rows[-1][6]
-            if part != int(part) or not parts[0] <= part <= parts[-1]:
+            if parts is None and (part != int(part) or part < 0):
+                raise PartDataError(f"{path}:{number}: part {fields[6]} is not a part id "
+                                    "(a whole number >= 0)")
+            if parts is not None and (part != int(part) or not parts[0] <= part <= parts[-1]):
                 raise PartDataError(f"{path}:{number}: part {fields[6]} is not one of this "
                                     f"category's parts {parts[0]}..{parts[-1]}")
     if not rows:
@@ -195,19 +208,79 @@ def _read_points(path: str, parts: list[int]) -> tuple[np.ndarray, np.ndarray, n
             table[:, 6].astype(np.int64))
 
 
+def _inferred_blocks(path: str, entries: list[tuple[str, str]], splits: dict
+                     ) -> list[list[int]]:
+    """Each listed category's part ids: the range of the ids in its shapes over all splits,
+    checked contiguous, disjoint across categories and together ``0 .. P - 1``."""
+    found: list[dict[int, str]] = [{} for _ in entries]  # category -> {id: first file with it}
+    for shapes in splits.values():
+        for shape in shapes:
+            for part in np.unique(shape.part).tolist():
+                found[shape.category].setdefault(part, shape.name)
+    blocks = []
+    for (name, synset), ids in zip(entries, found):
+        if not ids:
+            raise PartDataError(f"{path}: category {name} ({synset}) has no shape in the split "
+                                "files, so its part ids cannot be read from them")
+        low, high = min(ids), max(ids)
+        missing = sorted(set(range(low, high + 1)) - set(ids))
+        if missing:
+            raise PartDataError(
+                f"{path}: category {name} ({synset}) has part ids {low}..{high} without "
+                f"{', '.join(map(str, missing))} in any of its files (a category's parts must be "
+                "a contiguous block of ids)")
+        blocks.append(list(range(low, high + 1)))
+    owner = {}
+    for c, block in enumerate(blocks):
+        for part in block:
+            if part in owner:
+                other = owner[part]
+                raise PartDataError(
+                    f"{path}: part id {part} is used by category {entries[other][0]} "
+                    f"(in {found[other][part]}.txt) and by category {entries[c][0]} (in "
+                    f"{found[c][part]}.txt); each category needs its own block of ids")
+            owner[part] = c
+    unused = sorted(set(range(max(owner) + 1)) - set(owner))
+    if unused:
+        raise PartDataError(f"{path}: no category uses part id(s) "
+                            f"{', '.join(map(str, unused))}; the ids must run from 0 to "
+                            f"{max(owner)} without gaps")
+    return blocks
+
+
 def read_shapenetpart(root: str | os.PathLike) -> PartLabelled:
     """Read a ShapeNetPart folder (module docstring): train + val for training, test.
 
+    When every category of ``synsetoffset2category.txt`` is one of ShapeNetPart's 16 (all of
+    them or a subset), the categories are the 16 in their order and the part ids the
+    benchmark's fixed 50 (:data:`SHAPENETPART_PARTS`). Otherwise (categories of one's own in the
+    same layout) the categories are the file's lines in order and each one's part ids are read
+    from its point files over the train, val and test lists: they must form a contiguous block
+    per category, the blocks disjoint and together ``0 .. P - 1``; the parts are named
+    ``<category>_<i>``.
+
+    Returns:
+        A :class:`PartLabelled` named ``shapenetpart``; points and normals ``(P, 3)`` float32,
+        part ids ``(P,)`` int64 per shape.
+
     Raises:
-        PartDataError: a missing file, a split entry that names an unlisted synset or a
-            missing point file, a row without 7 numbers, a part id outside its category's
-            block, or a category that is not one of the 16 (file and line named).
+        PartDataError: a missing file, a category or synset listed twice, a split entry that
+            names an unlisted synset or a missing point file, a row without 7 numbers, a part id
+            outside its category's fixed block (the 16) or not a whole number >= 0 (other
+            categories), a category of one's own without shapes, with a gap in its ids, sharing
+            an id with another category (both named with a file), or ids that leave a gap
+            (file, and line where one applies, named).
     """
     root = os.fspath(root)
     entries = _read_categories(root)
     order = {name: i for i, (name, _) in enumerate(SHAPENETPART_CATEGORIES)}
-    blocks = part_blocks(SHAPENETPART_PARTS)
-    synsets = {synset: order[name] for name, synset in entries}
+    standard = all(name in order for name, _ in entries)
+    if standard:
+        blocks = part_blocks(SHAPENETPART_PARTS)
+        synsets = {synset: order[name] for name, synset in entries}
+    else:
+        blocks = None
+        synsets = {synset: i for i, (_, synset) in enumerate(entries)}
     entries_of = {split: _read_split(root, split, synsets) for split in SPLIT_FILES}
     splits = {}
     for split, listed in entries_of.items():
@@ -215,15 +288,28 @@ def read_shapenetpart(root: str | os.PathLike) -> PartLabelled:
         for synset, token in listed:
             category = synsets[synset]
             points, normals, part = _read_points(os.path.join(root, synset, f"{token}.txt"),
-                                                 blocks[category])
+                                                 blocks[category] if blocks else None)
             shapes.append(PartCloud(points, normals, part, category, f"{synset}/{token}"))
         splits[split] = shapes
-    names = [f"{name}_{j}" for (name, _), count in zip(SHAPENETPART_CATEGORIES, SHAPENETPART_PARTS)
-             for j in range(count)]
-    return PartLabelled("shapenetpart", root, [name for name, _ in SHAPENETPART_CATEGORIES],
-                        blocks, names, PartSplit(splits["train"] + splits["val"]),
-                        PartSplit(splits["test"]),
-                        notes=["train: train + val split files; test: test split file"])
+    notes = ["train: train + val split files; test: test split file"]
+    if standard:
+        categories = [name for name, _ in SHAPENETPART_CATEGORIES]
+        names = [f"{name}_{j}" for name, count in zip(categories, SHAPENETPART_PARTS)
+                 for j in range(count)]
+    else:
+        blocks = _inferred_blocks(os.path.join(root, "synsetoffset2category.txt"), entries,
+                                  splits)
+        categories = [name for name, _ in entries]
+        names = [""] * (max(block[-1] for block in blocks) + 1)
+        for name, block in zip(categories, blocks):
+            for j, part in enumerate(block):
+                names[part] = f"{name}_{j}"
+        notes.append("categories not ShapeNetPart's 16: part ids read from the files ("
+                     + ", ".join(f"{name} {block[0]}..{block[-1]}"
+                                 for name, block in zip(categories, blocks)) + ")")
+    return PartLabelled("shapenetpart", root, categories, blocks, names,
+                        PartSplit(splits["train"] + splits["val"]), PartSplit(splits["test"]),
+                        notes=notes)
 
 
 def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:

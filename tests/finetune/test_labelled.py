@@ -68,6 +68,7 @@ def test_modelnet40_h5(tmp_path, clouds):
         np.testing.assert_array_equal(data.train_points, train)  # train0 then train1
         np.testing.assert_array_equal(data.train_labels, train_y)
         np.testing.assert_array_equal(data.test_labels, test_y)
+        assert data.train_normals.shape == train.shape  # the files' normal key
 
 
 def test_what_is_missing_is_named(tmp_path, clouds):
@@ -154,3 +155,110 @@ def test_a_tap3d_dataset_as_data_for_probe_and_finetune(tmp_path, modelnet_datas
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.load(open(tmp_path / "run" / "results.json"))
     assert results["steps"] == 4 and results["classes"] == sorted(OFF_CLASSES)
+
+
+RESAMPLED_CLASSES = {name: CLASS_MESHES[name] for name in ("duck", "mug", "bunny", "random000")}
+
+
+@pytest.fixture(scope="module")
+def resampled(tmp_path_factory, pybullet_root):
+    """``modelnet40_normal_resampled`` of 4 real meshes: 2 training and 1 test shape each, 10,000
+    points with normals, as ``<class>/<id>.txt`` and ``*_{1024,8192}pts_fps.dat``."""
+    from evaluate_data import sample_with_normals, write_modelnet40_resampled
+
+    train = sample_with_normals(pybullet_root, 2, 10_000, seed=0, classes=RESAMPLED_CLASSES)
+    test = sample_with_normals(pybullet_root, 1, 10_000, seed=1, classes=RESAMPLED_CLASSES)
+    root = tmp_path_factory.mktemp("resampled")
+    folder = write_modelnet40_resampled(str(root), train, test, list(RESAMPLED_CLASSES))
+    return train, test, folder
+
+
+def test_modelnet40_normal_resampled_text_files(tmp_path, resampled):
+    train, test, folder = resampled
+    copy = str(tmp_path / "modelnet40_normal_resampled")
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.dat"))  # the text files only
+    assert open(os.path.join(copy, "modelnet40_train.txt")).read().split() == [
+        "duck_0001", "duck_0002", "mug_0001", "mug_0002", "bunny_0001", "bunny_0002",
+        "random000_0001", "random000_0002"]
+    first = open(os.path.join(copy, "bunny", "bunny_0003.txt")).readline().strip().split(",")
+    assert len(first) == 6 and len(open(os.path.join(copy, "duck", "duck_0001.txt"))
+                                   .read().splitlines()) == 10_000
+    for path in (copy, str(tmp_path)):  # the folder or its parent
+        data = load_labelled(path, max_points=1500)
+        assert data.name == "modelnet40" and data.classes == list(RESAMPLED_CLASSES)
+        np.testing.assert_array_equal(data.train_labels, train[1])
+        np.testing.assert_array_equal(data.test_labels, test[1])
+        assert data.train_points.shape == (8, 1500, 3) and data.train_points.dtype == np.float32
+        # the first 1500 lines of each file (as PointNet++ reads them), 6 decimals
+        np.testing.assert_allclose(data.train_points, train[0][:, :1500, :3], atol=1e-6)
+        np.testing.assert_allclose(data.test_normals, test[0][:, :1500, 3:], atol=1e-6)
+        assert "first 1500 points" in data.notes[0]
+    os.remove(os.path.join(copy, "mug", "mug_0002.txt"))
+    with pytest.raises(LabelledDataError, match=r"mug_0002.txt: listed in .*modelnet40_train.txt"):
+        load_labelled(copy)
+
+
+def test_modelnet40_normal_resampled_fps_files(resampled):
+    import pickle
+
+    train, test, folder = resampled
+    with open(os.path.join(folder, "modelnet40_test_8192pts_fps.dat"), "rb") as f:
+        points, labels = pickle.load(f)  # the file is Point-BERT's plain pickle
+    assert points[0].shape == (8192, 6) and labels[0].dtype == np.int32 and labels[0].shape == (1,)
+    data = load_labelled(folder)  # max_points 2048: the 8192 file, its first 2048 points
+    assert "modelnet40_train_8192pts_fps.dat (first 2048 of 8192" in data.notes[0]
+    np.testing.assert_array_equal(data.test_points, np.stack(points)[:, :2048, :3])
+    np.testing.assert_array_equal(data.test_labels, test[1])
+    np.testing.assert_array_equal(data.test_normals, np.stack(points)[:, :2048, 3:])
+    np.testing.assert_allclose(np.linalg.norm(data.train_normals, axis=2), 1, atol=1e-5)
+    # the first k points of farthest-point order are a farthest-point sample of k: well spread
+    from scipy.spatial import cKDTree
+
+    gap = cKDTree(data.train_points[0]).query(train[0][0][:, :3])[0].max()
+    random_gap = cKDTree(train[0][0][:2048, :3]).query(train[0][0][:, :3])[0].max()
+    assert gap < 0.6 * random_gap, (gap, random_gap)
+    small = load_labelled(folder, max_points=1000)  # the 1024 file is enough
+    assert small.train_points.shape == (8, 1000, 3) and "1024pts_fps.dat" in small.notes[0]
+
+
+def _malicious_pickle(marker: str) -> bytes:
+    """A pickle that, loaded with ``pickle.load``, runs ``open(marker, "w")`` (builtins.exec)."""
+    return (b"cbuiltins\nexec\n(V" + f"open({marker!r}, 'w').close()".encode() + b"\ntR.")
+
+
+def test_a_dat_file_that_would_run_code_is_refused(tmp_path, resampled):
+    import pickle
+    import subprocess
+    import sys
+
+    _, _, folder = resampled
+    copy = str(tmp_path / "modelnet40_normal_resampled")
+    shutil.copytree(folder, copy)
+    marker = str(tmp_path / "ran")
+    payload = _malicious_pickle(marker)
+    # the payload is real: plain pickle.load runs it (in another process)
+    probe = str(tmp_path / "payload.pkl")
+    open(probe, "wb").write(payload)
+    subprocess.run([sys.executable, "-c", f"import pickle; pickle.load(open({probe!r}, 'rb'))"],
+                   check=True)
+    assert os.path.exists(marker)
+    os.remove(marker)
+    dat = os.path.join(copy, "modelnet40_train_8192pts_fps.dat")
+    open(dat, "wb").write(payload)
+    with pytest.raises(LabelledDataError, match=rf"{dat}: refused to load the global "
+                                                r"builtins\.exec"):
+        load_labelled(copy)
+    assert not os.path.exists(marker)
+    # hidden inside a well-formed file, and through os.system
+    points, labels = pickle.load(open(os.path.join(copy, "modelnet40_test_8192pts_fps.dat"),
+                                      "rb"))
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    with open(dat, "wb") as f:
+        pickle.dump([points, labels[:-1] + [Payload()]], f)
+    with pytest.raises(LabelledDataError, match=r"refused to load the global (posix|os)\.system"):
+        load_labelled(copy)
+    assert not os.path.exists(marker)

@@ -127,3 +127,89 @@ def test_tap3d_dataset_without_parts_is_refused(tmp_path, shapes):
     del group.attrs["parts"]
     with pytest.raises(PartDataError, match="without part labels .*the parts attribute"):
         load_part_labelled(path)
+
+
+def _mesh_folder(root, pybullet_root, shapes_of=None):
+    """Slab (listed first, ids 3-4) and Totem (ids 0-2): 3 random_urdfs meshes each, one per
+    split, 200 points; ``shapes_of(shapes)`` may alter the shapes before they are written."""
+    from partseg_data import MESH_CATEGORIES, mesh_part_shapes, write_part_folder
+
+    shapes = (mesh_part_shapes(pybullet_root, "Slab", [10, 11, 12], 200)
+              + mesh_part_shapes(pybullet_root, "Totem", [20, 21, 22], 200))
+    shapes = shapes_of(shapes) if shapes_of else shapes
+    return write_part_folder(str(root), [(name, c[0]) for name, c in MESH_CATEGORIES.items()],
+                             shapes, ["train", "val", "test"] * 2), shapes
+
+
+def test_categories_of_ones_own_get_their_part_ids_from_the_files(tmp_path, pybullet_root):
+    folder, shapes = _mesh_folder(tmp_path, pybullet_root)
+    lines = open(os.path.join(folder, "synsetoffset2category.txt")).read().splitlines()
+    assert lines == ["Slab\t90000002", "Totem\t90000001"]
+    data = load_part_labelled(folder)
+    assert data.name == "shapenetpart" and data.categories == ["Slab", "Totem"]
+    assert data.category_parts == [[3, 4], [0, 1, 2]] and data.num_parts == 5
+    assert data.part_names == ["Totem_0", "Totem_1", "Totem_2", "Slab_0", "Slab_1"]
+    assert "Slab 3..4, Totem 0..2" in data.notes[-1]
+    assert len(data.train) == 4 and len(data.test) == 2
+    by_name = {s.name: s for s in data.train.shapes + data.test.shapes}
+    for synset, token, xyz, normals, part in shapes:
+        shape = by_name[f"{synset}/{token}"]
+        assert shape.category == (0 if synset == "90000002" else 1)
+        np.testing.assert_array_equal(shape.part, part)
+        np.testing.assert_allclose(shape.points, xyz, atol=1e-6)
+    # the geometric labels are real: a Totem's bottom third lies below its middle third
+    totem = next(s for s in data.test.shapes if s.category == 1)
+    assert totem.points[totem.part == 0, 1].max() <= totem.points[totem.part == 1, 1].min() + 1e-5
+
+
+def test_part_ids_of_ones_own_categories_are_checked(tmp_path, pybullet_root):
+    def relabel(category, mapping, only_first=False):
+        def change(shapes):
+            out, done = [], False
+            for synset, token, xyz, normals, part in shapes:
+                if synset == MESH_CATEGORIES[category][0] and not (only_first and done):
+                    part, done = np.vectorize(lambda p: mapping.get(p, p))(part), True
+                out.append((synset, token, xyz, normals, part))
+            return out
+        return change
+
+    from partseg_data import MESH_CATEGORIES
+
+    folder, _ = _mesh_folder(tmp_path / "gap", pybullet_root, relabel("Totem", {1: 2}))
+    with pytest.raises(PartDataError, match=r"synsetoffset2category.txt: category Totem "
+                                            r"\(90000001\) has part ids 0..2 without 1"):
+        load_part_labelled(folder)
+    folder, shapes = _mesh_folder(tmp_path / "shared", pybullet_root,
+                                  relabel("Slab", {3: 2}, only_first=True))
+    slab = f"90000002/{shapes[0][1]}.txt"
+    with pytest.raises(PartDataError, match=rf"part id 2 is used by category Slab \(in {slab}\) "
+                                            r"and by category Totem \(in 90000001/"):
+        load_part_labelled(folder)
+    folder, _ = _mesh_folder(tmp_path / "unused", pybullet_root, relabel("Slab", {3: 4, 4: 5}))
+    with pytest.raises(PartDataError, match=r"no category uses part id\(s\) 3; the ids must run "
+                                            r"from 0 to 5"):
+        load_part_labelled(folder)
+    folder, _ = _mesh_folder(tmp_path / "empty", pybullet_root)
+    with open(os.path.join(folder, "synsetoffset2category.txt"), "a") as f:
+        f.write("Kite\t90000003\n")
+    with pytest.raises(PartDataError, match=r"category Kite \(90000003\) has no shape"):
+        load_part_labelled(folder)
+    with open(os.path.join(folder, "synsetoffset2category.txt"), "a") as f:
+        f.write("Totem\t90000004\n")
+    with pytest.raises(PartDataError, match=r"name Totem listed more than once"):
+        load_part_labelled(folder)
+
+
+def test_a_subset_of_the_16_keeps_their_fixed_part_ids(tmp_path, shapes):
+    folder = write_shapenetpart(str(tmp_path), shapes, assign_splits(shapes))
+    categories = os.path.join(folder, "synsetoffset2category.txt")
+    with open(categories, "w") as f:  # only the three categories that have shapes
+        f.writelines(f"{name}\t{SYNSET[name]}\n" for name in ROBOT_CATEGORY.values())
+    data = load_part_labelled(folder)
+    assert len(data.categories) == 16 and data.num_parts == 50
+    assert data.category_parts[CATEGORY_INDEX["Lamp"]] == [24, 25, 26, 27]
+    with open(categories, "w") as f:  # one name not of the 16: every block from the files
+        f.writelines(f"{'Lampe' if name == 'Lamp' else name}\t{SYNSET[name]}\n"
+                     for name in ROBOT_CATEGORY.values())
+    with pytest.raises(PartDataError, match=r"no category uses part id\(s\) 0, 1, .*, 15, 19, "):
+        load_part_labelled(folder)  # the robots' ids (16-18, 24-27, 47-49) leave gaps
