@@ -41,7 +41,7 @@ STAND_INS = {
         "        return lambda cls: cls\n"
         "MODELS = _Registry()\n"),
     "openpoints/models/layers/__init__.py": (
-        "from tap3d.models.pointops import farthest_point_sample as _fps\n"
+        "from tap3d.geometry.pointops import farthest_point_sample as _fps\n"
         "def furthest_point_sample(xyz, count):\n"
         "    return _fps(xyz, count)\n"
         "fps = furthest_point_sample\n"
@@ -52,7 +52,7 @@ STAND_INS = {
     "openpoints/models/layers/group.py": (
         "import copy\n"
         "import torch\n"
-        "from tap3d.models.pointops import ball_query as _ball_query\n"
+        "from tap3d.geometry.pointops import ball_query as _ball_query\n"
         "def grouping_operation(features, idx):\n"
         "    B, C, _ = features.shape\n"
         "    flat = idx.long().reshape(B, 1, -1).expand(-1, C, -1)\n"
@@ -151,7 +151,7 @@ def run() -> list[tuple[str, float]]:
     from tap3d.models import TAPModel, make_backbone
     from tap3d.models.openpoints import backbone_to_openpoints, model_from_openpoints
     from tap3d.models.photograph import tap_queries, tap_view_rotation
-    from tap3d.models.pointops import ball_query, farthest_point_sample, gather
+    from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather
     from tap3d.train import load_config
 
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ beside a classical baseline that learns no features.
         [--steps 240] [--seeds 0 1 2] [--few-shot 5way10shot] [--query 20]
 
 DATA is a labelled dataset (ScanObjectNN / ModelNet40 h5, tap3d); ``--robot-parts part`` (or
-``robot``) builds instead, per seed, the category-level set of :mod:`tap3d.evaluate.robotlinks`
+``robot``) builds instead, per seed, the category-level set of :mod:`tap3d.clouds.robot_parts`
 (real link meshes of pybullet_data's robots, test meshes unseen, PB_T50_RS-like scans; the seed
 draws the split and the scans). Rows, each with its wall time, per seed, then mean +- std:
 
@@ -161,7 +161,7 @@ def main() -> None:
     args.config = args.config or ("configs/partseg-cpu.yaml" if args.task == "partseg"
                                   else "configs/finetune-cpu.yaml")
 
-    from tap3d.evaluate import load_backbone_weights
+    from tap3d.train.weights import load_backbone_weights
 
     if args.task == "partseg":  # random against pre-trained, the same data and steps
         if not args.backbone_checkpoint or not args.data:
@@ -192,7 +192,7 @@ def main() -> None:
         for seed in args.seeds:
             data = args.data
             if args.robot_parts:
-                from tap3d.evaluate.robotlinks import robot_part_clouds, write_robot_parts
+                from tap3d.clouds.robot_parts import robot_part_clouds, write_robot_parts
 
                 data = write_robot_parts(
                     os.path.join(args.out, f"robot-parts-{args.robot_parts}-{seed}"),

@@ -179,7 +179,7 @@ def import_tap_command(root, output, points, skip_bad, shard_size, overwrite, qu
 
 
 #: ``--trust-checkpoint`` of every command that reads weights: the one way to read a file whose
-#: pickle names types beyond tensors and numpy values (:func:`tap3d.evaluate.weights.
+#: pickle names types beyond tensors and numpy values (:func:`tap3d.train.weights.
 #: load_torch_file`); without it such a file is refused, naming the file and the type.
 trust_option = click.option(
     "--trust-checkpoint", "trust", is_flag=True,
@@ -333,7 +333,7 @@ def export_backbone_command(source, output, format_, backbone, trust):
     """Save the backbone of SOURCE alone: a run folder or checkpoint (train or finetune), a
     tap3d backbone file, or a checkpoint of the TAP authors' code (any of the four
     backbones)."""
-    from tap3d.evaluate import WeightsError, export_backbone
+    from tap3d.train.weights import WeightsError, export_backbone
 
     try:
         weights = export_backbone(source, output, format_, backbone, trust=trust)
@@ -353,7 +353,7 @@ def export_model_command(source, output, trust):
     """Save a pre-training run or checkpoint SOURCE as the TAP authors' *_ckpt_latest.pth
     (encoder., generator., decoder.); the model must have their structure (configs/tap-public.yaml
     and the other configs/tap-*.yaml)."""
-    from tap3d.evaluate import WeightsError, export_model
+    from tap3d.train.weights import WeightsError, export_model
 
     try:
         weights = export_model(source, output, trust=trust)
@@ -379,7 +379,7 @@ def generate_command(checkpoint, dataset, output, sheet, sheet_objects, config_p
                      batch_size, trust):
     """Generate every stored view of DATASET's objects with CHECKPOINT's TAP model (a tap3d run
     or checkpoint, or the authors' *_ckpt_latest.pth), without augmentation."""
-    from tap3d.evaluate import WeightsError
+    from tap3d.train.weights import WeightsError
     from tap3d.evaluate.generate import generate
     from tap3d.train import load_config
 
@@ -455,7 +455,8 @@ def finetune_command(data, out, task, config_path, resume, stop_at, quiet, trust
     ModelNet40 h5 folder, or a tap3d dataset; RUN/results.json has the best and last test
     OA/mAcc) or part segmentation (--task partseg: a ShapeNetPart folder or a tap3d dataset with
     part labels; instance/class mIoU, RUN/parts.png)."""
-    from tap3d.evaluate import LabelledDataError, PartDataError, WeightsError
+    from tap3d.clouds import LabelledDataError, PartDataError
+    from tap3d.train.weights import WeightsError
     from tap3d.train import finetune, load_finetune_config, load_partseg_config, segment
 
     if task == "partseg":
@@ -507,7 +508,9 @@ def probe_command(data, backbone_checkpoint, backbone, embed_dim, few_shot, few_
     """Linear SVM (and N-way K-shot) accuracy of frozen backbone features on DATA."""
     import json
 
-    from tap3d.evaluate import LabelledDataError, WeightsError, probe
+    from tap3d.clouds import LabelledDataError
+    from tap3d.train.weights import WeightsError
+    from tap3d.evaluate import probe
 
     try:
         result = probe(data, backbone_checkpoint or "", backbone, embed_dim, few_shot, points,

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from tap3d.models.inputs import to_unit_sphere, with_height
-from tap3d.models.pointops import farthest_point_sample
+from tap3d.geometry.features import to_unit_sphere, with_height
+from tap3d.geometry.pointops import farthest_point_sample
 from tap3d.views.projection import fit_parallel, orthographic_intrinsics, projection_of
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges, up_axis_of
 
@@ -99,7 +99,7 @@ class ViewStream(torch.utils.data.IterableDataset):
         ``(points, 4)`` float32: xyz and the height feature, the height above the sample's lowest
         point along ``up_axis``, computed in :meth:`sample_object` from the final points (after
         normalization and scaling; TAP's ShapeNet loader takes it from the normalized cloud
-        before its scaling; the recipe is :mod:`tap3d.models.inputs`, shared with
+        before its scaling; the recipe is :mod:`tap3d.geometry.features`, shared with
         evaluation), ``images`` ``(V, 3, S, S)``
         uint8 (the stored RGB, channels first; convert with ``.float() / 255`` on the device:
         a quarter of the bytes through collation, worker queues and host-to-device copies),

@@ -149,7 +149,7 @@ def fps_order(clouds: np.ndarray, count: int, exact: int = 2048) -> np.ndarray:
     sampling takes about a second per cloud on a CPU, and tap3d reads at most the first 2,048)."""
     import torch
 
-    from tap3d.models.pointops import farthest_point_sample
+    from tap3d.geometry.pointops import farthest_point_sample
 
     first = farthest_point_sample(torch.from_numpy(clouds[..., :3]).contiguous(),
                                   min(count, exact)).numpy()

@@ -1,5 +1,5 @@
 """Part-labelled point clouds from real meshes (URDF robots of pybullet_data posed at seeded
-joint angles, :mod:`tap3d.evaluate.robotparts`), written in the ShapeNetPart layout and as a
+joint angles, :mod:`tap3d.clouds.posed_robots`), written in the ShapeNetPart layout and as a
 tap3d dataset with part labels.
 
 Each robot stands in for one ShapeNetPart category with as many parts (kuka: Lamp, 4 parts;
@@ -19,8 +19,8 @@ import os
 
 import numpy as np
 
-from tap3d.evaluate.partdata import SHAPENETPART_CATEGORIES, SHAPENETPART_PARTS, part_blocks
-from tap3d.evaluate.robotparts import ROBOTS, posed_robot
+from tap3d.clouds.parts import SHAPENETPART_CATEGORIES, SHAPENETPART_PARTS, part_blocks
+from tap3d.clouds.posed_robots import ROBOTS, posed_robot
 
 #: robot -> the ShapeNetPart category it is written as (same number of parts)
 ROBOT_CATEGORY = {"kuka": "Lamp", "panda": "Earphone", "laikago": "Table"}

@@ -99,13 +99,13 @@ def descriptor_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nda
 def classical_baseline(data: str, classifiers=CLASSIFIERS, variant: str = "pb_t50_rs",
                        seed: int = 0) -> dict:
     """Test OA (percent) of each classifier on the shape descriptors of a labelled dataset
-    (:func:`tap3d.evaluate.labelled.load_labelled`): ``{"forest": OA, "svm": OA}``.
+    (:func:`tap3d.clouds.labelled.load_labelled`): ``{"forest": OA, "svm": OA}``.
 
     Raises:
         LabelledDataError: ``data`` is not a labelled dataset.
         ValueError: an unknown classifier.
     """
-    from tap3d.evaluate.labelled import load_labelled
+    from tap3d.clouds.labelled import load_labelled
 
     labelled = load_labelled(data, variant, seed=seed)
     train_x = shape_descriptors(labelled.train_points, labelled.up_axis, seed=seed)

@@ -2,7 +2,7 @@
 
 For every done object (or the ones asked for) and every stored view, the TAP model of a
 checkpoint (a tap3d pre-training run or checkpoint, or the authors' ``*_ckpt_latest.pth`` /
-``*_ckpt_best.pth``: :func:`tap3d.evaluate.weights.load_model_weights`) generates the view from
+``*_ckpt_best.pth``: :func:`tap3d.train.weights.load_model_weights`) generates the view from
 the object's points and the view's camera, without augmentation: the inputs are those of
 pre-training's evaluation (:class:`tap3d.train.quality.ViewSet`: the run's point count,
 sampling, normalization and seed, no scaling).
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from tap3d.devices import resolve_device
-from tap3d.evaluate.weights import build_model, load_model_weights
+from tap3d.train.weights import build_model, load_model_weights
 
 __all__ = ["generate", "generated_over_target"]
 
@@ -71,13 +71,13 @@ def generate(checkpoint: str | os.PathLike, dataset: str, output: str | os.PathL
         objects: dataset indices of done objects (default: every done object).
         config: a :class:`~tap3d.train.TrainConfig` for the model and its inputs (default: the
             checkpoint's, or for the authors' checkpoints their architecture and tap3d's input
-            defaults; :func:`tap3d.evaluate.weights.build_model`).
+            defaults; :func:`tap3d.train.weights.build_model`).
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: objects per forward pass.
         sheet_objects: objects on the sheet.
         trust: read a checkpoint that names types beyond tensors and numpy values with the
             full unpickler, which runs any code it holds
-            (:func:`tap3d.evaluate.weights.load_torch_file`).
+            (:func:`tap3d.train.weights.load_torch_file`).
 
     Returns:
         ``{"output", "objects", "views", "image_size", "origin", "sheet"}``.

@@ -23,7 +23,7 @@ Two sources of few-shot folds:
   ``0 .. N - 1``, ``class`` the ModelNet40 label; ``N * K`` training and ``N * 20`` test
   samples (training ones from ModelNet40's training split, test ones from its test split).
   Read by :func:`read_fold_file` without running code
-  (:func:`tap3d.evaluate.safe_pickle.load_numpy_pickle`).
+  (:func:`tap3d.clouds.safe_pickle.load_numpy_pickle`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from tap3d.devices import resolve_device
-from tap3d.evaluate.inputs import eval_features
-from tap3d.evaluate.labelled import LabelledDataError, load_labelled
-from tap3d.evaluate.weights import load_backbone
+from tap3d.clouds.pipeline import eval_features
+from tap3d.clouds.labelled import LabelledDataError, load_labelled
+from tap3d.train.weights import load_backbone
 
 __all__ = ["pooled_features", "svm_accuracy", "parse_few_shot", "few_shot_folds",
            "few_shot_accuracy", "fold_files", "read_fold_file", "probe"]
@@ -186,7 +186,7 @@ def read_fold_file(path: str | os.PathLike, way: int | None = None, shot: int | 
             ``(points, label, ...)`` tuples, clouds of different shapes, or classes and counts
             other than ``way`` and ``shot``.
     """
-    from tap3d.evaluate.safe_pickle import UnsafePickleError, load_numpy_pickle
+    from tap3d.clouds.safe_pickle import UnsafePickleError, load_numpy_pickle
 
     path = os.fspath(path)
     try:
@@ -237,7 +237,7 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
     """Linear SVM and few-shot accuracy of frozen backbone features.
 
     Args:
-        data: labelled dataset (:func:`tap3d.evaluate.labelled.load_labelled`).
+        data: labelled dataset (:func:`tap3d.clouds.labelled.load_labelled`).
         backbone_checkpoint: run folder, tap3d backbone file or the authors' checkpoint; empty
             for a randomly initialized backbone (``backbone``, ``embed_dim``, seeded).
         few_shot: settings such as ``"5way10shot"``.
@@ -252,7 +252,7 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
             of DATA; ``folds`` and ``query`` are unused.
         trust: read a checkpoint that names types beyond tensors and numpy values with the
             full unpickler, which runs any code it holds
-            (:func:`tap3d.evaluate.weights.load_torch_file`; without it: CheckpointError).
+            (:func:`tap3d.train.weights.load_torch_file`; without it: CheckpointError).
 
     Returns:
         ``{"svm_oa", "few_shot": {"5way10shot": [mean, std], ...}, "few_shot_folds":

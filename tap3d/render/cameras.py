@@ -313,17 +313,3 @@ def pytorch3d_from_opencv(world_to_camera: np.ndarray) -> tuple[np.ndarray, np.n
     flip = np.array([-1.0, -1.0, 1.0])
     R = np.swapaxes(w2c[..., :3, :3], -1, -2) * flip  # R_cv^T diag(flip)
     return R.astype(np.float32), (w2c[..., :3, 3] * flip).astype(np.float32)
-
-
-def camera_centres(world_to_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Camera centres and viewing directions of OpenCV extrinsics.
-
-    Args:
-        world_to_camera: ``(V, 4, 4)`` float, ``X_cam = R X_world + t``.
-
-    Returns:
-        ``(centres, forward)``, ``(V, 3)`` each, world frame: the centres ``-R^T t`` and the
-        camera's +z axis (the direction it looks along).
-    """
-    R, t = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
-    return -np.einsum("vji,vj->vi", R, t), R[:, 2, :]

@@ -16,7 +16,6 @@ the farthest vertex at distance 1; the source's axes are kept (ShapeNetCore is y
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np

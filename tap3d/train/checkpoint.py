@@ -14,7 +14,7 @@ Older checkpoints still load: pre-training ones hold rank 0's ``rng`` dict and n
 fine-tuning ones keep their progress (with ``batch_in_epoch``) under ``progress``; their NumPy
 state is ``np.random.get_state()``'s tuple with its key as an array (new ones: a list of ints).
 
-Checkpoints are read as data (:func:`tap3d.evaluate.weights.load_torch_file`): a checkpoint
+Checkpoints are read as data (:func:`tap3d.train.torchfile.load_torch_file`): a checkpoint
 holds tensors, numbers, strings and containers only, so it loads with ``weights_only=True``;
 one that names other types is refused unless ``trust``.
 """
@@ -29,7 +29,7 @@ import shutil
 import numpy as np
 import torch
 
-from tap3d.evaluate.weights import load_torch_file
+from tap3d.train.torchfile import load_torch_file
 from tap3d.models.tap import TAPModel
 from tap3d.train.config import TrainConfig
 
@@ -129,7 +129,7 @@ def checkpoint_path(run_or_checkpoint: str) -> str:
 
 def load_checkpoint(run_or_checkpoint: str, device="cpu", *, trust: bool = False) -> dict:
     """The checkpoint dict of a run folder or checkpoint file (see :func:`checkpoint_path`),
-    read as data (:func:`tap3d.evaluate.weights.load_torch_file`).
+    read as data (:func:`tap3d.train.torchfile.load_torch_file`).
 
     Args:
         run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.

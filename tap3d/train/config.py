@@ -69,7 +69,7 @@ class TrainConfig:
             schedule and step start fresh; ignored on resume): a tap3d run or checkpoint, the
             authors' ``*_ckpt_latest.pth`` / ``*_ckpt_best.pth`` (the whole model, strictly),
             or any backbone source such as their ``*_clean.pth`` (the backbone alone;
-            :func:`tap3d.evaluate.weights.init_model`). Empty: random initialization.
+            :func:`tap3d.train.weights.init_model`). Empty: random initialization.
         seed, device, num_workers, log_every, checkpoint_every, sample_every.
         log_objects: append each step's object indices to ``RUN_DIR/objects/rank_R.jsonl``
             (which objects each rank trained on, for debugging data order).

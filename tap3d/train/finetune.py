@@ -4,7 +4,7 @@ task of the training engine (:mod:`tap3d.train.engine`).
 TAP's public recipe (docs/evaluation.md; :class:`~tap3d.train.finetune_config.FinetuneConfig`):
 backbone -> max pool -> head [512, 256] (BatchNorm, ReLU, dropout 0.5); smoothed cross-entropy
 (0.3); AdamW 5e-4, weight decay 0.05 on weights only; 10 warm-up epochs then cosine to 1e-6 over 300
-epochs; gradient clip 10; batch 32; inputs from :mod:`tap3d.evaluate.inputs`. After every epoch the
+epochs; gradient clip 10; batch 32; inputs from :mod:`tap3d.clouds.pipeline`. After every epoch the
 test split is evaluated: overall accuracy (OA) and mean class accuracy (mAcc), in percent.
 
 The run folder follows ``tap-cli train`` (:mod:`tap3d.train.runfolder`): ``config.yaml``,
@@ -15,7 +15,7 @@ The run folder follows ``tap-cli train`` (:mod:`tap3d.train.runfolder`): ``confi
 set is the test set), ``best_macc`` (mAcc of that epoch), ``best_epoch``, ``last_oa``,
 ``last_macc``, ``train_oa`` (the final model on the training clouds, test-time inputs, eval
 mode), ``epochs`` (evaluated), ``steps``, and with ``votes`` ``voted_oa``, ``voted_macc`` (the
-final model, :func:`~tap3d.evaluate.inputs.voting_features`). ``resume=True`` continues from
+final model, :func:`~tap3d.clouds.pipeline.voting_features`). ``resume=True`` continues from
 ``checkpoints/last.pt`` and ends with the parameters and results of an unbroken run.
 Under ``torchrun`` each rank trains on its share of every epoch and evaluates its share of the
 test set (confusion matrices summed); BatchNorm is synchronized on CUDA.
@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from tap3d.train.finetune_config import FinetuneConfig
-from tap3d.evaluate.inputs import (AugmentedClouds, eval_features, fps_points, mix_points,
+from tap3d.clouds.pipeline import (AugmentedClouds, eval_features, fps_points, mix_points,
                                    training_features, voting_features)
-from tap3d.evaluate.labelled import load_labelled
-from tap3d.evaluate.scores import evaluate_classifier
-from tap3d.evaluate.weights import load_backbone
+from tap3d.clouds.labelled import load_labelled
+from tap3d.metrics import evaluate_classifier
+from tap3d.train.weights import load_backbone
 from tap3d.models.heads import Classifier
-from tap3d.models.inputs import with_height
+from tap3d.geometry.features import with_height
 from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.optim import cosine_schedule
 from tap3d.train.runfolder import RunFolder
@@ -56,7 +56,7 @@ def build_classifier(config: FinetuneConfig, classes: int,
         config: the settings.
         classes: number of classes.
         trust: read the checkpoint with the full unpickler even when it names types beyond
-            tensors and numpy values (:func:`tap3d.evaluate.weights.load_torch_file`).
+            tensors and numpy values (:func:`tap3d.train.weights.load_torch_file`).
 
     Returns:
         ``(classifier, config)``.
@@ -117,7 +117,7 @@ class CloudsTask(Task):
 
 class ClassificationTask(CloudsTask):
     """Classification fine-tuning (the engine's Task interface): batches of augmented clouds
-    (:class:`~tap3d.evaluate.inputs.AugmentedClouds`, :func:`epoch_batches`), smoothed
+    (:class:`~tap3d.clouds.pipeline.AugmentedClouds`, :func:`epoch_batches`), smoothed
     cross-entropy, test OA/mAcc after every epoch, the best epoch's weights in ``best.pt``.
     ``trust``: see :func:`build_classifier`.
 
@@ -193,7 +193,7 @@ class ClassificationTask(CloudsTask):
 
     def eval_inputs(self, points, labels, votes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's share of a split, as test-time inputs on the device; with ``votes``, as
-        that many rotated copies (:func:`~tap3d.evaluate.inputs.voting_features`)."""
+        that many rotated copies (:func:`~tap3d.clouds.pipeline.voting_features`)."""
         shard = slice(self.process.rank, None, self.process.world)
         config = self.config
         if votes:
@@ -279,7 +279,7 @@ def finetune(data: str, out: str, config: FinetuneConfig = FinetuneConfig(), res
 
     Args:
         data: ScanObjectNN / ModelNet40 h5 folder or tap3d dataset
-            (:func:`tap3d.evaluate.labelled.load_labelled`).
+            (:func:`tap3d.clouds.labelled.load_labelled`).
         out: run folder (created).
         config: settings; ``config.backbone_checkpoint`` empty for random initialization.
         resume: continue from ``out/checkpoints/last.pt``.
@@ -287,7 +287,7 @@ def finetune(data: str, out: str, config: FinetuneConfig = FinetuneConfig(), res
         stop_at: checkpoint and return after this step, as if pre-empted (``resume`` continues).
         trust: read the backbone checkpoint and the resumed ``last.pt`` even when they name
             types beyond tensors and numpy values, with the full unpickler, which runs any code
-            they hold (``--trust-checkpoint``; :func:`tap3d.evaluate.weights.load_torch_file`).
+            they hold (``--trust-checkpoint``; :func:`tap3d.train.weights.load_torch_file`).
 
     Returns:
         The scores of ``results.json`` (module docstring), percent.

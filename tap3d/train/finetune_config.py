@@ -32,19 +32,19 @@ class FinetuneConfig:
         points, presample: points per sample (1024) and farthest-point samples they are drawn
             from in training (0: ``points * 75 / 64``, 1200 for 1024).
         sampling: ``fps`` (the authors': farthest-point sampling in training and test) or
-            ``random`` (uniform subsets; :mod:`tap3d.evaluate.inputs`).
+            ``random`` (uniform subsets; :mod:`tap3d.clouds.pipeline`).
         scale_low, scale_high, rotate, up_axis: anisotropic scaling per axis (TAP: U[0.9, 1.1]),
             rotation about the up axis (index 1: y-up).
         rotation: ``up`` (the authors') or ``so3``: training rotations drawn from all of SO(3)
-            and voting copies too (:class:`~tap3d.evaluate.inputs.AugmentedClouds`).
+            and voting copies too (:class:`~tap3d.clouds.pipeline.AugmentedClouds`).
         mix: probability that a training batch is mixed by PointCutMix-R
-            (:func:`~tap3d.evaluate.inputs.mix_points`); 0: never (the authors').
+            (:func:`~tap3d.clouds.pipeline.mix_points`); 0: never (the authors').
         dropout, head: the head's dropout (0.5) and hidden widths ([512, 256]).
         votes: test-time voting of the final model (0: none): the test clouds' class from the
             mean softmax of ``votes`` rotated copies (``rotation``; results ``voted_oa``,
             ``voted_macc``; ``best_oa``/``last_oa`` stay single-view).
         variant, test_fraction: ScanObjectNN variant; test share of a tap3d dataset's seeded
-            split (see :func:`tap3d.evaluate.labelled.load_labelled`).
+            split (see :func:`tap3d.clouds.labelled.load_labelled`).
         seed, device, num_workers, log_every, checkpoint_every: as in ``TrainConfig``
             (``checkpoint_every`` in steps).
     """

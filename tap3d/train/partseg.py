@@ -8,7 +8,7 @@ x 0.1 at epochs 210 and 270 of 300, batch 16, gradient clip 1. Training shapes: 
 with replacement, anisotropic scaling U[0.8, 1.2], centred, unit sphere, jitter (0.001, clip
 0.005), all normals 0 with probability 0.2. Test shapes: 2048 farthest-point samples, centred,
 unit sphere. Every epoch the test split is scored (instance and class mIoU, refined,
-:mod:`tap3d.evaluate.segmentation_metrics`); the best epoch's weights are kept and, at the end,
+:mod:`tap3d.metrics`); the best epoch's weights are kept and, at the end,
 scored again with test-time voting.
 
 The run folder (:mod:`tap3d.train.runfolder`): ``config.yaml``, ``metrics.jsonl`` (step records
@@ -31,12 +31,13 @@ import os
 import numpy as np
 import torch
 
-from tap3d.evaluate.partdata import load_part_labelled
-from tap3d.evaluate.partfigure import draw_parts
-from tap3d.evaluate.segmentation_metrics import predict_parts, refine_parts, shape_miou, summarize
-from tap3d.models.inputs import to_unit_sphere
-from tap3d.models.pointops import farthest_point_sample, gather
-from tap3d.models.segmentation import load_pretrained_backbone, make_segmenter
+from tap3d.clouds.parts import load_part_labelled
+from tap3d.clouds.partfigure import draw_parts
+from tap3d.metrics import predict_parts, refine_parts, shape_miou, summarize
+from tap3d.geometry.features import to_unit_sphere
+from tap3d.geometry.pointops import farthest_point_sample, gather
+from tap3d.models.segmentation import make_segmenter
+from tap3d.train.weights import load_pretrained_backbone
 from tap3d.train import distributed
 from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.engine import fit, make_loader, setup
@@ -298,7 +299,7 @@ class PartSegTask(CloudsTask):
 def segment(data: str, out: str, config: PartSegConfig = PartSegConfig(), resume: bool = False,
             progress: bool = True, stop_at: int | None = None, trust: bool = False) -> dict:
     """Fine-tune a backbone with a part-segmentation head on ``data``, a ShapeNetPart folder or a
-    tap3d dataset with part labels (:func:`tap3d.evaluate.partdata.load_part_labelled`); the
+    tap3d dataset with part labels (:func:`tap3d.clouds.parts.load_part_labelled`); the
     other arguments (``trust``: the backbone checkpoint, the resumed ``last.pt`` and ``best.pt``
     are read with the full unpickler), the return value (here the part scores of the module
     docstring) and the errors (here ``PartDataError`` for bad data, ``CheckpointError`` for a

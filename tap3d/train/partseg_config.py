@@ -37,7 +37,7 @@ class PartSegConfig:
             authors' ``ChromaticDropGPU`` on the non-xyz channels).
         loss: ``poly1_focal`` (the authors' ``Poly1FocalLoss``) or ``cross_entropy``.
         refine, refine_points, refine_neighbours: relabel doubtful points at evaluation
-            (:func:`tap3d.evaluate.segmentation_metrics.refine_parts`; True, 10, 11).
+            (:func:`tap3d.metrics.refine_parts`; True, 10, 11).
         votes: test-time votes of the final evaluation of the best epoch's weights (10; 0 for
             none); every epoch is evaluated without votes, as the authors do.
         eval_every: epochs between evaluations (1; the last epoch is always evaluated).

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from tap3d.render.cameras import camera_centres
+from tap3d.views.projection import camera_centres
 from tap3d.views.schema import STATUS_DONE, open_views
 
 __all__ = ["contact_sheet", "pick_objects", "dataset_sheet", "camera_plot"]

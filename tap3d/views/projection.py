@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["PROJECTIONS", "TAP_FIT", "projection_of", "project", "fit_parallel",
-           "orthographic_intrinsics"]
+           "orthographic_intrinsics", "camera_centres"]
 
 #: Projections a dataset can have.
 PROJECTIONS = ("perspective", "orthographic")
@@ -131,3 +131,17 @@ def orthographic_intrinsics(focal, centre) -> np.ndarray:
     K[..., :2, 2] = centre
     K[..., 2, 2] = 1.0
     return K.astype(np.float32)
+
+
+def camera_centres(world_to_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centres and viewing directions of OpenCV extrinsics.
+
+    Args:
+        world_to_camera: ``(V, 4, 4)`` float, ``X_cam = R X_world + t``.
+
+    Returns:
+        ``(centres, forward)``, ``(V, 3)`` each, world frame: the centres ``-R^T t`` and the
+        camera's +z axis (the direction it looks along).
+    """
+    R, t = world_to_camera[:, :3, :3], world_to_camera[:, :3, 3]
+    return -np.einsum("vji,vj->vi", R, t), R[:, 2, :]

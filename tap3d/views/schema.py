@@ -18,7 +18,6 @@ Every array carries ``dimension_names``; images carry a ``coordinates`` attribut
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np

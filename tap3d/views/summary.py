@@ -3,7 +3,6 @@ status counts with the first failures, size on disk, bytes per view and compress
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import numpy as np

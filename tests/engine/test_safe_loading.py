@@ -18,12 +18,11 @@ import yaml
 from click.testing import CliRunner
 
 from tap3d.cli import main
-from tap3d.evaluate import (CheckpointError, WeightsError, export_backbone, export_model,
-                            init_model, load_backbone, load_backbone_weights, load_model_weights,
-                            load_torch_file)
+from tap3d.train.weights import (CheckpointError, WeightsError, export_backbone, export_model, init_model, load_backbone, load_backbone_weights, load_model_weights, load_torch_file)
 from tap3d.models import TAPModel, make_backbone
 from tap3d.models.openpoints import model_to_openpoints
-from tap3d.models.segmentation import load_pretrained_backbone, make_segmenter
+from tap3d.models.segmentation import make_segmenter
+from tap3d.train.weights import load_pretrained_backbone
 from tap3d.train import FinetuneConfig, finetune, load_config, load_finetune_config, load_model
 from tap3d.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tap3d.train.finetune import build_classifier
@@ -376,5 +375,5 @@ def test_the_package_has_one_torch_load_and_one_trust_path():
                     loads.append((path.name, number))
                 if "weights_only=False" in code and "``" not in code:
                     unsafe.append((path.name, number))
-    assert [name for name, _ in loads] == ["weights.py", "weights.py"], loads
-    assert [name for name, _ in unsafe] == ["weights.py"], unsafe
+    assert [name for name, _ in loads] == ["torchfile.py", "torchfile.py"], loads
+    assert [name for name, _ in unsafe] == ["torchfile.py"], unsafe

@@ -12,9 +12,9 @@ import torch
 
 from helpers import ROOT
 from tap3d.evaluate.descriptors import classical_baseline, shape_descriptors
-from tap3d.evaluate.labelled import load_labelled
+from tap3d.clouds.labelled import load_labelled
 from tap3d.train import finetune, load_finetune_config
-from tap3d.evaluate.robotlinks import (LABELLINGS, robot_part_clouds, robot_part_split,
+from tap3d.clouds.robot_parts import (LABELLINGS, robot_part_clouds, robot_part_split,
                                        write_robot_parts)
 
 
@@ -41,7 +41,7 @@ def test_every_class_has_unseen_test_meshes(labels):
 @pytest.mark.parametrize("labels", sorted(LABELLINGS))
 def test_every_mesh_of_every_labelling_is_there(labels, pybullet_root):
     """pybullet_data's files, and robosuite's for part_large (installed by make install)."""
-    from tap3d.evaluate.robotlinks import mesh_path
+    from tap3d.clouds.robot_parts import mesh_path
 
     missing = [rel for parts in LABELLINGS[labels].values() for part in parts for rel in part
                if not os.path.isfile(mesh_path(pybullet_root, rel))]
@@ -134,7 +134,7 @@ def test_obj_only_scans_keep_the_object_only():
     clutter points (5-26%) do not."""
     import trimesh
 
-    from tap3d.evaluate.robotlinks import scan
+    from tap3d.clouds.robot_parts import scan
 
     sphere = trimesh.creation.icosphere(subdivisions=4)
     for background in (False, True):
@@ -163,7 +163,7 @@ def test_random_sampling_keeps_the_floor_share_that_fps_inflates(part_set):
     """Test-time inputs of 192 points: farthest-point sampling over-samples the sparse floor of
     PB_T50_RS-like scans; ``sampling: random`` keeps the share the clouds have, and draws the
     same subset every call."""
-    from tap3d.evaluate.inputs import eval_features
+    from tap3d.clouds.pipeline import eval_features
 
     parts, _ = part_set
     clouds = parts.train_points[:40]

@@ -15,8 +15,10 @@ import pytest
 import torch
 import yaml
 
-from tap3d.evaluate import export_backbone, load_labelled, probe
-from tap3d.evaluate.inputs import eval_features
+from tap3d.train.weights import export_backbone
+from tap3d.clouds import load_labelled
+from tap3d.evaluate import probe
+from tap3d.clouds.pipeline import eval_features
 from tap3d.train import finetune, load_finetune_config
 from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.finetune import build_classifier
@@ -267,9 +269,9 @@ def test_rotation_voting_averages_the_copies_softmax(labelled_set):
     """``voting_features``: copy 0 is the single-view input, copy v the clouds turned by
     2 pi v / votes about the up axis; ``evaluate_classifier`` on them classifies by the copies'
     mean softmax."""
-    from tap3d.evaluate.inputs import eval_features, up_rotation, voting_features
-    from tap3d.evaluate.labelled import load_labelled
-    from tap3d.evaluate.scores import accuracies, evaluate_classifier
+    from tap3d.clouds.pipeline import eval_features, up_rotation, voting_features
+    from tap3d.clouds.labelled import load_labelled
+    from tap3d.metrics import accuracies, evaluate_classifier
     from tap3d.train.finetune import build_classifier
 
     labelled = load_labelled(labelled_set)
@@ -295,9 +297,9 @@ def test_rotation_voting_averages_the_copies_softmax(labelled_set):
 def test_so3_rotation_turns_clouds_in_every_orientation(labelled_set):
     """``rotation: so3`` (an option, not the authors'): proper rotations drawn over all of SO(3),
     applied to the normalized sample; ``up`` keeps the up coordinate; voting copies follow."""
-    from tap3d.evaluate.inputs import AugmentedClouds, random_rotation, voting_features
-    from tap3d.evaluate.labelled import load_labelled
-    from tap3d.models.inputs import to_unit_sphere
+    from tap3d.clouds.pipeline import AugmentedClouds, random_rotation, voting_features
+    from tap3d.clouds.labelled import load_labelled
+    from tap3d.geometry.features import to_unit_sphere
 
     rng = np.random.default_rng(0)
     rotations = np.stack([random_rotation(rng) for _ in range(2000)])
@@ -331,7 +333,7 @@ def test_point_cutmix_replaces_the_drawn_share_and_mixes_the_loss(tmp_path, labe
                                                                     one_thread):
     """``mix_points`` (PointCutMix-R): every point of a mixed sample is its own or its
     partner's, the partner's share is ``lam``; ``mix: 1.0`` fine-tunes with a finite loss."""
-    from tap3d.evaluate.inputs import mix_points
+    from tap3d.clouds.pipeline import mix_points
 
     points = torch.randn(16, 50, 4, dtype=torch.float64)
     mixed, partner, lam = mix_points(points, np.random.default_rng(0))

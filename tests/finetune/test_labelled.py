@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import zarr
 
-from tap3d.evaluate import LabelledDataError, load_labelled
-from tap3d.evaluate.labelled import SCANOBJECTNN_CLASSES
+from tap3d.clouds import LabelledDataError, load_labelled
+from tap3d.clouds.labelled import SCANOBJECTNN_CLASSES
 
 from helpers import ROOT, tap_cli
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5, write_modelnet_meshes

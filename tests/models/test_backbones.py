@@ -12,9 +12,9 @@ import torch
 
 from tap3d.builder import BuildConfig, build
 from tap3d.cli import train_command
-from tap3d.evaluate.inputs import eval_features
+from tap3d.clouds.pipeline import eval_features
 from tap3d.models import BACKBONES, make_backbone
-from tap3d.models.pointops import ball_query, farthest_point_sample, gather, knn
+from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather, knn
 from tap3d.train import load_config, train
 
 from evaluate_data import CLASS_MESHES, load_y_up
@@ -141,7 +141,7 @@ def test_farthest_point_sample_matches_brute_force_and_nests(clouds):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_farthest_point_sample_cuda_graph_matches_eager(clouds, monkeypatch):
-    import tap3d.models.pointops as pointops
+    import tap3d.geometry.pointops as pointops
 
     xyz = clouds[..., :3].cuda()
     graphed = [farthest_point_sample(xyz, 300, start=s) for s in (0, 5, 0)]  # records, replays

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tap3d.evaluate import (WeightsError, export_backbone, from_openpoints,
-                            load_backbone_weights, to_openpoints)
+from tap3d.train.weights import (WeightsError, export_backbone, from_openpoints, load_backbone_weights, to_openpoints)
 from tap3d.models import PointMLP
 
 from helpers import tap_cli

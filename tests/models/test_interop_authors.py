@@ -21,9 +21,9 @@ import torch
 import yaml
 import zarr
 
-from tap3d.evaluate import WeightsError, load_backbone_weights
+from tap3d.train.weights import WeightsError, load_backbone_weights
 from tap3d.evaluate.generate import generate
-from tap3d.evaluate.weights import build_model, export_model, init_model, load_model_weights
+from tap3d.train.weights import build_model, export_model, init_model, load_model_weights
 from tap3d.models import TAPModel, make_backbone
 from tap3d.models.openpoints import (NamingError, backbone_from_openpoints,
                                      backbone_to_openpoints, model_from_openpoints,

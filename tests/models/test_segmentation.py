@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tap3d.evaluate.weights import to_openpoints
+from tap3d.train.weights import to_openpoints
 from tap3d.models.backbones import BACKBONES, PointMLP
-from tap3d.models.segmentation import load_pretrained_backbone, make_segmenter
+from tap3d.models.segmentation import make_segmenter
+from tap3d.train.weights import load_pretrained_backbone
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

@@ -13,8 +13,8 @@ pytest.importorskip("pybullet")
 
 from partseg_data import (CATEGORY_INDEX, ROBOT_CATEGORY, SYNSET, assign_splits, global_part,
                           robot_shapes, write_shapenetpart, write_tap3d_parts)
-from tap3d.evaluate.partdata import PartDataError, load_part_labelled
-from tap3d.evaluate.robotparts import ROBOTS, posed_robot
+from tap3d.clouds.parts import PartDataError, load_part_labelled
+from tap3d.clouds.posed_robots import ROBOTS, posed_robot
 
 
 @pytest.fixture(scope="module")

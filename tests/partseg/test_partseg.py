@@ -56,7 +56,7 @@ def test_cpu_config_learns_parts_of_posed_robots(robots_folder, tmp_path):
 def test_training_shapes_follow_the_recipe(small_folder):
     import numpy as np
 
-    from tap3d.evaluate.partdata import load_part_labelled
+    from tap3d.clouds.parts import load_part_labelled
     from tap3d.train.partseg import PartClouds
 
     data = load_part_labelled(small_folder)
@@ -139,7 +139,7 @@ def test_cli_learns_parts_of_categories_of_ones_own_on_unseen_meshes(own_categor
     from click.testing import CliRunner
 
     from tap3d.cli import main
-    from tap3d.evaluate.partdata import load_part_labelled
+    from tap3d.clouds.parts import load_part_labelled
 
     data = load_part_labelled(own_categories_folder)
     assert data.categories == ["Slab", "Totem"] and data.category_parts == [[3, 4], [0, 1, 2]]

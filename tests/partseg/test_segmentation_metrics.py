@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tap3d.evaluate.segmentation_metrics import (part_scores, predict_parts, refine_parts,
+from tap3d.metrics import (part_scores, predict_parts, refine_parts,
                                                  shape_miou)
 
 

@@ -15,7 +15,7 @@ import zarr
 from tap3d.builder import BuildConfig, build
 from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
-from tap3d.evaluate import export_backbone
+from tap3d.train.weights import export_backbone
 from tap3d.train import load_config, train
 from tap3d.train.checkpoint import load_checkpoint
 
@@ -255,12 +255,12 @@ def test_torchrun_stop_and_resume_equal_an_unbroken_run(tmp_path, train_set):
 
 
 def test_stream_and_evaluation_feed_the_backbone_the_same_input(train_set):
-    """One recipe (:mod:`tap3d.models.inputs`): an object's first 256 stored points as the
+    """One recipe (:mod:`tap3d.geometry.features`): an object's first 256 stored points as the
     pre-training stream feeds them (``sampling="fixed"``, unit sphere, no scaling) and as
     fine-tuning's test-time inputs and its augmentation (no scaling or rotation; it shuffles
     the points) make them: the same features, bit for bit for the first two. Centred, unit
     radius, the height above the lowest point in the fourth channel."""
-    from tap3d.evaluate.inputs import AugmentedClouds, eval_features, training_features
+    from tap3d.clouds.pipeline import AugmentedClouds, eval_features, training_features
 
     stored = zarr.open_group(train_set)["points"][:, :256]
     stream = ViewStream(train_set, points=256, sampling="fixed", scale_range=None,

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from tap3d.evaluate import LabelledDataError
+from tap3d.clouds import LabelledDataError
 from tap3d.evaluate.probe import few_shot_folds, parse_few_shot
 
 from helpers import tap_cli

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tap3d.models.backbones.base import Backbone, PointwiseBlock
-from tap3d.models.pointops import gather, knn
+from tap3d.geometry.pointops import gather, knn
 
 __all__ = ["DGCNN", "EdgeConv"]
 

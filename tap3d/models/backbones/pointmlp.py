@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from tap3d.models.backbones.base import Backbone
-from tap3d.models.pointops import farthest_point_sample, gather, knn
+from tap3d.geometry.pointops import farthest_point_sample, gather, knn
 
 __all__ = ["PointMLP", "ConvBNReLU", "ResidualBlock"]
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from tap3d.models.backbones.base import Backbone, PointwiseBlock
-from tap3d.models.pointops import ball_query, farthest_point_sample, gather
+from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather
 
 __all__ = ["PointNet2", "SetAbstraction"]
 
@@ -33,7 +33,7 @@ class SetAbstraction(nn.Module):
         stride: input points per centre.
         radius: ball radius (object units).
         neighbours: points per ball: the first inside in index order, padded with the first
-            found (PointNet++'s CUDA ball query, :func:`tap3d.models.pointops.ball_query`).
+            found (PointNet++'s CUDA ball query, :func:`tap3d.geometry.pointops.ball_query`).
 
     ``forward(xyz (B, N, 3), features (B, N, C), order (B, >= N / stride) int64 or None)`` ->
     ``(xyz (B, N / stride, 3), features (B, N / stride, mlp[-1]))``: the centres are the first

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from tap3d.models.backbones.base import Backbone, PointwiseBlock
-from tap3d.models.pointops import ball_query, farthest_point_sample, gather, knn
+from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather, knn
 
 __all__ = ["PointTransformer", "DropPath"]
 

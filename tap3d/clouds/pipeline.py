@@ -7,7 +7,7 @@ U[-pi, pi); per batch, on the device, farthest-point sampling to 1200 points the
 at random (one draw for the batch). Test: farthest-point sampling to 1024 once, centred and
 scaled. The features are ``(B, N, 4)``: xyz and the height above the cloud's lowest point along
 the up axis; backbones take the channels they need. Centring, scaling and the height feature
-are :mod:`tap3d.models.inputs`, the recipe the pre-training stream uses too.
+are :mod:`tap3d.geometry.features`, the recipe the pre-training stream uses too.
 
 ``sampling: random`` (an option, not the authors'): training takes the first ``count`` points
 of each sample's shuffled cloud and test a seeded random subset of each cloud, instead of
@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tap3d.models.inputs import backbone_input, to_unit_sphere, with_height
-from tap3d.models.pointops import farthest_point_sample, gather
+from tap3d.geometry.features import backbone_input, to_unit_sphere, with_height
+from tap3d.geometry.pointops import farthest_point_sample, gather
 
 __all__ = ["SAMPLINGS", "ROTATIONS", "fps_points", "up_rotation", "random_rotation",
            "AugmentedClouds", "training_features", "mix_points", "eval_features", "voting_features"]

@@ -313,7 +313,7 @@ def read_shapenetpart(root: str | os.PathLike) -> PartLabelled:
 
 
 def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
-    from tap3d.evaluate.labelled import dataset_split
+    from tap3d.clouds.labelled import dataset_split
     from tap3d.views.schema import STATUS_DONE, FormatError, open_views
 
     try:

@@ -5,7 +5,7 @@ Every backbone takes ``(B, N, 4)`` float32 features: xyz in the object's unit-sp
 feed them: openpoints ``PointCloudCenterAndNormalize``) and the height above the cloud's lowest
 point along the up axis (openpoints ``heights``, the fourth channel of the authors' PointMLP
 configs). The pre-training stream (:mod:`tap3d.stream`), the fine-tuning augmentation and the
-test-time inputs (:mod:`tap3d.evaluate.inputs`) all call these functions, so the inputs of
+test-time inputs (:mod:`tap3d.clouds.pipeline`) all call these functions, so the inputs of
 pre-training and evaluation cannot drift apart.
 
 Both NumPy arrays and torch tensors are accepted (the result is of the same kind, on the same

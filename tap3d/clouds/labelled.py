@@ -8,7 +8,7 @@ Four layouts (docs/evaluation.md, "Downstream files"):
   ``main_split_nobg/{training,test}_objectdataset.h5`` (``obj_only``); keys ``data``
   ``(N, 2048, 3)`` float and ``label`` ``(N,)`` of any integer dtype; 15 classes, or one a line
   in ``shape_names.txt`` beside the split folders (a set in this layout with its own classes,
-  as :mod:`tap3d.evaluate.robotlinks` writes).
+  as :mod:`tap3d.clouds.robot_parts` writes).
 - ModelNet40 ``modelnet40_ply_hdf5_2048/`` (or its parent): ``ply_data_{train,test}*.h5`` with
   ``data`` ``(N, 2048, 3)``, ``label`` ``(N, 1)`` uint8 and ``normal``; class names in
   ``shape_names.txt``.
@@ -19,7 +19,7 @@ Four layouts (docs/evaluation.md, "Downstream files"):
   ``x,y,z,nx,ny,nz``), and Point-BERT's preprocessed ``modelnet40_{train,test}_<P>pts_fps.dat``
   (``P`` 1024 or 8192: a pickle of ``[list_of_points, list_of_labels]``, each points ``(P, 6)``
   float32 in farthest-point order, each label ``(1,)`` int32; read by
-  :func:`tap3d.evaluate.safe_pickle.load_numpy_pickle`, which runs no code).
+  :func:`tap3d.clouds.safe_pickle.load_numpy_pickle`, which runs no code).
 - a tap3d dataset (``tap3d.views``): ``points`` and ``label`` of the done objects; the ``split``
   array where the source defines one (ModelNet meshes), else a seeded per-category split.
 
@@ -209,7 +209,7 @@ def _read_fps_dat(path: str, classes: int, max_points: int
     """``(points (N, P, 3), labels (N,) int64, normals (N, P, 3) or None)`` of one
     ``modelnet40_<split>_<P>pts_fps.dat``, the first ``max_points`` of each cloud (farthest-point
     order: the first ``k`` are a farthest-point sample of ``k``)."""
-    from tap3d.evaluate.safe_pickle import UnsafePickleError, load_numpy_pickle
+    from tap3d.clouds.safe_pickle import UnsafePickleError, load_numpy_pickle
 
     try:
         content = load_numpy_pickle(path)

@@ -31,7 +31,7 @@ bounding boxes translated, rotated and scaled, background kept). Exactly:
    jitter of standard deviation 0.005; the cloud is shuffled and centred on the box centre.
 
 The result is written in ScanObjectNN's layout (:func:`write_robot_parts`), read by
-:func:`tap3d.evaluate.labelled.load_labelled` (``shape_names.txt`` gives the class names).
+:func:`tap3d.clouds.labelled.load_labelled` (``shape_names.txt`` gives the class names).
 """
 
 from __future__ import annotations
@@ -434,7 +434,7 @@ def write_robot_parts(folder: str | os.PathLike, parts: RobotParts) -> str:
     paths) and ``folder/shape_names.txt`` (one class a line). Returns ``folder``."""
     import h5py
 
-    from tap3d.evaluate.labelled import SCANOBJECTNN_VARIANTS
+    from tap3d.clouds.labelled import SCANOBJECTNN_VARIANTS
 
     folder = os.fspath(folder)
     split_folder, stem = SCANOBJECTNN_VARIANTS[parts.variant]

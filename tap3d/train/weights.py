@@ -26,29 +26,25 @@ out and lists them in ``dropped``. Every remaining entry must be a backbone entr
 shape: a key that matches nothing is an error listing it (openpoints loads with
 ``strict=False`` and skips such keys silently).
 
-Files are data: every ``torch.load`` of tap3d goes through :func:`load_torch_file`, which
-unpickles with ``weights_only=True`` and allows, besides what torch allows (tensors, numbers,
-strings, containers, ``OrderedDict``), only numpy arrays, dtypes and scalars
-(:data:`SAFE_GLOBALS`: older tap3d checkpoints hold NumPy generator states, other code's
-checkpoints numpy numbers). A file that names any other type or function is refused with a
-:class:`CheckpointError` that names the file and the global, before anything it names is
-called: unpickling it could run code (an object whose ``__reduce__`` returns ``os.system``).
-``trust=True`` (``--trust-checkpoint``) reads such a file with the full unpickler.
+Files are read as data by :func:`tap3d.train.torchfile.load_torch_file`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from tap3d.models.backbones import Backbone, make_backbone
+from tap3d.models.tap import TAPModel
+from tap3d.train.checkpoint import config_from_dict, load_checkpoint, load_model
+from tap3d.train.config import load_config, resolve_up_axis
+from tap3d.train.torchfile import (SAFE_GLOBALS, CheckpointError, WeightsError, as_data,
+                                   load_torch_file)
+from tap3d.models.segmentation import PartSegmenter
 from tap3d.models.openpoints import (AUTHORS_PREFIXES, NamingError, backbone_from_openpoints,
                                      backbone_to_openpoints, identify_backbone,
                                      model_from_openpoints, model_to_openpoints)
@@ -57,138 +53,10 @@ __all__ = ["BackboneWeights", "WeightsError", "CheckpointError", "SAFE_GLOBALS",
            "load_torch_file", "to_openpoints", "from_openpoints",
            "load_backbone_weights", "load_backbone", "export_backbone", "ModelWeights",
            "load_model_weights", "init_model", "build_model", "export_model", "authors_config",
-           "BACKBONE_FORMAT"]
+           "BACKBONE_FORMAT", "LoadReport", "load_pretrained_backbone"]
 
 #: ``format`` of a tap3d backbone file (``version`` 1).
 BACKBONE_FORMAT = "tap3d.backbone"
-
-
-class WeightsError(ValueError):
-    """Weights that cannot be read or do not fit the model; names the file."""
-
-
-class CheckpointError(WeightsError):
-    """A file whose pickle names a type or function outside :data:`SAFE_GLOBALS`, or that
-    torch's ``weights_only`` unpickler refuses otherwise; one line naming the file, what was
-    refused and the opt-in (``--trust-checkpoint``, ``trust=True``)."""
-
-
-def _numpy_globals() -> list:
-    """What unpickles numpy arrays, dtypes and scalars: ``_reconstruct`` with ``ndarray`` and
-    ``dtype`` (arrays), ``scalar`` (``np.float64(0.5)``), each dtype's class (a dtype's state
-    is set on an instance of it); the functions also under numpy 1's module name
-    ``numpy.core.multiarray`` (files written with numpy 1 name it, numpy 2 ``numpy._core``).
-    Not the object, void (structured) or datetime dtypes."""
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    found = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        found += [(multiarray._reconstruct, f"{module}._reconstruct"),
-                  (multiarray.scalar, f"{module}.scalar")]
-    dtypes = {type(np.dtype(code)) for code in "?bhilqpBHILQPefdgFDGUS"}
-    return found + sorted(dtypes, key=lambda t: t.__name__)
-
-
-#: The globals a checkpoint may name beyond torch's ``weights_only`` allowlist (tensors,
-#: numbers, strings, containers, ``OrderedDict``, ``torch.Size``, dtypes): numpy arrays,
-#: dtypes and scalars only (:func:`_numpy_globals`), as older tap3d checkpoints hold NumPy
-#: generator states (``np.random.get_state()``) and other code's checkpoints numpy numbers.
-SAFE_GLOBALS = _numpy_globals()
-
-
-def _refused(error: Exception) -> str:
-    """What torch's ``weights_only`` unpickler refused, read off its message: the global
-    (``posix.system``; torch leaves ``builtins.`` off, put back here) or type it names, else
-    its own words (``Unsupported operand 149``)."""
-    text = str(error)
-    if match := re.search(r"GLOBAL (\S+)", text):
-        name = match.group(1)
-        return name if "." in name else f"builtins.{name}"
-    for pattern in (r"but got <class '([^']+)'>", r"unrecognized function (.+?)(?: which |$)"):
-        if match := re.search(pattern, text, re.MULTILINE):
-            return match.group(1)
-    words = text.split("WeightsUnpickler error:")[-1]
-    lines = [line.strip() for line in words.splitlines() if line.strip()
-             and not line.startswith("Check the documentation")]
-    words = lines[0] if lines else type(error).__name__
-    if words.startswith("Unsupported operand"):  # FRAME, STACK_GLOBAL, ...: protocol 4 on
-        words += " (a pickle opcode torch's weights-only unpickler does not read)"
-    return words
-
-
-#: How a file of ``torch.save``'s format before 1.6 begins: the pickled magic number.
-_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-
-
-def _is_torch_file(path: str) -> bool:
-    """Whether ``path`` is in a format of ``torch.save`` (a zip archive, or the older format
-    that begins with its magic number): a refusal is then the contents', not the format's."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    return _LEGACY_MAGIC in head or zipfile.is_zipfile(path)
-
-
-def load_torch_file(path: str | os.PathLike, map_location="cpu", *, trust: bool = False):
-    """What a ``.pt``/``.pth`` file holds, read as data: the one ``torch.load`` of tap3d.
-
-    Without ``trust`` the file is unpickled with ``weights_only=True`` and :data:`SAFE_GLOBALS`
-    (numpy arrays, dtypes and scalars) added to torch's allowlist for this call only: tensors,
-    numbers, strings, containers and numpy values load; a file that names any other type or
-    function is refused before anything it names is imported or called. tap3d's checkpoints
-    and run folders (also those written before this rule) and the TAP authors' checkpoints
-    load this way.
-
-    Args:
-        path: the file.
-        map_location: as ``torch.load`` (where the tensors go).
-        trust: read a file you trust with the full unpickler (``weights_only=False``):
-            whatever objects it holds are rebuilt, and a malicious file runs its code. This is
-            the one place tap3d does so (``--trust-checkpoint`` on the commands).
-
-    Returns:
-        The unpickled object (for checkpoints, a dict).
-
-    Raises:
-        CheckpointError: without ``trust``, the file names a global outside the allowlist
-            (file and global named, with the opt-in).
-        WeightsError: the file cannot be read as a torch file (truncated, not one).
-        FileNotFoundError: no such file.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        if trust:  # deliberate opt-in: the caller vouches for the file, which may run code
-            return torch.load(path, map_location=map_location, weights_only=False)
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        if not trust and _is_torch_file(path):
-            raise CheckpointError(
-                f"{path}: refused to load {_refused(error)}: checkpoints are read as data "
-                "(tensors, numbers, strings, containers, numpy arrays), and loading this could "
-                "run code; if you trust the file, pass --trust-checkpoint (trust=True)") from None
-        raise WeightsError(f"{path}: not a torch checkpoint ({_refused(error)})") from None
-    except Exception as error:  # noqa: BLE001 - any failure to read is this file's failure
-        raise WeightsError(f"{path}: not a torch checkpoint ({type(error).__name__}: "
-                           f"{error})") from None
-
-
-def _as_data(value):
-    """``value`` as data that :func:`load_torch_file` reads without ``trust``: tensors, numbers,
-    strings, bytes, None, numpy values and containers of them stay; any other object (which a
-    trusted file may hold) becomes its ``repr``. What tap3d writes stays data."""
-    if type(value) in (bool, int, float, complex, str, bytes, type(None), torch.Tensor):
-        return value
-    if isinstance(value, torch.Tensor):
-        return value.as_subclass(torch.Tensor)
-    if isinstance(value, np.ndarray) and value.dtype.kind not in "OVMm" or \
-            isinstance(value, np.generic) and value.dtype.kind not in "OVMm":
-        return value
-    if isinstance(value, dict):
-        return {_as_data(k): _as_data(v) for k, v in value.items()}
-    if type(value) in (list, tuple):
-        return type(value)(_as_data(v) for v in value)
-    return repr(value)
 
 
 def to_openpoints(state: dict, backbone: str = "pointmlp") -> dict:
@@ -321,8 +189,6 @@ def _read(path: str, trust: bool = False) -> tuple[dict, dict]:
     meta = {"config": None, "origin": "openpoints", "step": None, "kwargs": None,
             "image_size": None}
     if os.path.isdir(path):
-        from tap3d.train.checkpoint import load_checkpoint
-
         try:
             obj = load_checkpoint(path, trust=trust)
         except FileNotFoundError as error:
@@ -480,9 +346,9 @@ def export_backbone(source: str | os.PathLike, output: str | os.PathLike,
         torch.save({"model": to_openpoints(weights.state_dict, weights.backbone)}, output)
     else:
         torch.save({"format": BACKBONE_FORMAT, "version": 1, "backbone": weights.backbone,
-                    "backbone_args": _as_data(weights.kwargs), "state_dict": weights.state_dict,
-                    "config": _as_data(weights.config or {"backbone": weights.backbone}),
-                    "step": _as_data(weights.step)}, output)
+                    "backbone_args": as_data(weights.kwargs), "state_dict": weights.state_dict,
+                    "config": as_data(weights.config or {"backbone": weights.backbone}),
+                    "step": as_data(weights.step)}, output)
     return weights
 
 
@@ -598,9 +464,6 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
         WeightsError: a backbone-only source, image sizes that disagree, or weights that do not
             fit the model (all entries listed).
     """
-    from tap3d.models.tap import TAPModel
-    from tap3d.train.checkpoint import config_from_dict
-    from tap3d.train.config import load_config, resolve_up_axis
 
     if weights.backbone_only:
         raise WeightsError(f"{weights.path}: holds a backbone only, not a whole TAP model")
@@ -651,8 +514,6 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
         raise WeightsError(f"{weights.path}: holds a backbone only; export-backbone writes it")
     epoch = weights.step if weights.step is not None else 0  # the authors' files: their epoch
     if weights.origin == "tap3d run":  # through the model: legacy defaults filled in
-        from tap3d.train.checkpoint import load_checkpoint, load_model
-
         weights.state_dict = load_model(os.fspath(source), trust=trust)[0].state_dict()
         # their epoch counts finished epochs (resume starts at epoch + 1); tap3d's "epoch" is
         # the 0-based epoch in progress, i.e. the epochs finished before it
@@ -661,7 +522,7 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
         state = model_to_openpoints(weights.state_dict, weights.backbone)
     except NamingError as error:
         raise WeightsError(f"{weights.path}: {error}") from None
-    torch.save({"model": state, "optimizer": {}, "scheduler": {}, "epoch": _as_data(epoch),
+    torch.save({"model": state, "optimizer": {}, "scheduler": {}, "epoch": as_data(epoch),
                 "best_val": math.inf}, output)
     return weights
 
@@ -685,3 +546,80 @@ def authors_config(weights: ModelWeights) -> dict:
             "generator_factor": 32}
 
 
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained_backbone` did.
+
+    Attributes:
+        path: the checkpoint.
+        loaded: backbone entries copied from it.
+        skipped: entry -> why it was not (``shape (64, 4, 1) in the checkpoint, (64, 6, 1) here``,
+            ``not in the checkpoint``, ``in the checkpoint only``).
+    """
+
+    path: str
+    loaded: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def format(self) -> str:
+        """Lines for the log: the count loaded, then every entry skipped and why."""
+        lines = [f"{self.path}: {len(self.loaded)} backbone entries loaded, "
+                 f"{len(self.skipped)} not:"]
+        lines += [f"  {name}: {why}" for name, why in sorted(self.skipped.items())]
+        return "\n".join(lines)
+
+
+def load_pretrained_backbone(model: PartSegmenter, path: str, backbone: str | None = None, *,
+                             trust: bool = False) -> LoadReport:
+    """Copy a pre-trained backbone into ``model.backbone``, every tensor that fits, and report
+    by name every one that does not and why; nothing is skipped silently.
+
+    The TAP authors do the same for ShapeNetPart: the backbone pre-trained on xyz + height (4
+    channels) meets a 6-channel embedding, they skip ``embedding.net.0.weight`` (here
+    ``embedding.0.weight``) and load the rest with ``strict=False``
+    (``examples/shapenetpart/main.py``). Reads any source :func:`tap3d.train.weights.
+    load_backbone_weights` reads (run folder, tap3d backbone file, the authors' checkpoint).
+
+    Args:
+        model: the segmenter whose backbone is filled.
+        path: the checkpoint.
+        backbone: registry name the checkpoint must hold (None: whatever it holds).
+        trust: read a checkpoint that names types beyond tensors and numpy values with the
+            full unpickler, which runs any code it holds
+            (:func:`tap3d.train.weights.load_torch_file`).
+
+    Returns:
+        What was loaded and what was skipped, and why.
+
+    Raises:
+        CheckpointError: without ``trust``, the checkpoint names other types.
+        WeightsError: the checkpoint cannot be read (names the file).
+    """
+    weights = load_backbone_weights(path, backbone, trust=trust)
+    ours = model.backbone.state_dict()
+    report = LoadReport(str(path))
+
+    def name(key):
+        if weights.backbone != "pointmlp":
+            return key
+        try:
+            value = ours[key] if key in ours else weights.state_dict[key]
+            return f"{key} (openpoints {next(iter(to_openpoints({key: value})))})"
+        except ValueError:
+            return key
+
+    fitting = {}
+    for key, value in weights.state_dict.items():
+        if key not in ours:
+            report.skipped[name(key)] = "in the checkpoint only"
+        elif tuple(value.shape) != tuple(ours[key].shape):
+            report.skipped[name(key)] = (f"shape {tuple(value.shape)} in the checkpoint, "
+                                         f"{tuple(ours[key].shape)} here")
+        else:
+            fitting[key] = value
+    for key in ours:
+        if key not in weights.state_dict:
+            report.skipped[name(key)] = "not in the checkpoint"
+    model.backbone.load_state_dict(fitting, strict=False)
+    report.loaded = sorted(fitting)
+    return report
