@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	# robosuite's robot and gripper meshes for the part_large category-level set
-	# (tap3d.evaluate.robotlinks); only its files are needed, none of its dependencies
+	# (tap3d.clouds.robot_parts); only its files are needed, none of its dependencies
 	$(BIN)/python -m pip install --quiet --no-deps robosuite==1.5.2
 	$(BIN)/python -c "import open3d, pytorch3d, torch; print('torch', torch.__version__, '| pytorch3d', pytorch3d.__version__, '| open3d', open3d.__version__)"
 	touch $(STAMP)
