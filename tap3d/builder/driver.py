@@ -17,7 +17,7 @@ import numpy as np
 
 from tap3d.builder.containment import culprit
 from tap3d.builder.plan import BuildConfig, make_plan
-from tap3d.builder.resume import exists, needs_creation, pending_shards
+from tap3d.builder.resume import needs_creation, pending_shards
 from tap3d.builder.shard import ShardReport, render_shard
 from tap3d.views import schema
 from tap3d.views.storage import StorageError
@@ -104,9 +104,10 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
     store = os.fspath(output)
     began = time.perf_counter()
     if overwrite or needs_creation(store):
-        # a store whose creation never finished holds no rendered object: create it again
+        # nothing there, an empty folder, or a store whose creation never finished (it holds
+        # no rendered object): (re)create it
         create_dataset(store, plan.specs(), config.shard_size, plan.attributes, plan.index,
-                       overwrite=overwrite or exists(store))
+                       overwrite=True)
         pending = list(range(len(plan.ranges)))
     else:
         pending = pending_shards(store, plan.attributes, plan.index, plan.ranges)

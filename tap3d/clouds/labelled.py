@@ -140,8 +140,7 @@ def _scanobjectnn(path: str, variant: str) -> LabelledPoints:
     classes, notes = list(SCANOBJECTNN_CLASSES), []
     names_file = os.path.join(os.path.dirname(os.path.normpath(root)), "shape_names.txt")
     if os.path.isfile(names_file):  # a set in ScanObjectNN's layout with its own classes
-        with open(names_file) as f:
-            classes = [line.strip() for line in f if line.strip()]
+        classes = _read_lines(names_file)
         notes.append(f"classes: {names_file}")
     splits = []
     for split in ("training", "test"):
@@ -171,8 +170,7 @@ def _modelnet40(path: str) -> LabelledPoints:
     if not os.path.isfile(names_file):
         raise LabelledDataError(f"{path}: ModelNet40 h5 needs {names_file} (the class names), "
                                 "which is missing")
-    with open(names_file) as f:
-        classes = [line.strip() for line in f if line.strip()]
+    classes = _read_lines(names_file)
     parts = []
     for split in ("train", "test"):
         files = _modelnet40_files(folder, split)
@@ -200,6 +198,7 @@ def _resampled_folder(path: str) -> str | None:
 
 
 def _read_lines(path: str) -> list[str]:
+    """The non-empty lines of a text file (class names, shape ids), stripped."""
     with open(path) as f:
         return [line.strip() for line in f if line.strip()]
 

@@ -77,7 +77,7 @@ def generate(checkpoint: str | os.PathLike, dataset: str, output: str | os.PathL
         sheet_objects: objects on the sheet.
         trust: read a checkpoint that names types beyond tensors and numpy values with the
             full unpickler, which runs any code it holds
-            (:func:`tap3d.train.weights.load_torch_file`).
+            (:func:`tap3d.train.torchfile.load_torch_file`).
 
     Returns:
         ``{"output", "objects", "views", "image_size", "origin", "sheet"}``.

@@ -252,7 +252,7 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
             of DATA; ``folds`` and ``query`` are unused.
         trust: read a checkpoint that names types beyond tensors and numpy values with the
             full unpickler, which runs any code it holds
-            (:func:`tap3d.train.weights.load_torch_file`; without it: CheckpointError).
+            (:func:`tap3d.train.torchfile.load_torch_file`; without it: CheckpointError).
 
     Returns:
         ``{"svm_oa", "few_shot": {"5way10shot": [mean, std], ...}, "few_shot_folds":

@@ -56,7 +56,7 @@ def build_classifier(config: FinetuneConfig, classes: int,
         config: the settings.
         classes: number of classes.
         trust: read the checkpoint with the full unpickler even when it names types beyond
-            tensors and numpy values (:func:`tap3d.train.weights.load_torch_file`).
+            tensors and numpy values (:func:`tap3d.train.torchfile.load_torch_file`).
 
     Returns:
         ``(classifier, config)``.
@@ -287,7 +287,7 @@ def finetune(data: str, out: str, config: FinetuneConfig = FinetuneConfig(), res
         stop_at: checkpoint and return after this step, as if pre-empted (``resume`` continues).
         trust: read the backbone checkpoint and the resumed ``last.pt`` even when they name
             types beyond tensors and numpy values, with the full unpickler, which runs any code
-            they hold (``--trust-checkpoint``; :func:`tap3d.train.weights.load_torch_file`).
+            they hold (``--trust-checkpoint``; :func:`tap3d.train.torchfile.load_torch_file`).
 
     Returns:
         The scores of ``results.json`` (module docstring), percent.

@@ -49,7 +49,7 @@ class PretrainTask(Task):
     TAP's (:func:`~tap3d.train.loss.tap_loss`, metrics ``loss``, ``loss_fg``, ``loss_bg``), the
     evaluation of generated views runs on the steps :class:`~tap3d.train.quality.Evaluator`
     schedules (rank 0), sample grids every ``sample_every`` steps. ``trust``: read
-    ``config.init`` with the full unpickler (:func:`tap3d.train.weights.load_torch_file`).
+    ``config.init`` with the full unpickler (:func:`tap3d.train.torchfile.load_torch_file`).
 
     Raises:
         ValueError: a rank gets no full batch in some epoch.
@@ -149,7 +149,7 @@ def train(dataset: str, out: str, config: TrainConfig, resume: bool = False,
             (the schedule still runs to the configured end; ``resume`` continues).
         trust: read ``config.init`` and the resumed ``last.pt`` even when they name types
             beyond tensors and numpy values, with the full unpickler, which runs any code
-            they hold (``--trust-checkpoint``; :func:`tap3d.train.weights.load_torch_file`).
+            they hold (``--trust-checkpoint``; :func:`tap3d.train.torchfile.load_torch_file`).
 
     Returns:
         ``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step, and the last

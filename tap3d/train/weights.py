@@ -586,7 +586,7 @@ def load_pretrained_backbone(model: PartSegmenter, path: str, backbone: str | No
         backbone: registry name the checkpoint must hold (None: whatever it holds).
         trust: read a checkpoint that names types beyond tensors and numpy values with the
             full unpickler, which runs any code it holds
-            (:func:`tap3d.train.weights.load_torch_file`).
+            (:func:`tap3d.train.torchfile.load_torch_file`).
 
     Returns:
         What was loaded and what was skipped, and why.
