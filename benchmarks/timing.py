@@ -1,4 +1,4 @@
-"""Timers shared by the benchmark scripts (``python benchmarks/X.py`` puts this folder first on
+"""Timers shared by the benchmark scripts (``python benchmarks/<name>.py`` puts this folder first on
 ``sys.path``)."""
 
 from __future__ import annotations

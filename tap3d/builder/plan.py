@@ -23,7 +23,8 @@ from tap3d.render.objfile import OBJ_LOADERS
 from tap3d.render.rasterize import BACKENDS
 from tap3d.render.shade import SHADERS, SHADINGS
 from tap3d.render.textures import TEXTURES
-from tap3d.settings import check_fields, read_settings
+from tap3d.settings import (Device, Lax, SettingsError, choices_of, load_settings, one_of,
+                            read_settings, settings)
 from tap3d.sources import ObjectSpec, Source, discover
 from tap3d.views import schema
 from tap3d.views.projection import PROJECTIONS, TAP_FIT
@@ -45,13 +46,15 @@ PRESETS = {
 }
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class BuildConfig:
     """Settings of a build; every field but ``device`` is recorded in the dataset's attributes.
 
     Every field can be set by a preset, a ``--config`` YAML file and a ``tap-cli build-dataset``
     option of the same name (see :func:`load_build_config`); a new field needs a line in
-    ``tap3d.cli``'s help table (and one in :data:`CHOICES` when it takes a name).
+    ``tap3d.cli``'s help table. Fields that take a name are ``Literal`` types of the constants
+    of the modules that implement them (:data:`CHOICES` lists them); constructing one with a
+    value of the wrong type or an unknown name raises :class:`tap3d.settings.SettingsError`.
 
     Attributes:
         views: views per object ``V``.
@@ -85,23 +88,23 @@ class BuildConfig:
     """
 
     views: int = 10
-    layout: str = "auto"
+    layout: one_of(LAYOUTS) = "auto"
     image_size: int = 224
     fov: float = DEFAULT_FOV
     distance: float = DEFAULT_DISTANCE
     points: int = 8192
     shard_size: int = 64
     seed: int = 0
-    device: str = "auto"
-    backend: str = "auto"
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    device: Device = "auto"
+    backend: one_of(BACKENDS) = "auto"
+    background: Lax(tuple[float, float, float]) = (1.0, 1.0, 1.0)
     texture_atlas_size: int = 4
-    shading: str = "textured"
-    textures: str = "uv"
-    shader: str = "tap3d"
-    obj_loader: str = "tinyobjloader"
-    preset: str | None = None
-    projection: str = "perspective"
+    shading: one_of(SHADINGS) = "textured"
+    textures: one_of(TEXTURES) = "uv"
+    shader: one_of(SHADERS) = "tap3d"
+    obj_loader: one_of(OBJ_LOADERS) = "tinyobjloader"
+    preset: one_of(PRESETS) | None = None
+    projection: one_of(PROJECTIONS) = "perspective"
     fit: float | None = None
 
     def validate(self) -> "BuildConfig":
@@ -121,12 +124,6 @@ class BuildConfig:
             if not 3 < round(self.fit * self.image_size) <= self.image_size:
                 raise ValueError(f"fit must be in ({3 / self.image_size:.3g}, 1] for "
                                  f"{self.image_size} px images, got {self.fit}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        for option, allowed in CHOICES.items():
-            value = getattr(self, option)
-            if value not in allowed and not (option == "preset" and value is None):
-                raise ValueError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
         if self.shader == "pytorch3d" and self.shading == "plain":
             raise ValueError("shading 'plain' is computed by the tap3d shader, not shader "
                              "'pytorch3d'")
@@ -135,19 +132,11 @@ class BuildConfig:
         return self
 
 
-#: The allowed names of the :class:`BuildConfig` fields that take one, from the modules that
-#: implement them (``tap-cli build-dataset`` offers these choices; :meth:`BuildConfig.validate`
-#: checks them; ``preset`` may also be None).
-CHOICES = {
-    "layout": LAYOUTS,
-    "backend": BACKENDS,
-    "shading": SHADINGS,
-    "textures": TEXTURES,
-    "shader": SHADERS,
-    "obj_loader": OBJ_LOADERS,
-    "projection": PROJECTIONS,
-    "preset": tuple(PRESETS),
-}
+#: The allowed names of the :class:`BuildConfig` fields that take one (their ``Literal`` types,
+#: built from the constants of the modules that implement them; ``preset`` may also be None).
+CHOICES = {name: choices_of(hint) for name, hint in
+           typing.get_type_hints(BuildConfig, include_extras=True).items()
+           if choices_of(hint) is not None}
 
 
 def preset_config(preset: str | None = None, **options) -> BuildConfig:
@@ -192,49 +181,36 @@ def load_build_config(path: str | None = None, **options) -> BuildConfig:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file holds no mapping; an unknown key; a value of another type than
+        SettingsError: the file holds no mapping; an unknown key; a value of another type than
             its field's (a YAML sequence is read as the tuple of ``background``; an integer
             is taken for a float); a name not in :data:`CHOICES` (an unknown preset, layout,
             ...). The message names the file or ``options`` and the field.
     """
-    check_fields(BuildConfig, options, "options")
-    given = {name: _typed(name, value, path)
-             for name, value in read_settings(BuildConfig, path).items()}
-    given.update({name: _typed(name, value, "options") for name, value in options.items()
-                  if value is not None})
-    return preset_config(given.pop("preset", None), **given)
+    given = {k: v for k, v in options.items() if v is not None}
+    from_file = read_settings(BuildConfig, path)
+    chosen = {**from_file, **given}
+    preset = chosen.get("preset")
+    if preset is not None and preset not in PRESETS:
+        where = "options" if "preset" in given else path
+        raise SettingsError(f"{where}: preset must be one of {', '.join(PRESETS)}, got "
+                            f"{preset!r}", [("preset", "unknown choice")])
+    base = dict(PRESETS.get(preset, {}))
+    if "views" in chosen and "layout" not in chosen:
+        base["layout"] = "auto"  # another view count than the preset's: its own layout
+    if chosen.get("projection") == "perspective" and "fit" not in chosen:
+        base.pop("fit", None)  # the preset's fit is for its parallel projection
+    return load_settings(BuildConfig, path, base=base, base_name=f"preset {preset}", **options)
 
 
 def field_type(name: str) -> type | tuple[type, ...]:
     """The type of the :class:`BuildConfig` field ``name`` without ``None`` (``str`` for
     ``preset``), or the tuple of its element types for a tuple field (``background``)."""
     hint = typing.get_type_hints(BuildConfig)[name]
+    if choices_of(hint) is not None:
+        return str
     if typing.get_origin(hint) is tuple:
         return typing.get_args(hint)
     return next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-
-
-def _typed(name: str, value, where: str):
-    """``value`` as the type of the :class:`BuildConfig` field ``name``, or ``ValueError``."""
-    kind = field_type(name)
-    if value is None and type(None) in typing.get_args(typing.get_type_hints(BuildConfig)[name]):
-        return None
-    if name in CHOICES and value not in CHOICES[name]:
-        raise ValueError(f"{where}: {name} must be one of {', '.join(CHOICES[name])}, got "
-                         f"{value!r}")
-    if not isinstance(kind, tuple):
-        return _scalar(name, value, kind, where)
-    if isinstance(value, (list, tuple)) and len(value) == len(kind):
-        return tuple(_scalar(name, v, k, where) for v, k in zip(value, kind))
-    raise ValueError(f"{where}: {name} must be {len(kind)} numbers, got {value!r}")
-
-
-def _scalar(name: str, value, kind: type, where: str):
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
-        return value
-    raise ValueError(f"{where}: {name} must be of type {kind.__name__}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tap3d.clouds.errors import LabelledDataError
+from tap3d.clouds.modelnet_resampled import read_lines, read_modelnet40_resampled, resampled_folder
+
 __all__ = ["LabelledPoints", "LabelledDataError", "SCANOBJECTNN_CLASSES", "SCANOBJECTNN_VARIANTS",
            "seeded_split", "dataset_split",
            "load_labelled"]
@@ -50,11 +53,6 @@ SCANOBJECTNN_VARIANTS = {
     "obj_bg": ("main_split", "objectdataset"),
     "obj_only": ("main_split_nobg", "objectdataset"),
 }
-
-
-class LabelledDataError(ValueError):
-    """A path that is not a readable labelled point-cloud dataset; the message names the path
-    and what is missing."""
 
 
 @dataclass
@@ -140,7 +138,7 @@ def _scanobjectnn(path: str, variant: str) -> LabelledPoints:
     classes, notes = list(SCANOBJECTNN_CLASSES), []
     names_file = os.path.join(os.path.dirname(os.path.normpath(root)), "shape_names.txt")
     if os.path.isfile(names_file):  # a set in ScanObjectNN's layout with its own classes
-        classes = _read_lines(names_file)
+        classes = read_lines(names_file)
         notes.append(f"classes: {names_file}")
     splits = []
     for split in ("training", "test"):
@@ -170,7 +168,7 @@ def _modelnet40(path: str) -> LabelledPoints:
     if not os.path.isfile(names_file):
         raise LabelledDataError(f"{path}: ModelNet40 h5 needs {names_file} (the class names), "
                                 "which is missing")
-    classes = _read_lines(names_file)
+    classes = read_lines(names_file)
     parts = []
     for split in ("train", "test"):
         files = _modelnet40_files(folder, split)
@@ -185,126 +183,9 @@ def _modelnet40(path: str) -> LabelledPoints:
                           train_normals=train_n, test_normals=test_n)
 
 
-#: Point-BERT's / PointMLP's / Point-MAE's preprocessed ModelNet40 files (module docstring).
-_FPS_DAT = re.compile(r"modelnet40_(train|test)_(\d+)pts_fps\.dat$")
-
-
-def _resampled_folder(path: str) -> str | None:
-    """The ``modelnet40_normal_resampled`` folder at ``path`` or inside it, else None."""
-    for folder in (path, os.path.join(path, "modelnet40_normal_resampled")):
-        if os.path.isfile(os.path.join(folder, "modelnet40_shape_names.txt")):
-            return folder
-    return None
-
-
-def _read_lines(path: str) -> list[str]:
-    """The non-empty lines of a text file (class names, shape ids), stripped."""
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
-
-
-def _read_fps_dat(path: str, classes: int, max_points: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(points (N, P, 3), labels (N,) int64, normals (N, P, 3) or None)`` of one
-    ``modelnet40_<split>_<P>pts_fps.dat``, the first ``max_points`` of each cloud (farthest-point
-    order: the first ``k`` are a farthest-point sample of ``k``)."""
-    from tap3d.clouds.safe_pickle import UnsafePickleError, load_numpy_pickle
-
-    try:
-        content = load_numpy_pickle(path)
-    except UnsafePickleError as error:
-        raise LabelledDataError(str(error)) from None
-    if not isinstance(content, (list, tuple)) or len(content) not in (2, 3) or \
-            not all(isinstance(c, (list, tuple)) for c in content):
-        raise LabelledDataError(f"{path}: expected a pickle of [list_of_points, list_of_labels] "
-                                f"(Point-BERT's layout), got {type(content).__name__}")
-    clouds, labels = content[0], content[1]
-    if len(clouds) != len(labels) or not clouds:
-        raise LabelledDataError(f"{path}: {len(clouds)} point clouds and {len(labels)} labels")
-    shapes = {np.shape(cloud) for cloud in clouds}
-    if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[1] < 3 or \
-            any(np.asarray(cloud).dtype.kind != "f" for cloud in clouds):
-        raise LabelledDataError(f"{path}: expected float clouds of one shape (P, 3 or 6), got "
-                                f"shapes {sorted(shapes)[:3]}")
-    table = np.stack([np.asarray(cloud)[:max_points] for cloud in clouds]).astype(np.float32)
-    flat = [np.asarray(label).reshape(-1) for label in labels]
-    if any(f.size != 1 or f.dtype.kind not in "iu" for f in flat):
-        raise LabelledDataError(f"{path}: expected one integer label per cloud")
-    label = np.concatenate(flat).astype(np.int64)
-    if label.min() < 0 or label.max() >= classes:
-        raise LabelledDataError(f"{path}: labels {label.min()}..{label.max()} outside "
-                                f"0..{classes - 1}")
-    normals = table[..., 3:6] if table.shape[2] >= 6 else None
-    return np.ascontiguousarray(table[..., :3]), label, normals
-
-
-def _read_resampled_txt(folder: str, ids: list[str], classes: list[str], max_points: int,
-                        ids_file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(points (N, P, 3), labels (N,), normals (N, P, 3))`` from ``<class>/<id>.txt``, the
-    first ``max_points`` lines of each (as PointNet++ without ``uniform``)."""
-    index = {name: i for i, name in enumerate(classes)}
-    points, labels = [], []
-    for number, shape in enumerate(ids, 1):
-        name = shape.rsplit("_", 1)[0]
-        if name not in index:
-            raise LabelledDataError(f"{ids_file}:{number}: shape {shape!r} is of class "
-                                    f"{name!r}, not in modelnet40_shape_names.txt")
-        file = os.path.join(folder, name, f"{shape}.txt")
-        if not os.path.isfile(file):
-            raise LabelledDataError(f"{file}: listed in {ids_file} but missing")
-        try:
-            table = np.loadtxt(file, delimiter=",", max_rows=max_points, dtype=np.float32,
-                               ndmin=2)
-        except ValueError as error:
-            raise LabelledDataError(f"{file}: not comma-separated x,y,z,nx,ny,nz lines "
-                                    f"({error})") from None
-        if table.shape[1] != 6 or not len(table):
-            raise LabelledDataError(f"{file}: {table.shape[1]} columns, expected 6 "
-                                    "(x,y,z,nx,ny,nz)")
-        points.append(table)
-        labels.append(index[name])
-    counts = {len(table) for table in points}
-    if len(counts) != 1:
-        raise LabelledDataError(f"{folder}: shapes of {ids_file} have {min(counts)} to "
-                                f"{max(counts)} points (of the first {max_points}); expected "
-                                "the same number")
-    table = np.stack(points)
-    return (np.ascontiguousarray(table[..., :3]), np.array(labels, dtype=np.int64),
-            np.ascontiguousarray(table[..., 3:6]))
-
-
 def _modelnet40_resampled(path: str, max_points: int) -> LabelledPoints:
-    folder = _resampled_folder(path)
-    classes = _read_lines(os.path.join(folder, "modelnet40_shape_names.txt"))
-    dat: dict[str, dict[int, str]] = {"train": {}, "test": {}}
-    for name in sorted(os.listdir(folder)):
-        match = _FPS_DAT.fullmatch(name)
-        if match:
-            dat[match.group(1)][int(match.group(2))] = os.path.join(folder, name)
-    splits, notes = [], []
-    for split in ("train", "test"):
-        ids_file = os.path.join(folder, f"modelnet40_{split}.txt")
-        ids = _read_lines(ids_file) if os.path.isfile(ids_file) else None
-        if dat[split]:  # the smallest file with max_points points, else the largest
-            sizes = sorted(dat[split])
-            size = next((n for n in sizes if n >= max_points), sizes[-1])
-            points, labels, normals = _read_fps_dat(dat[split][size], len(classes), max_points)
-            if ids is not None and len(ids) != len(labels):
-                raise LabelledDataError(f"{dat[split][size]}: {len(labels)} clouds, but "
-                                        f"{ids_file} lists {len(ids)} shapes")
-            notes.append(f"{split}: {os.path.basename(dat[split][size])} (first "
-                         f"{points.shape[1]} of {size} farthest points)")
-        elif ids is not None:
-            points, labels, normals = _read_resampled_txt(folder, ids, classes, max_points,
-                                                          ids_file)
-            notes.append(f"{split}: {len(ids)} <class>/<shape>.txt files (first "
-                         f"{points.shape[1]} points)")
-        else:
-            raise LabelledDataError(f"{path}: ModelNet40 (modelnet40_normal_resampled) needs "
-                                    f"{ids_file} or modelnet40_{split}_<P>pts_fps.dat in "
-                                    f"{folder}; neither is there")
-        splits.append((points, labels, normals))
-    (train, train_y, train_n), (test, test_y, test_n) = splits
+    classes, ((train, train_y, train_n), (test, test_y, test_n)), notes = \
+        read_modelnet40_resampled(path, max_points)
     return LabelledPoints("modelnet40", path, classes, train, train_y, test, test_y, notes=notes,
                           train_normals=train_n, test_normals=test_n)
 
@@ -392,7 +273,7 @@ def load_labelled(path: str | os.PathLike, variant: str = "pb_t50_rs", test_frac
         if _modelnet40_files(path, "train") or \
                 os.path.isdir(os.path.join(path, "modelnet40_ply_hdf5_2048")):
             return _modelnet40(path)
-        if _resampled_folder(path):
+        if resampled_folder(path):
             return _modelnet40_resampled(path, max_points)
         if not os.path.isfile(os.path.join(path, "zarr.json")):
             hint = (" (Point-BERT's few-shot folds are read by tap-cli probe --few-shot-folds)"

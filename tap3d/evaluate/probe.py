@@ -10,38 +10,68 @@ fold ``N`` random classes, ``K`` training samples (from the training split) and 
 test samples (from the test split) of each; an SVM per fold on the same frozen features;
 reported as mean and standard deviation of the fold accuracies.
 
-Two sources of few-shot folds:
-
-- tap3d's (the default): drawn per ``seed`` from DATA's splits as above (:func:`few_shot_folds`);
-  any labelled set, any ``NwayKshot``.
-- Point-BERT's fixed files (``probe(..., few_shot_files=PATH)``, ``tap-cli probe DATA
-  --few-shot-folds PATH``): the ModelNet40 folds that Point-BERT, Point-MAE and later papers
-  report, ``ModelNetFewshot/<N>way_<K>shot/<fold>.pkl`` (folds 0-9 of 5/10-way 10/20-shot;
-  lulutang0608/Point-BERT, ``datasets/generate_few_shot_data.py``), each a pickle of ``{"train":
-  [(points, label, class), ...], "test": [...]}``: ``points`` ``(8192, 6)`` float32 (xyz,
-  normals; farthest points of ``modelnet40_*_8192pts_fps.dat``), ``label`` the fold's class
-  ``0 .. N - 1``, ``class`` the ModelNet40 label; ``N * K`` training and ``N * 20`` test
-  samples (training ones from ModelNet40's training split, test ones from its test split).
-  Read by :func:`read_fold_file` without running code
-  (:func:`tap3d.clouds.safe_pickle.load_numpy_pickle`).
+Two sources of few-shot folds: tap3d's (the default), drawn per ``seed`` from DATA's splits as
+above (:func:`few_shot_folds`), any labelled set, any ``NwayKshot``; or Point-BERT's fixed fold
+files (``tap-cli probe DATA --few-shot-folds PATH``, read by :mod:`tap3d.clouds.folds`).
 """
 
 from __future__ import annotations
 
-import glob
+import dataclasses
 import os
-import re
 
 import numpy as np
 import torch
 
 from tap3d.devices import resolve_device
 from tap3d.clouds.pipeline import eval_features
-from tap3d.clouds.labelled import LabelledDataError, load_labelled
+from tap3d.clouds.folds import fold_files, fold_folders, parse_few_shot, read_fold_file
+from tap3d.clouds.labelled import SCANOBJECTNN_VARIANTS, LabelledDataError, load_labelled
+from tap3d.settings import Device, UpAxis, one_of, settings
+from tap3d.train.config import BackboneName
 from tap3d.train.weights import load_backbone
 
-__all__ = ["pooled_features", "svm_accuracy", "parse_few_shot", "few_shot_folds",
-           "few_shot_accuracy", "fold_files", "read_fold_file", "probe"]
+__all__ = ["ProbeConfig", "pooled_features", "svm_accuracy", "few_shot_folds",
+           "few_shot_accuracy", "probe"]
+
+
+@settings
+class ProbeConfig:
+    """Settings of ``tap-cli probe`` (:mod:`tap3d.settings`: defaults < ``--config`` file <
+    options); each is the :func:`probe` argument of the same name.
+
+    Attributes:
+        backbone_checkpoint: run folder, tap3d backbone file or the authors' checkpoint; empty
+            for a randomly initialized backbone (``backbone``, ``embed_dim``, seeded).
+        backbone, embed_dim: the random backbone's name and width.
+        few_shot: NwayKshot settings, e.g. ``5way10shot`` (repeatable).
+        few_shot_folds: Point-BERT's ModelNetFewshot folder (<N>way_<K>shot/<fold>.pkl): few-shot
+            scores on its fixed folds (every setting in it without few_shot) instead of seeded
+            folds of DATA.
+        folds, query: seeded few-shot folds and test samples per class.
+        points: points per cloud.
+        svm_c: the linear SVM's C.
+        variant, test_fraction: ScanObjectNN variant; test share of a tap3d dataset's split.
+        up_axis: world up axis of the height feature (1: y-up).
+        batch_size: clouds per forward pass.
+        seed, device: backbone initialization and folds; auto, cpu or cuda.
+    """
+
+    backbone_checkpoint: str = ""
+    backbone: BackboneName = "pointmlp"
+    embed_dim: int = 64
+    few_shot: list[str] = dataclasses.field(default_factory=list)
+    few_shot_folds: str = ""
+    folds: int = 10
+    query: int = 20
+    points: int = 1024
+    svm_c: float = 0.01
+    variant: one_of(SCANOBJECTNN_VARIANTS) = "pb_t50_rs"
+    test_fraction: float = 0.2
+    up_axis: UpAxis = 1
+    batch_size: int = 64
+    seed: int = 0
+    device: Device = "auto"
 
 
 @torch.no_grad()
@@ -66,19 +96,6 @@ def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     svm = make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=20000))
     svm.fit(train_x, train_y)
     return 100.0 * float((svm.predict(test_x) == test_y).mean())
-
-
-def parse_few_shot(setting: str) -> tuple[int, int]:
-    """``"5way10shot"`` -> ``(5, 10)``.
-
-    Raises:
-        ValueError: not ``<N>way<K>shot``.
-    """
-    match = re.fullmatch(r"(\d+)way(\d+)shot", setting.strip().lower())
-    if not match or int(match.group(1)) < 2 or int(match.group(2)) < 1:
-        raise ValueError(f"few-shot setting {setting!r} is not NwayKshot (N >= 2, K >= 1), "
-                         "e.g. 5way10shot")
-    return int(match.group(1)), int(match.group(2))
 
 
 def few_shot_folds(train_y: np.ndarray, test_y: np.ndarray, way: int, shot: int, query: int = 20,
@@ -124,111 +141,6 @@ def few_shot_accuracy(train_x, train_y, test_x, test_y, way: int, shot: int, que
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def _fold_folders(root: str) -> dict[str, str]:
-    """``{"5way10shot": folder, ...}`` of Point-BERT's fold folders at ``root``: its
-    ``<N>way_<K>shot`` (or ``<N>way<K>shot``) subfolders, or ``root`` itself when it is one."""
-    pattern = re.compile(r"(\d+)way_?(\d+)shot")
-    found = {}
-    for folder in [root] + sorted(glob.glob(os.path.join(root, "*"))):
-        match = pattern.fullmatch(os.path.basename(os.path.normpath(folder)))
-        if match and os.path.isdir(folder):
-            found.setdefault(f"{match.group(1)}way{match.group(2)}shot", folder)
-    return found
-
-
-def fold_files(root: str | os.PathLike, setting: str) -> list[str]:
-    """Point-BERT's fold files of one setting, in fold order.
-
-    Args:
-        root: the ``ModelNetFewshot`` folder (``5way_10shot/0.pkl`` ... inside) or one
-            setting's folder.
-        setting: ``"5way10shot"`` (:func:`parse_few_shot`).
-
-    Returns:
-        ``[".../5way_10shot/0.pkl", ..., ".../9.pkl"]``: the ``<fold>.pkl`` files, by number.
-
-    Raises:
-        LabelledDataError: no folder of that setting, or none of its ``<fold>.pkl`` files.
-    """
-    root = os.fspath(root)
-    way, shot = parse_few_shot(setting)
-    folders = _fold_folders(root)
-    folder = folders.get(f"{way}way{shot}shot")
-    if folder is None:
-        raise LabelledDataError(
-            f"{root}: no {way}way_{shot}shot folder of Point-BERT's few-shot folds "
-            f"(ModelNetFewshot/<N>way_<K>shot/<fold>.pkl); found: "
-            f"{', '.join(folders) or 'none'}")
-    files = [f for f in glob.glob(os.path.join(folder, "*.pkl"))
-             if os.path.basename(f)[:-4].isdigit()]
-    if not files:
-        raise LabelledDataError(f"{folder}: no <fold>.pkl files (0.pkl ... 9.pkl)")
-    return sorted(files, key=lambda f: int(os.path.basename(f)[:-4]))
-
-
-def read_fold_file(path: str | os.PathLike, way: int | None = None, shot: int | None = None
-                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """One of Point-BERT's few-shot fold files (module docstring), read without running code.
-
-    Args:
-        path: ``<N>way_<K>shot/<fold>.pkl``.
-        way, shot: when given, checked: ``way`` classes in the training samples with ``shot``
-            samples each, and the test samples of the same classes.
-
-    Returns:
-        ``{"train": (points, labels), "test": (points, labels)}``: points ``(n, P, 3)`` float32
-        (xyz of each sample's ``(P, 3 or 6)`` array; normals dropped), labels ``(n,)`` int64,
-        the fold's classes ``0 .. way - 1``.
-
-    Raises:
-        LabelledDataError: a global other than numpy's array rebuilders in the pickle (file and
-            global named; nothing in it runs), not ``{"train": [...], "test": [...]}`` of
-            ``(points, label, ...)`` tuples, clouds of different shapes, or classes and counts
-            other than ``way`` and ``shot``.
-    """
-    from tap3d.clouds.safe_pickle import UnsafePickleError, load_numpy_pickle
-
-    path = os.fspath(path)
-    try:
-        content = load_numpy_pickle(path)
-    except UnsafePickleError as error:
-        raise LabelledDataError(str(error)) from None
-    if not isinstance(content, dict) or not {"train", "test"} <= set(content):
-        raise LabelledDataError(f"{path}: expected a pickle of {{'train': [...], 'test': [...]}} "
-                                "(Point-BERT's few-shot folds)")
-    out = {}
-    for split in ("train", "test"):
-        samples = content[split]
-        if not isinstance(samples, (list, tuple)) or not samples or not all(
-                isinstance(s, (list, tuple)) and len(s) >= 2 for s in samples):
-            raise LabelledDataError(f"{path}: {split} is not a list of (points, label, class) "
-                                    "tuples")
-        clouds = [np.asarray(s[0]) for s in samples]
-        shapes = {c.shape for c in clouds}
-        if len(shapes) != 1 or len(clouds[0].shape) != 2 or clouds[0].shape[1] < 3 or \
-                any(c.dtype.kind != "f" for c in clouds):
-            raise LabelledDataError(f"{path}: {split} clouds are not float arrays of one shape "
-                                    f"(P, 3 or 6): {sorted(map(str, shapes))[:3]}")
-        labels = [np.asarray(s[1]).reshape(-1) for s in samples]
-        if any(label.size != 1 or label.dtype.kind not in "iu" or label[0] < 0
-               for label in labels):
-            raise LabelledDataError(f"{path}: {split} labels are not one integer >= 0 per "
-                                    "sample")
-        out[split] = (np.ascontiguousarray(np.stack(clouds)[..., :3], dtype=np.float32),
-                      np.concatenate(labels).astype(np.int64))
-    (_, train_y), (_, test_y) = out["train"], out["test"]
-    counts = np.bincount(train_y)
-    if way is not None and (len(set(train_y.tolist())) != way or
-                            (shot is not None and set(counts[counts > 0]) != {shot})):
-        raise LabelledDataError(f"{path}: the training samples hold {len(set(train_y.tolist()))} "
-                                f"classes with {sorted(set(counts[counts > 0].tolist()))} "
-                                f"samples each, not {way}way{shot}shot")
-    if set(test_y.tolist()) != set(train_y.tolist()):
-        raise LabelledDataError(f"{path}: test classes {sorted(set(test_y.tolist()))} differ "
-                                f"from the training classes {sorted(set(train_y.tolist()))}")
-    return out
-
-
 def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
           embed_dim: int = 64, few_shot=(), points: int = 1024, folds: int = 10,
           query: int = 20, svm_c: float = 0.01, seed: int = 0, device: str = "auto",
@@ -267,7 +179,7 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
     files = {}
     if few_shot_files:
         if not settings:
-            settings = {s: parse_few_shot(s) for s in _fold_folders(os.fspath(few_shot_files))}
+            settings = {s: parse_few_shot(s) for s in fold_folders(os.fspath(few_shot_files))}
             if not settings:
                 raise LabelledDataError(f"{few_shot_files}: no <N>way_<K>shot folder of "
                                         "Point-BERT's few-shot folds")

@@ -1,19 +1,83 @@
-"""Pre-training settings: one dataclass of defaults that a YAML file and the command line override
-(after nanoGPT's ``train.py``)."""
+"""The training commands' settings (:mod:`tap3d.settings`): the fields every run shares
+(:class:`RunSettings`), those of the downstream tasks (:class:`DownstreamSettings`) and
+pre-training's :class:`TrainConfig`."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from dataclasses import dataclass
+from tap3d.models.backbones import BACKBONES
+from tap3d.models.generator import FACTORS
+from tap3d.models.photograph import QUERIES
+from tap3d.settings import Device, load_settings, one_of, settings
+from tap3d.stream import NORMALIZATIONS, SAMPLINGS
 
-from tap3d.settings import load_dataclass
+__all__ = ["BackboneName", "RunSettings", "DownstreamSettings", "TrainConfig", "load_config",
+           "resolve_up_axis"]
 
-__all__ = ["TrainConfig", "load_config", "resolve_up_axis", "load_dataclass"]
+#: A backbone name: a key of :data:`tap3d.models.backbones.BACKBONES`.
+BackboneName = one_of(BACKBONES)
 
 
-@dataclass
-class TrainConfig:
+@settings
+class RunSettings:
+    """What every training run has (pre-training, classification, part segmentation); each
+    command's class sets its own defaults.
+
+    Attributes:
+        backbone, embed_dim: backbone name (:data:`tap3d.models.backbones.BACKBONES`) and its
+            base width (64 in the authors' configuration of every one).
+        epochs, max_steps: stop after ``epochs`` epochs or ``max_steps`` optimizer steps
+            (whichever comes first; ``max_steps`` 0 means no step limit).
+        batch_size: samples per step per process.
+        lr, weight_decay, grad_clip: AdamW's peak learning rate and weight decay; gradient-norm
+            clip.
+        points: points per sample.
+        seed: every random draw of the run derives from it.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        num_workers: DataLoader worker processes (0: in the main process).
+        log_every, checkpoint_every: steps between log lines and between checkpoints.
+    """
+
+    backbone: BackboneName = "pointmlp"
+    embed_dim: int = 64
+    epochs: int = 100
+    max_steps: int = 0
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    grad_clip: float = 10.0
+    points: int = 1024
+    seed: int = 0
+    device: Device = "auto"
+    num_workers: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 1000
+
+
+@settings
+class DownstreamSettings(RunSettings):
+    """What the downstream tasks (classification, part segmentation) add.
+
+    Attributes:
+        backbone_checkpoint: the pre-trained backbone: a run folder, a tap3d backbone file or
+            the authors' checkpoint; empty for random initialization.
+        eval_batch_size: samples per evaluation batch.
+        scale_low, scale_high: anisotropic training scaling per axis, U[low, high).
+        votes: test-time votes of the final model (0: none).
+        test_fraction: test share of a tap3d dataset's seeded split.
+    """
+
+    backbone_checkpoint: str = ""
+    eval_batch_size: int = 64
+    scale_low: float = 0.9
+    scale_high: float = 1.1
+    votes: int = 0
+    test_fraction: float = 0.2
+
+
+@settings
+class TrainConfig(RunSettings):
     """Training settings. Defaults follow TAP (docs/pretraining.md), with the supplement's 2 x 128
     Photograph module.
 
@@ -70,30 +134,22 @@ class TrainConfig:
             authors' ``*_ckpt_latest.pth`` / ``*_ckpt_best.pth`` (the whole model, strictly),
             or any backbone source such as their ``*_clean.pth`` (the backbone alone;
             :func:`tap3d.train.weights.init_model`). Empty: random initialization.
-        seed, device, num_workers, log_every, checkpoint_every, sample_every.
+        seed, device, num_workers, log_every, checkpoint_every: see :class:`RunSettings`.
+        sample_every: steps between the generated-vs-target grids of the run folder.
         log_objects: append each step's object indices to ``RUN_DIR/objects/rank_R.jsonl``
             (which objects each rank trained on, for debugging data order).
     """
 
-    epochs: int = 100
-    max_steps: int = 0
-    batch_size: int = 32
-    lr: float = 2e-3
     min_lr: float = 1e-5
-    weight_decay: float = 0.05
     warmup_steps: int = 0
-    grad_clip: float = 10.0
     grad_accumulation: int = 1
-    points: int = 1024
     views_per_sample: int = 0
-    sampling: str = "random"
+    sampling: one_of(SAMPLINGS) = "random"
     scale_low: float = 0.9
     scale_high: float = 1.1
     scale_anisotropic: bool = False
-    normalize: str = "unit_sphere"
-    up_axis: int = -1
-    backbone: str = "pointmlp"
-    embed_dim: int = 64
+    normalize: one_of(NORMALIZATIONS) = "unit_sphere"
+    up_axis: one_of((-1, 0, 1, 2)) = -1
     photograph_dim: int = 128
     photograph_depth: int = 2
     photograph_heads: int = 4
@@ -103,19 +159,15 @@ class TrainConfig:
     photograph_memory_hidden: int = 0
     photograph_memory_norm: bool = True
     photograph_output_norm: bool = True
-    query: str = "ray"
+    query: one_of(QUERIES) = "ray"
     ray_frequencies: int = 4
-    generator_factor: int = 32
+    generator_factor: one_of(FACTORS) = 32
     w_fg: float = 20.0
     w_bg: float = 1.0
     eval_fraction: float = 0.0
     eval_objects: int = 16
     eval_every: int = 0
     init: str = ""
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    log_every: int = 10
     checkpoint_every: int = 500
     sample_every: int = 500
     log_objects: bool = False
@@ -143,6 +195,8 @@ def load_config(path: str | None = None, **overrides) -> TrainConfig:
     ignored).
 
     Raises:
-        ValueError: unknown keys in the file or the overrides.
+        FileNotFoundError: no file at ``path``.
+        SettingsError: unknown keys, wrong types or unknown choices, naming the file (or
+            ``options``) and the key.
     """
-    return load_dataclass(TrainConfig, path, **overrides)
+    return load_settings(TrainConfig, path, **overrides)

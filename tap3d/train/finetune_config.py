@@ -1,17 +1,19 @@
-"""Fine-tuning settings: one dataclass of defaults that a YAML file and the command line
-override (as :class:`tap3d.train.TrainConfig`)."""
+"""Classification fine-tuning settings (:mod:`tap3d.settings`: defaults < YAML file < options)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 
-from tap3d.train.config import load_dataclass
+from tap3d.clouds.labelled import SCANOBJECTNN_VARIANTS
+from tap3d.clouds.pipeline import ROTATIONS, SAMPLINGS
+from tap3d.settings import UpAxis, load_settings, one_of, settings
+from tap3d.train.config import DownstreamSettings
 
 __all__ = ["FinetuneConfig", "load_finetune_config"]
 
 
-@dataclass
-class FinetuneConfig:
+@settings
+class FinetuneConfig(DownstreamSettings):
     """Classification fine-tuning settings. Defaults are TAP's public recipe
     (``cfgs/scanobjectnn/pointmlp_finetune.yaml`` and ``default.yaml`` of the authors' code).
 
@@ -49,38 +51,20 @@ class FinetuneConfig:
             (``checkpoint_every`` in steps).
     """
 
-    backbone: str = "pointmlp"
-    embed_dim: int = 64
-    backbone_checkpoint: str = ""
     epochs: int = 300
-    max_steps: int = 0
-    batch_size: int = 32
-    eval_batch_size: int = 64
     lr: float = 5e-4
     min_lr: float = 1e-6
-    weight_decay: float = 0.05
     warmup_epochs: int = 10
-    grad_clip: float = 10.0
     label_smoothing: float = 0.3
-    points: int = 1024
     presample: int = 0
-    sampling: str = "fps"
-    scale_low: float = 0.9
-    scale_high: float = 1.1
+    sampling: one_of(SAMPLINGS) = "fps"
     rotate: bool = True
-    rotation: str = "up"
+    rotation: one_of(ROTATIONS) = "up"
     mix: float = 0.0
-    up_axis: int = 1
+    up_axis: UpAxis = 1
     dropout: float = 0.5
-    head: list = field(default_factory=lambda: [512, 256])
-    votes: int = 0
-    variant: str = "pb_t50_rs"
-    test_fraction: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 1000
+    head: list[int] = dataclasses.field(default_factory=lambda: [512, 256])
+    variant: one_of(SCANOBJECTNN_VARIANTS) = "pb_t50_rs"
 
 
 def load_finetune_config(path: str | None = None, **overrides) -> FinetuneConfig:
@@ -88,6 +72,8 @@ def load_finetune_config(path: str | None = None, **overrides) -> FinetuneConfig
     values ignored).
 
     Raises:
-        ValueError: unknown keys in the file or the overrides.
+        FileNotFoundError: no file at ``path``.
+        SettingsError: unknown keys, wrong types or unknown choices (naming the file or
+            ``options`` and the key).
     """
-    return load_dataclass(FinetuneConfig, path, **overrides)
+    return load_settings(FinetuneConfig, path, **overrides)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["tap_loss", "poly1_focal_loss"]
+__all__ = ["tap_loss", "poly1_focal_loss", "SEGMENTATION_LOSSES"]
+
+#: Part segmentation's losses (``PartSegConfig.loss``): the authors' Poly-1 focal loss
+#: (:func:`poly1_focal_loss`) or plain cross-entropy.
+SEGMENTATION_LOSSES = ("poly1_focal", "cross_entropy")
 
 
 def tap_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,

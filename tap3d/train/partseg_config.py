@@ -1,17 +1,19 @@
-"""Part-segmentation settings: one dataclass of defaults that a YAML file and the command line
-override (as :class:`tap3d.train.FinetuneConfig`)."""
+"""Part-segmentation fine-tuning settings (:mod:`tap3d.settings`: defaults < YAML file <
+options)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 
-from tap3d.train.config import load_dataclass
+from tap3d.settings import load_settings, one_of, settings
+from tap3d.train.config import DownstreamSettings
+from tap3d.train.loss import SEGMENTATION_LOSSES
 
 __all__ = ["PartSegConfig", "load_partseg_config"]
 
 
-@dataclass
-class PartSegConfig:
+@settings
+class PartSegConfig(DownstreamSettings):
     """Part-segmentation fine-tuning settings. Defaults are the TAP authors' ShapeNetPart recipe
     (``cfgs/shapenetpart/default.yaml`` and ``pointmlp_finetune.yaml`` of wangzy22/TAP).
 
@@ -46,16 +48,12 @@ class PartSegConfig:
         seed, device, num_workers, log_every, checkpoint_every: as in ``FinetuneConfig``.
     """
 
-    backbone: str = "pointmlp"
-    embed_dim: int = 64
-    backbone_checkpoint: str = ""
     epochs: int = 300
-    max_steps: int = 0
     batch_size: int = 16
     eval_batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    milestones: list = field(default_factory=lambda: [210, 270])
+    milestones: list[int] = dataclasses.field(default_factory=lambda: [210, 270])
     decay: float = 0.1
     grad_clip: float = 1.0
     points: int = 2048
@@ -65,19 +63,13 @@ class PartSegConfig:
     jitter_sigma: float = 0.001
     jitter_clip: float = 0.005
     normal_drop: float = 0.2
-    loss: str = "poly1_focal"
+    loss: one_of(SEGMENTATION_LOSSES) = "poly1_focal"
     refine: bool = True
     refine_points: int = 10
     refine_neighbours: int = 11
     votes: int = 10
     eval_every: int = 1
     figure_shapes: int = 4
-    test_fraction: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 1000
 
 
 def load_partseg_config(path: str | None = None, **overrides) -> PartSegConfig:
@@ -87,4 +79,4 @@ def load_partseg_config(path: str | None = None, **overrides) -> PartSegConfig:
     Raises:
         ValueError: unknown keys in the file or the overrides.
     """
-    return load_dataclass(PartSegConfig, path, **overrides)
+    return load_settings(PartSegConfig, path, **overrides)

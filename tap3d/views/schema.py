@@ -84,7 +84,7 @@ def array_specs(num_objects: int, num_views: int, image_size: int,
         image_size: ``S``, side of the square images in pixels.
         num_points: ``P``, surface points per object.
         part_labels: add the optional ``part`` array ``(N, P)`` int16: the global part id of
-            every point (``docs/format-partseg.md``; with the ``parts`` group attribute).
+            every point (docs/partseg.md; with the ``parts`` group attribute).
     """
     N, V, S, P = num_objects, num_views, image_size, num_points
     ov = ("object", "view")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tap3d.builder import BuildConfig, build
-from tap3d.cli import train_command
+from tap3d.cli.train import train_command
 from tap3d.clouds.pipeline import eval_features
 from tap3d.models import BACKBONES, make_backbone
 from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather, knn

@@ -111,8 +111,17 @@ def test_model_shapes_and_queries():
     K = torch.tensor([[[55.4, 0, 31.5], [0, 55.4, 31.5], [0, 0, 1]]]).expand(2, 3, 3, 3)
     w2c = torch.eye(4).expand(2, 3, 4, 4).clone()
     w2c[..., 2, 3] = 2.0
-    images = model(torch.randn(2, 256, 4), K, w2c)
-    assert images.shape == (2, 3, 3, 64, 64) and images.min() >= 0 and images.max() <= 1
+    torch.manual_seed(0)
+    cloud = torch.randn(2, 256, 4)
+    images = model(cloud, K, w2c)
+    assert images.shape == (2, 3, 3, 64, 64)
+    # the picture depends on the cloud and on the camera (a shifted camera paints another one)
+    moved = w2c.clone()
+    moved[:, 1, 0, 3] = 0.5
+    other_view = model(cloud, K, moved)
+    assert (other_view[:, 1] - images[:, 1]).abs().max() > 1e-4
+    torch.testing.assert_close(other_view[:, 0], images[:, 0])
+    assert (model(cloud.flip(1) * 0.5, K, w2c) - images).abs().max() > 1e-4
     features, xyz = model.backbone(torch.randn(2, 1024, 4))
     assert features.shape == (2, 64, 128) and xyz.shape == (2, 64, 3)  # 8 x 2^4 on 1024 / 2^4
     rays = camera_rays(K[0], w2c[0], 2, 64)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tap3d.clouds import LabelledDataError
-from tap3d.evaluate.probe import few_shot_folds, parse_few_shot
+from tap3d.clouds.folds import parse_few_shot
+from tap3d.evaluate.probe import few_shot_folds
 
 from helpers import tap_cli
 from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
@@ -96,7 +97,7 @@ def fewshot_folder(tmp_path_factory, pybullet_root):
 def test_point_bert_fold_files_read_back(fewshot_folder):
     import pickle
 
-    from tap3d.evaluate.probe import fold_files, read_fold_file
+    from tap3d.clouds.folds import fold_files, read_fold_file
 
     (train, train_y), (test, test_y), root = fewshot_folder
     files = fold_files(root, "5way10shot")
@@ -143,7 +144,7 @@ def test_a_fold_file_that_would_run_code_is_refused(tmp_path, labelled, fewshot_
     import pickle
     import shutil
 
-    from tap3d.evaluate.probe import read_fold_file
+    from tap3d.clouds.folds import read_fold_file
 
     *_, data = labelled
     *_, root = fewshot_folder
