@@ -5,6 +5,7 @@ import each other, and the trainer's side never imports pytorch3d or the build p
 from __future__ import annotations
 
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -39,3 +40,14 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     assert done.returncode == 1, done.stdout[-3000:]
     assert "BROKEN" in done.stdout and "tap3d.views.schema -> tap3d.train.checkpoint" in \
         done.stdout, done.stdout[-3000:]
+
+
+def test_test_folders_mirror_the_package():
+    """tests/<name>/ holds the tests of tap3d's package or module <name> (architecture/, docs/
+    and data/ aside)."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    names = {p.stem for p in (root / "tap3d").iterdir() if p.suffix == ".py" or
+             (p / "__init__.py").is_file()}
+    folders = {p.name for p in (root / "tests").iterdir() if p.is_dir()
+               and p.name not in ("architecture", "docs", "data", "__pycache__")}
+    assert folders and not folders - names, sorted(folders - names)

@@ -187,7 +187,7 @@ def test_a_few_pretraining_steps_lower_the_loss(name, views, tmp_path):
     TAP loss of the last window of 6 steps is at least 10% below the first (here 17-32%).
     Foreground and background weigh the same, so the loss moves within a few steps; what is
     learnt first is mostly the white background (at 20 : 1 it takes hundreds of steps, see
-    tests/pretrain/test_pretrain.py)."""
+    tests/train/test_pretrain.py)."""
     config = load_config(None, backbone=name, embed_dim=8, photograph_dim=32, batch_size=4,
                          points=512, views_per_sample=3, lr=1e-2, warmup_steps=0, w_fg=1.0,
                          w_bg=1.0, max_steps=24, epochs=100, log_every=6,
