@@ -160,3 +160,16 @@ def torchrun_stop_and_resume(tmp_path, args, stop_at: int) -> tuple[dict, dict]:
         torch.testing.assert_close(full["model"][key], part["model"][key], rtol=0, atol=0,
                                    msg=key)
     return full, part
+
+
+def real_cloud(index: int, points: int) -> np.ndarray:
+    """``(points, 3)`` float32 surface samples (seeded) of the ``index``-th mesh of
+    :data:`MESHES` (pybullet_data), centred, farthest point at 1."""
+    import pybullet_data
+    import trimesh
+
+    path = os.path.join(pybullet_data.getDataPath(), list(MESHES.values())[index])
+    mesh = trimesh.load(path, force="mesh")
+    xyz, _ = trimesh.sample.sample_surface(mesh, points, seed=index)
+    xyz = xyz - xyz.mean(0)
+    return (xyz / np.linalg.norm(xyz, axis=1).max()).astype(np.float32)

@@ -64,6 +64,13 @@ def _build_options(command):
     return command
 
 
+def _finish(report) -> None:
+    """Print a build's or an import's summary; exit with status 1 when no object was done."""
+    click.echo(report.format())
+    if report.done == 0:
+        sys.exit(1)
+
+
 @main.command("build-dataset")
 @click.argument("source")
 @click.option("-o", "--out", "--output", "output", required=True,
@@ -104,9 +111,7 @@ def build_dataset(source, output, config_path, synsets, limit, workers, schedule
                         progress=not quiet, timeout=timeout, memory_limit=memory_limit)
     except (SourceError, FileExistsError, FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(summary.format())
-    if summary.done == 0:
-        sys.exit(1)
+    _finish(summary)
 
 
 @main.command("preview")
@@ -145,9 +150,7 @@ def import_tap_command(root, output, points, skip_bad, shard_size, overwrite, qu
                             shard_size=shard_size, overwrite=overwrite, progress=not quiet)
     except (TapDataError, FileExistsError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(report.format())
-    if report.done == 0:
-        sys.exit(1)
+    _finish(report)
 
 
 @main.command("inspect")
