@@ -14,9 +14,9 @@ from tap3d.train.finetune_config import FinetuneConfig, load_finetune_config
 from tap3d.train.loss import poly1_focal_loss, tap_loss
 from tap3d.train.partseg import PartSegTask, segment
 from tap3d.train.partseg_config import PartSegConfig, load_partseg_config
-from tap3d.train.quality import evaluate, psnr
+from tap3d.train.quality import photo_quality, psnr
 
-__all__ = ["TrainConfig", "load_config", "train", "NonFiniteLossError", "tap_loss", "evaluate",
+__all__ = ["TrainConfig", "load_config", "train", "NonFiniteLossError", "tap_loss", "photo_quality",
            "psnr", "load_model", "finetune", "FinetuneConfig",
            "load_finetune_config", "Task", "fit", "PretrainTask", "ClassificationTask",
            "poly1_focal_loss", "PartSegTask", "segment", "PartSegConfig", "load_partseg_config"]

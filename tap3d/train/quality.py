@@ -19,7 +19,7 @@ runs on every stored view of up to ``eval_objects`` training objects and, with
 ``eval_fraction``, of up to ``eval_objects`` objects held out from pre-training
 (:func:`holdout_split`), the baselines taken from the training objects: keys ``eval_iou``,
 ``eval_iou_baseline``, ... and the same with a ``_heldout`` suffix, added to that step's record
-in ``metrics.jsonl`` and logged to TensorBoard's ``eval/`` group. :func:`evaluate` measures a
+in ``metrics.jsonl`` and logged to TensorBoard's ``eval/`` group. :func:`photo_quality` measures a
 saved model on any objects, the baselines taken from those objects, under the same names.
 """
 
@@ -31,7 +31,7 @@ import torch
 from tap3d.train.loss import tap_loss
 
 __all__ = ["FOREGROUND_THRESHOLD", "psnr", "silhouette", "iou", "holdout_split", "ViewSet",
-           "mean_views", "score_views", "Evaluator", "object_grid", "evaluate"]
+           "mean_views", "score_views", "Evaluator", "object_grid", "photo_quality"]
 
 #: A generated pixel is foreground when a channel differs from the background colour by more
 #: than this (images in [0, 1]; about 26 of 255 levels). On the demo set's 64 px targets this
@@ -252,7 +252,7 @@ def object_grid(generated: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(model, dataset: str, config, device: str = "cpu", batch_size: int = 8,
+def photo_quality(model, dataset: str, config, device: str = "cpu", batch_size: int = 8,
              objects=None) -> dict:
     """Generated views of some objects (default: every done object) against their targets,
     as the pre-training's evaluation measures them (:func:`score_views`), the baselines taken

@@ -18,7 +18,7 @@ from tap3d.builder.plan import preset_config
 from tap3d.models.generator import Generator
 from tap3d.models.photograph import (PhotographModule, frequency_encoding, tap_queries,
                                      tap_view_rotation)
-from tap3d.train import evaluate, load_config, load_model, train
+from tap3d.train import load_config, load_model, photo_quality, train
 from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.quality import holdout_split
 from tap3d.stream import ViewStream
@@ -242,12 +242,12 @@ def test_pretraining_takes_photos_of_its_training_objects(photo_run):
 @pytest.mark.slow
 def test_the_checkpoint_takes_the_same_photos(photo_run, mvcnn_set):
     """The saved model, reloaded, beats the training objects' mean image and mean mask (per
-    view, the pre-training evaluation's baselines) through :func:`tap3d.train.evaluate`, under
+    view, the pre-training evaluation's baselines) through :func:`tap3d.train.photo_quality`, under
     the names of the run's records."""
     run, _ = photo_run
     model, config = load_model(run)
     training, _ = holdout_split(mvcnn_set, config.eval_fraction, seed=config.seed)
-    scores = evaluate(model, mvcnn_set, config, objects=training)
+    scores = photo_quality(model, mvcnn_set, config, objects=training)
     assert scores["objects"] == 4 and scores["views"] == 48
     assert scores["psnr"] > scores["psnr_baseline"] + 2.0, scores
     assert scores["iou"] > scores["iou_baseline"] + 0.15, scores
