@@ -29,11 +29,12 @@ no counterpart: it is accepted when zero and written as zeros.
 
 from __future__ import annotations
 
-import re
-
 import torch
 
-__all__ = ["NamingError", "BACKBONE_RULES", "identify_backbone", "backbone_to_openpoints",
+from tap3d.models.backbones import REGISTRY
+from tap3d.models.naming import NamingError, Rule, W, WB
+
+__all__ = ["NamingError", "backbone_rules", "identify_backbone", "backbone_to_openpoints",
            "backbone_from_openpoints", "model_to_openpoints", "model_from_openpoints",
            "AUTHORS_PREFIXES"]
 
@@ -41,142 +42,39 @@ __all__ = ["NamingError", "BACKBONE_RULES", "identify_backbone", "backbone_to_op
 AUTHORS_PREFIXES = {"encoder": "backbone", "generator": "photograph", "decoder": "generator"}
 
 
-class NamingError(ValueError):
-    """Keys that match no rule, or tensors that cannot be renamed (all listed)."""
+def backbone_rules(name: str) -> list[Rule]:
+    """The renaming rules of backbone ``name``: its registry entry's ``openpoints_rules``
+    (:data:`tap3d.models.backbones.REGISTRY`)."""
+    return list(REGISTRY[name].openpoints_rules)
 
 
-#: Entries of a linear layer without bias, with bias, and of BatchNorm (LayerNorm: ``_WB``).
-_W, _WB = ("weight",), ("weight", "bias")
-_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
-class _Rule:
-    """One tap3d name template and its openpoints twin; ``{i}``, ``{j}`` are indices and
-    ``{rest}`` one of the entries ``rest`` (those both modules have). ``kernel``: trailing unit
-    dimensions the authors' convolution weights have beyond tap3d's ``(out, in)`` linear
-    weights (0, 1 or 2)."""
-
-    def __init__(self, ours: str, theirs: str, kernel: int = 0, rest: tuple = _WB):
-        self.templates = (ours, theirs)
-        entries = "|".join(rest)
-        self.patterns = (self._compile(ours, entries), self._compile(theirs, entries))
-        self.kernel = kernel
-
-    @staticmethod
-    def _compile(template: str, entries: str) -> re.Pattern:
-        pattern = re.escape(template)
-        for name, group in (("i", r"\d+"), ("j", r"\d+"), ("rest", entries)):
-            pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{group})")
-        return re.compile(pattern)
-
-    def rename(self, key: str, value: torch.Tensor, to_openpoints: bool):
-        """``(new key, new value)``, or None when ``key`` does not match."""
-        source = 0 if to_openpoints else 1
-        match = self.patterns[source].fullmatch(key)
-        if match is None:
-            return None
-        name = self.templates[1 - source].format(**match.groupdict())
-        if self.kernel and to_openpoints and value.dim() == 2:
-            value = value.reshape(*value.shape, *(1,) * self.kernel)
-        elif self.kernel and not to_openpoints and value.dim() == 2 + self.kernel:
-            if any(s != 1 for s in value.shape[2:]):
-                raise NamingError(f"{key}: a {tuple(value.shape)} kernel; tap3d's point-wise "
-                                  f"layers need 1x1 convolutions")
-            value = value.reshape(value.shape[:2])
-        return name, value
-
-
-def _block(ours: str, theirs: str, kernel: int, bias: bool = False) -> list[_Rule]:
-    """A tap3d :class:`~tap3d.models.backbones.PointwiseBlock` (``linear``, ``norm``) against
-    the authors' conv-norm-act ``Sequential`` (``0`` conv, ``1`` BatchNorm)."""
-    return [_Rule(f"{ours}.linear.{{rest}}", f"{theirs}.0.{{rest}}", kernel, _WB if bias else _W),
-            _Rule(f"{ours}.norm.{{rest}}", f"{theirs}.1.{{rest}}", rest=_BN)]
-
-
-def _pointmlp() -> list[_Rule]:
-    # their config: bias False on every convolution (each is followed by BatchNorm)
-    rules = [_Rule("embedding.0.{rest}", "embedding.net.0.{rest}", rest=_W),
-             _Rule("embedding.1.{rest}", "embedding.net.1.{rest}", rest=_BN),
-             _Rule("stages.{i}.alpha", "local_grouper_list.{i}.affine_alpha"),
-             _Rule("stages.{i}.beta", "local_grouper_list.{i}.affine_beta"),
-             _Rule("stages.{i}.transfer.0.{rest}", "pre_blocks_list.{i}.transfer.net.0.{rest}",
-                   rest=_W),
-             _Rule("stages.{i}.transfer.1.{rest}", "pre_blocks_list.{i}.transfer.net.1.{rest}",
-                   rest=_BN)]
-    # tap3d's residual block is one Sequential (conv, BN, ReLU, conv, BN); theirs is net1
-    # (conv, BN, ReLU) and net2 (conv, BN); both keep Conv1d weights
-    for ours, theirs in (("pre", "pre_blocks_list"), ("pos", "pos_blocks_list")):
-        for layer, their_layer, rest in (("0", "net1.0", _W), ("1", "net1.1", _BN),
-                                         ("3", "net2.0", _W), ("4", "net2.1", _BN)):
-            rules.append(_Rule(f"stages.{{i}}.{ours}.{{j}}.net.{layer}.{{rest}}",
-                               f"{theirs}.{{i}}.operation.{{j}}.{their_layer}.{{rest}}",
-                               rest=rest))
-    return rules
-
-
-def _dgcnn() -> list[_Rule]:
-    # tap3d's four EdgeConvs are one list; theirs are the static ``head`` and the dynamic
-    # ``backbone.0-2``
-    rules = _block("edges.0", "head.gconv.nn", 2)
-    for i in range(1, 4):
-        rules += _block(f"edges.{i}", f"backbone.{i - 1}.gconv.nn", 2)
-    return rules + _block("fusion", "fusion_block", 1)
-
-
-def _pointnet2() -> list[_Rule]:
-    return _block("stages.{i}.mlp.{j}",
-                  "SA_modules.{i}.local_aggregations.0.SA_CONFIG_operator.convs.{j}", 2)
-
-
-def _transformer() -> list[_Rule]:
-    rules = []
-    for ours, theirs in (("first", "first_conv"), ("second", "second_conv")):
-        rules += _block(f"encoder.{ours}.0", f"encoder.{theirs}", 1, bias=True)
-        rules.append(_Rule(f"encoder.{ours}.1.{{rest}}", f"encoder.{theirs}.3.{{rest}}", 1))
-    rules += [_Rule("reduce.{rest}", "reduce_dim.{rest}"), _Rule("cls_token", "cls_token"),
-              _Rule("cls_pos", "cls_pos"), _Rule("pos_embed.0.{rest}", "pos_embed.0.{rest}"),
-              _Rule("pos_embed.2.{rest}", "pos_embed.2.{rest}"),
-              _Rule("norm.{rest}", "norm.{rest}")]
-    for ours, theirs in (("norm1", "norm1"), ("qkv", "attn.qkv"), ("proj", "attn.proj"),
-                         ("norm2", "norm2"), ("mlp.0", "mlp.fc1"), ("mlp.2", "mlp.fc2")):
-        rules.append(_Rule(f"blocks.{{i}}.{ours}.{{rest}}",
-                           f"blocks.blocks.{{i}}.{theirs}.{{rest}}",
-                           rest=_W if ours == "qkv" else _WB))  # their qkv_bias: False
-    return rules
-
-
-#: Renaming rules per backbone (:data:`tap3d.models.BACKBONES` names).
-BACKBONE_RULES = {"pointmlp": _pointmlp(), "dgcnn": _dgcnn(), "pointnet2": _pointnet2(),
-                  "transformer": _transformer()}
-
-
-def _photograph() -> list[_Rule]:
-    rules = [_Rule("memory.0.{rest}", "feat_mlp.fc1.{rest}"),
-             _Rule("memory.2.{rest}", "feat_mlp.fc2.{rest}"),
-             _Rule("query_embed.0.{rest}", "query_mlp.fc1.{rest}"),
-             _Rule("query_embed.2.{rest}", "query_mlp.fc2.{rest}")]
+def _photograph() -> list[Rule]:
+    rules = [Rule("memory.0.{rest}", "feat_mlp.fc1.{rest}"),
+             Rule("memory.2.{rest}", "feat_mlp.fc2.{rest}"),
+             Rule("query_embed.0.{rest}", "query_mlp.fc1.{rest}"),
+             Rule("query_embed.2.{rest}", "query_mlp.fc2.{rest}")]
     for ours, theirs in (("norm_self", "norm1"), ("self_attention", "attn1"),
                          ("norm_query", "norm2"), ("cross_attention", "attn2"),
                          ("norm_ff", "norm3"), ("feed_forward.proj", "ff.net.0.proj"),
                          ("feed_forward.out", "ff.net.2")):
         if ours.endswith("attention"):
             for part in ("to_q", "to_k", "to_v", "to_out.0"):  # q, k, v without bias
-                rules.append(_Rule(f"blocks.{{i}}.{ours}.{part}.{{rest}}",
+                rules.append(Rule(f"blocks.{{i}}.{ours}.{part}.{{rest}}",
                                    f"transformer.{{i}}.{theirs}.{part}.{{rest}}",
-                                   rest=_WB if part == "to_out.0" else _W))
+                                   rest=WB if part == "to_out.0" else W))
         else:
-            rules.append(_Rule(f"blocks.{{i}}.{ours}.{{rest}}",
+            rules.append(Rule(f"blocks.{{i}}.{ours}.{{rest}}",
                                f"transformer.{{i}}.{theirs}.{{rest}}"))
     return rules
 
 
 #: The authors' ``ViewDecoder`` has four transposed convolutions (``layer1`` - ``layer4``):
 #: tap3d's generator with ``factor`` 32 (``net.0``, ``net.2``, ``net.4``, ``net.6``).
-_DECODER_RULES = [_Rule(f"net.{2 * i}.{{rest}}", f"layer{i + 1}.0.{{rest}}") for i in range(4)]
+_DECODER_RULES = [Rule(f"net.{2 * i}.{{rest}}", f"layer{i + 1}.0.{{rest}}") for i in range(4)]
 _PHOTOGRAPH_RULES = _photograph()
 
 
-def _rename(state: dict, rules: list[_Rule], to_openpoints: bool, what: str) -> dict:
+def _rename(state: dict, rules: list[Rule], to_openpoints: bool, what: str) -> dict:
     out, unknown = {}, []
     for key, value in state.items():
         for rule in rules:
@@ -193,7 +91,7 @@ def _rename(state: dict, rules: list[_Rule], to_openpoints: bool, what: str) -> 
     return out
 
 
-def _matches(state: dict, rules: list[_Rule], naming: int) -> int:
+def _matches(state: dict, rules: list[Rule], naming: int) -> int:
     return sum(any(r.patterns[naming].fullmatch(k) for r in rules) for k in state)
 
 
@@ -211,13 +109,13 @@ def identify_backbone(state: dict, naming: str = "openpoints") -> str:
         NamingError: no backbone has every key; lists the keys the closest one lacks.
     """
     side = 1 if naming == "openpoints" else 0
-    counts = {name: _matches(state, rules, side) for name, rules in BACKBONE_RULES.items()}
+    counts = {name: _matches(state, backbone_rules(name), side) for name in REGISTRY}
     for name, count in counts.items():
         if state and count == len(state):
             return name
     best = max(counts, key=counts.get)
     unknown = [k for k in state
-               if not any(r.patterns[side].fullmatch(k) for r in BACKBONE_RULES[best])]
+               if not any(r.patterns[side].fullmatch(k) for r in backbone_rules(best))]
     raise NamingError(f"not a backbone state dict in {naming} naming; closest {best}, whose "
                       f"names {len(unknown)} keys are not: {', '.join(unknown[:50])}"
                       f"{', ...' if len(unknown) > 50 else ''}")
@@ -235,7 +133,7 @@ def backbone_to_openpoints(name: str, state: dict) -> dict:
         NamingError: keys that are not entries of that backbone (all listed).
         KeyError: unknown backbone name.
     """
-    return _rename(state, BACKBONE_RULES[name], True, name)
+    return _rename(state, backbone_rules(name), True, name)
 
 
 def backbone_from_openpoints(state: dict, name: str | None = None) -> tuple[str, dict]:
@@ -250,7 +148,7 @@ def backbone_from_openpoints(state: dict, name: str | None = None) -> tuple[str,
             kernel that is not 1x1.
     """
     name = name or identify_backbone(state, "openpoints")
-    return name, _rename(state, BACKBONE_RULES[name], False, name)
+    return name, _rename(state, backbone_rules(name), False, name)
 
 
 def _split(state: dict, prefixes) -> tuple[dict[str, dict], list[str]]:
@@ -297,7 +195,7 @@ def model_to_openpoints(state: dict, backbone: str) -> dict:
         raise NamingError(f"{len(unknown)} keys are outside backbone., photograph. and "
                           f"generator.: {', '.join(unknown)}")
     out, errors = _rename_modules(parts, [
-        ("backbone", "encoder", BACKBONE_RULES[backbone], backbone),
+        ("backbone", "encoder", backbone_rules(backbone), backbone),
         ("photograph", "generator", _PHOTOGRAPH_RULES, "Photograph module"),
         ("generator", "decoder", _DECODER_RULES, "x32 generator")], True)
     query = parts["photograph"].get("query_embed.0.weight")
@@ -335,7 +233,7 @@ def model_from_openpoints(state: dict) -> tuple[str, dict]:
     name = None
     try:
         name = identify_backbone(parts["encoder"], "openpoints")
-        plan.insert(0, ("encoder", "backbone", BACKBONE_RULES[name], name))
+        plan.insert(0, ("encoder", "backbone", backbone_rules(name), name))
     except NamingError as error:
         errors.append(f"encoder.: {error}")
     out, more = _rename_modules(parts, plan, False)

@@ -24,8 +24,6 @@ test set (confusion matrices summed); BatchNorm is synchronized on CUDA.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 import torch
@@ -39,7 +37,8 @@ from tap3d.metrics import evaluate_classifier
 from tap3d.train.weights import load_backbone
 from tap3d.models.heads import Classifier
 from tap3d.geometry.features import with_height
-from tap3d.train.engine import Task, fit, make_loader, setup
+from tap3d.train.cloudtask import CloudsTask, epoch_batches
+from tap3d.train.engine import fit, make_loader, setup
 from tap3d.train.optim import cosine_schedule
 from tap3d.train.runfolder import RunFolder
 
@@ -74,47 +73,6 @@ def build_classifier(config: FinetuneConfig, classes: int,
     return Classifier(backbone, classes, list(config.head), config.dropout), config
 
 
-def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
-                  world: int = 1) -> list[list[int]]:
-    """This rank's batches of one epoch: a seeded permutation of ``count`` samples dealt to
-    ``world`` ranks (``count // world`` each), in full batches (the remainder is dropped)."""
-    order = np.random.default_rng([seed, epoch]).permutation(count)
-    mine = order[rank::world][:count // world]
-    return [mine[i * batch_size:(i + 1) * batch_size].tolist()
-            for i in range(len(mine) // batch_size)]
-
-
-
-class CloudsTask(Task):
-    """What the fine-tuning tasks on in-memory clouds share (classification, part
-    segmentation): each epoch a seeded permutation of ``self.train_set`` dealt to the ranks in
-    full batches of ``config.batch_size`` (:func:`epoch_batches`), and the epoch's running sums
-    ``self.loss_sum``, ``self.correct`` (device tensors) and ``self.seen`` (int) reduced over
-    the ranks."""
-
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        return epoch_batches(len(self.train_set), self.config.batch_size, self.config.seed,
-                             epoch, self.process.rank, self.process.world)
-
-    def batch_count(self, epoch: int) -> int:
-        count = len(self.epoch_batches(epoch))
-        if count == 0:
-            raise ValueError(f"{self.data}: {len(self.train_set)} training clouds over "
-                             f"{self.process.world} processes give no full batch of "
-                             f"{self.config.batch_size}")
-        return count
-
-    def epoch_sums(self) -> tuple[float, float, float]:
-        """The epoch's running loss sum, correct predictions and samples seen, summed over the
-        ranks (a collective under torchrun)."""
-        train = torch.stack([self.loss_sum, self.correct.double(),
-                             torch.tensor(float(self.seen), dtype=torch.float64,
-                                          device=self.device)])
-        if self.process.world > 1:
-            torch.distributed.all_reduce(train)
-        return tuple(train.tolist())
-
-
 class ClassificationTask(CloudsTask):
     """Classification fine-tuning (the engine's Task interface): batches of augmented clouds
     (:class:`~tap3d.clouds.pipeline.AugmentedClouds`, :func:`epoch_batches`), smoothed
@@ -135,10 +93,7 @@ class ClassificationTask(CloudsTask):
         self.classes = len(self.labelled.classes)
         model, self.config = build_classifier(config, self.classes, trust)
         config = self.config
-        if device.type == "cuda" and process.world > 1:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model.to(device)
-        torch.manual_seed(config.seed + process.rank)  # dropout differs between ranks
+        self.model = self.place_model(model)
         self.train_set = AugmentedClouds(
             self.labelled.train_points, self.labelled.train_labels,
             (config.scale_low, config.scale_high), config.rotate, config.up_axis, config.seed,
@@ -186,9 +141,7 @@ class ClassificationTask(CloudsTask):
                                                 label_smoothing=self.eps)
                     + lam * F.cross_entropy(logits, labels[partner], reduction="none",
                                             label_smoothing=self.eps)).mean()
-        self.loss_sum = self.loss_sum + loss.detach().double()
-        self.correct = self.correct + (logits.argmax(1) == labels).sum()
-        self.seen += len(labels)
+        self.add_to_sums(loss, (logits.argmax(1) == labels).sum(), len(labels))
         return loss, {"loss": loss}
 
     def eval_inputs(self, points, labels, votes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,22 +164,16 @@ class ClassificationTask(CloudsTask):
 
     def end_epoch(self, progress) -> None:
         """Evaluate, log the epoch, keep the best weights, write ``results.json``."""
-        s, process = self.scores, self.process
+        s = self.scores
         s["last_oa"], s["last_macc"] = self.evaluate(self.test)
         s["epochs"] = progress.epoch + 1
-        loss_sum, correct, seen = self.epoch_sums()
+        record = self.train_record(progress, "train_oa")
         if s["last_oa"] > s["best_oa"]:
             s["best_oa"], s["best_macc"] = s["last_oa"], s["last_macc"]
             s["best_epoch"] = progress.epoch
-            if process.main:
-                torch.save({"model": self.model.state_dict(), "epoch": progress.epoch,
-                            "oa": s["best_oa"], "macc": s["best_macc"],
-                            "config": dataclasses.asdict(self.config)},
-                           os.path.join(self.run.checkpoints, "best.pt"))
-        self.run.log({"step": progress.step, "epoch": progress.epoch,
-                      "train_loss": loss_sum / max(progress.batch_in_epoch * process.world, 1),
-                      "train_oa": 100.0 * correct / max(seen, 1), "eval_oa": s["last_oa"],
-                      "eval_macc": s["last_macc"], "eval_best_oa": s["best_oa"]})
+            self.save_best(progress.epoch, oa=s["best_oa"], macc=s["best_macc"])
+        self.run.log({**record, "eval_oa": s["last_oa"], "eval_macc": s["last_macc"],
+                      "eval_best_oa": s["best_oa"]})
         if progress.step >= progress.total:  # the end: accuracy on the training clouds
             s["train_oa"] = self.evaluate(self.eval_inputs(self.labelled.train_points,
                                                            self.labelled.train_labels))[0]
@@ -234,25 +181,16 @@ class ClassificationTask(CloudsTask):
                 s["voted_oa"], s["voted_macc"] = self.evaluate(self.eval_inputs(
                     self.labelled.test_points, self.labelled.test_labels, self.config.votes))
         s["steps"] = progress.step
-        if process.main:
-            with open(os.path.join(self.run.path, "results.json"), "w") as f:
-                json.dump({**self.results(), "classes": self.labelled.classes,
-                           "dataset": str(self.data),
-                           "backbone_checkpoint": self.config.backbone_checkpoint}, f, indent=1)
-        self.loss_sum, self.correct, self.seen = self.loss_sum * 0, self.correct * 0, 0
+        self.write_results(classes=self.labelled.classes)
 
     def state_dict(self) -> dict:
         """The epoch's running sums and the scores (what ``results.json`` holds)."""
-        return {"loss_sum": float(self.loss_sum), "correct": int(self.correct),
-                "seen": self.seen, **self.scores}
+        return {**self.sums_state(), **self.scores}
 
     def load_state_dict(self, state: dict) -> None:
         """What :meth:`state_dict` returned, or the ``progress`` dict of a checkpoint written
         before the engine (``epochs_done``, ``step``); ``{}`` starts afresh."""
-        self.loss_sum = torch.tensor(float(state.get("loss_sum", 0.0)), dtype=torch.float64,
-                                     device=self.device)
-        self.correct = torch.tensor(int(state.get("correct", 0)), device=self.device)
-        self.seen = int(state.get("seen", 0))
+        self.load_sums(state)
         self.scores = {"best_oa": -1.0, "best_macc": 0.0, "best_epoch": -1, "last_oa": 0.0,
                        "last_macc": 0.0, "train_oa": None,
                        "epochs": state.get("epochs", state.get("epochs_done", 0)),
@@ -267,10 +205,6 @@ class ClassificationTask(CloudsTask):
 
     def checkpoint_extras(self) -> dict:
         return {"classes": self.labelled.classes}
-
-    def results(self) -> dict:
-        """The scores of ``results.json`` (module docstring), percent."""
-        return dict(self.scores)
 
 
 def finetune(data: str, out: str, config: FinetuneConfig = FinetuneConfig(), resume: bool = False,

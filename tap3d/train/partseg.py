@@ -24,8 +24,6 @@ category's most frequent training part), ``backbone_not_loaded`` (tensor -> why)
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 import os
 
 import numpy as np
@@ -41,7 +39,7 @@ from tap3d.train.weights import load_pretrained_backbone
 from tap3d.train import distributed
 from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.engine import fit, make_loader, setup
-from tap3d.train.finetune import CloudsTask
+from tap3d.train.cloudtask import CloudsTask
 from tap3d.train.loss import poly1_focal_loss
 from tap3d.train.optim import multistep_schedule
 from tap3d.train.partseg_config import PartSegConfig
@@ -135,10 +133,7 @@ class PartSegTask(CloudsTask):
             self.not_loaded = report.skipped
             if process.main:
                 print(report.format())
-        if device.type == "cuda" and process.world > 1:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model.to(device)
-        torch.manual_seed(config.seed + process.rank)  # dropout differs between ranks
+        self.model = self.place_model(model)
         self.train_set = PartClouds(d.train.shapes, config)
         shard = d.test.shapes[process.rank::process.world]
         self.test = test_inputs(shard, config.points, config.normals, device)
@@ -176,9 +171,7 @@ class PartSegTask(CloudsTask):
             loss = poly1_focal_loss(logits, target)
         else:
             loss = torch.nn.functional.cross_entropy(logits, target)
-        self.loss_sum = self.loss_sum + loss.detach().double()
-        self.correct = self.correct + (logits.detach().argmax(1) == target).sum()
-        self.seen += len(target)
+        self.add_to_sums(loss, (logits.detach().argmax(1) == target).sum(), len(target))
         return loss, {"loss": loss}
 
     def evaluate(self, model, votes: int = 0):
@@ -210,12 +203,9 @@ class PartSegTask(CloudsTask):
     def end_epoch(self, progress) -> None:
         """Evaluate (every ``eval_every`` epochs and at the end), log the epoch, keep the best
         weights, write ``results.json``; at the end also the voted scores and ``parts.png``."""
-        c, s, process = self.config, self.scores, self.process
+        c, s = self.config, self.scores
         last = progress.step >= progress.total
-        loss_sum, correct, seen = self.epoch_sums()
-        record = {"step": progress.step, "epoch": progress.epoch,
-                  "train_loss": loss_sum / max(progress.batch_in_epoch * process.world, 1),
-                  "train_accuracy": 100.0 * correct / max(seen, 1)}
+        record = self.train_record(progress, "train_accuracy")
         if (progress.epoch + 1) % c.eval_every == 0 or last:
             scores, predicted = self.evaluate(self.model)
             s.update({f"last_{k}": scores[k] for k in ("instance_miou", "class_miou")},
@@ -223,10 +213,7 @@ class PartSegTask(CloudsTask):
             if scores["instance_miou"] > s["best_instance_miou"]:
                 s.update({f"best_{k}": scores[k] for k in ("instance_miou", "class_miou")},
                          best_category_miou=scores["category_miou"], best_epoch=progress.epoch)
-                if process.main:
-                    torch.save({"model": self.model.state_dict(), "epoch": progress.epoch,
-                                "scores": scores, "config": dataclasses.asdict(c)},
-                               os.path.join(self.run.checkpoints, "best.pt"))
+                self.save_best(progress.epoch, scores=scores)
             record.update(eval_instance_miou=scores["instance_miou"],
                           eval_class_miou=scores["class_miou"],
                           eval_best_instance_miou=s["best_instance_miou"])
@@ -234,8 +221,8 @@ class PartSegTask(CloudsTask):
         s["steps"], s["baseline_instance_miou"] = progress.step, self.baseline_all
         if last:
             self.finish(predicted)
-        self.write_results()
-        self.loss_sum, self.correct, self.seen = self.loss_sum * 0, self.correct * 0, 0
+        self.write_results(categories=self.dataset.categories,
+                           backbone_not_loaded=self.not_loaded)
 
     def finish(self, predicted) -> None:
         """The best weights scored with votes (when ``votes`` > 0), and ``parts.png``."""
@@ -262,23 +249,11 @@ class PartSegTask(CloudsTask):
                 shapes.append((features[i, :, :3], truth[i], predicted[i], parts, title))
             draw_parts(os.path.join(self.run.path, "parts.png"), shapes)
 
-    def write_results(self) -> None:
-        if self.process.main:
-            with open(os.path.join(self.run.path, "results.json"), "w") as f:
-                json.dump({**self.results(), "categories": self.dataset.categories,
-                           "dataset": str(self.data),
-                           "backbone_checkpoint": self.config.backbone_checkpoint,
-                           "backbone_not_loaded": self.not_loaded}, f, indent=1)
-
     def state_dict(self) -> dict:
-        return {"loss_sum": float(self.loss_sum), "correct": int(self.correct),
-                "seen": self.seen, **self.scores}
+        return {**self.sums_state(), **self.scores}
 
     def load_state_dict(self, state: dict) -> None:
-        self.loss_sum = torch.tensor(float(state.get("loss_sum", 0.0)), dtype=torch.float64,
-                                     device=self.device)
-        self.correct = torch.tensor(int(state.get("correct", 0)), device=self.device)
-        self.seen = int(state.get("seen", 0))
+        self.load_sums(state)
         self.baseline_all = self.baseline
         self.scores = {"best_instance_miou": -1.0, "best_class_miou": 0.0,
                        "best_category_miou": {}, "best_epoch": -1, "last_instance_miou": 0.0,
@@ -290,10 +265,6 @@ class PartSegTask(CloudsTask):
     def checkpoint_extras(self) -> dict:
         return {"categories": self.dataset.categories,
                 "category_parts": self.dataset.category_parts}
-
-    def results(self) -> dict:
-        """The scores of ``results.json`` (module docstring), percent."""
-        return dict(self.scores)
 
 
 def segment(data: str, out: str, config: PartSegConfig = PartSegConfig(), resume: bool = False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Backbone", "PointwiseBlock"]
+__all__ = ["ConvBNReLU", "ResidualBlock", "Backbone", "PointwiseBlock"]
 
 
 class Backbone(nn.Module):
@@ -90,3 +90,25 @@ class PointwiseBlock(nn.Module):
         y = self.linear(x)
         y = self.norm(y.reshape(-1, y.shape[-1])).reshape(y.shape)
         return self.activation(y)
+
+
+class ConvBNReLU(nn.Sequential):
+    """1x1 ``Conv1d`` (no bias) -> BatchNorm1d -> ReLU on ``(B, C, N)``."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """PointMLP's residual MLP block on ``(B, C, N)``: conv-BN-ReLU-conv-BN + identity, ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(channels, channels, 1, bias=False), nn.BatchNorm1d(channels),
+            nn.ReLU(inplace=True), nn.Conv1d(channels, channels, 1, bias=False),
+            nn.BatchNorm1d(channels))
+
+    def forward(self, x):
+        return torch.relu(self.net(x) + x)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tap3d.models.naming import Rule, block
 from tap3d.models.backbones.base import Backbone, PointwiseBlock
 from tap3d.geometry.pointops import gather, knn
 
-__all__ = ["DGCNN", "EdgeConv"]
+__all__ = ["DGCNNSegHead", "openpoints_rules", "kwargs_from_state", "DGCNN", "EdgeConv"]
 
 
 class EdgeConv(nn.Module):
@@ -106,3 +107,52 @@ class DGCNN(Backbone):
         """``(B, N, in_channels)`` -> ``(B, 2 * out_channels)``: [max, mean] over the points."""
         x, _ = self(features)
         return torch.cat([x.max(dim=1).values, x.mean(dim=1)], dim=-1)
+
+
+class DGCNNSegHead(nn.Module):
+    """DGCNN's segmentation head (Wang et al., ACM TOG 2019, Fig. 3, part segmentation): the
+    point-wise 1024-channel features max-pooled to a global feature, the category one-hot
+    mapped to ``e`` (64) channels, both repeated at every point and concatenated with the
+    EdgeConv outputs (the local features), then point-wise layers ``{4e, 4e, 2e}``
+    ({256, 256, 128}) with dropout 0.5 after the first two, and a linear layer to the parts
+    (LeakyReLU 0.2 as the backbone).
+    """
+
+    def __init__(self, backbone: DGCNN, parts: int, categories: int, dropout: float = 0.5):
+        super().__init__()
+        levels = backbone.level_channels  # [e, e, 2e, 4e, 16e]
+        e = levels[0]
+        act = lambda: nn.LeakyReLU(backbone.edges[0].negative_slope, inplace=True)  # noqa: E731
+        self.category = PointwiseBlock(categories, e, act())
+        channels = sum(levels[:-1]) + levels[-1] + e
+        self.mlp = nn.Sequential(PointwiseBlock(channels, 4 * e, act()), nn.Dropout(dropout),
+                                 PointwiseBlock(4 * e, 4 * e, act()), nn.Dropout(dropout),
+                                 PointwiseBlock(4 * e, 2 * e, act()), nn.Linear(2 * e, parts))
+
+    def forward(self, levels, features, onehot):
+        local = torch.cat([f for f, _ in levels[:-1]], -1)
+        N = local.shape[1]
+        pooled = levels[-1][0].amax(1)
+        glob = torch.cat([pooled, self.category(onehot)], -1)[:, None].expand(-1, N, -1)
+        return self.mlp(torch.cat([local, glob], -1))
+
+
+def openpoints_rules() -> list[Rule]:
+    """The renaming of this backbone's entries to the TAP authors' (openpoints) and back
+    (:mod:`tap3d.models.openpoints`)."""
+    # tap3d's four EdgeConvs are one list; theirs are the static ``head`` and the dynamic
+    # ``backbone.0-2``
+    rules = block("edges.0", "head.gconv.nn", 2)
+    for i in range(1, 4):
+        rules += block(f"edges.{i}", f"backbone.{i - 1}.gconv.nn", 2)
+    return rules + block("fusion", "fusion_block", 1)
+
+
+def kwargs_from_state(state: dict) -> dict:
+    """Constructor arguments read off a tap3d DGCNN state dict (``k`` keeps its default).
+
+    Raises:
+        KeyError: no ``edges.0.linear.weight``: not a DGCNN state dict.
+    """
+    weight = state["edges.0.linear.weight"]
+    return {"in_channels": int(weight.shape[1]) // 2, "embed_dim": int(weight.shape[0])}

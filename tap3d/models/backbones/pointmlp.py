@@ -11,32 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tap3d.models.backbones.base import Backbone
+from tap3d.models.naming import BN, Rule, W, count_indices
+from tap3d.models.backbones.propagation import FeaturePropagation
+from tap3d.models.backbones.base import Backbone, ConvBNReLU, ResidualBlock
 from tap3d.geometry.pointops import farthest_point_sample, gather, knn
 
-__all__ = ["PointMLP", "ConvBNReLU", "ResidualBlock"]
+__all__ = ["PointMLPSegHead", "openpoints_rules", "kwargs_from_state", "PointMLP", "ConvBNReLU",
+           "ResidualBlock"]
 
 
-class ConvBNReLU(nn.Sequential):
-    """1x1 ``Conv1d`` (no bias) -> BatchNorm1d -> ReLU on ``(B, C, N)``."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout),
-                         nn.ReLU(inplace=True))
-
-
-class ResidualBlock(nn.Module):
-    """PointMLP's residual MLP block on ``(B, C, N)``: conv-BN-ReLU-conv-BN + identity, ReLU."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv1d(channels, channels, 1, bias=False), nn.BatchNorm1d(channels),
-            nn.ReLU(inplace=True), nn.Conv1d(channels, channels, 1, bias=False),
-            nn.BatchNorm1d(channels))
-
-    def forward(self, x):
-        return torch.relu(self.net(x) + x)
 
 
 class _Stage(nn.Module):
@@ -127,3 +110,89 @@ class PointMLP(Backbone):
         return [self.embedding[0].out_channels] + [s.transfer[0].out_channels
                                                    for s in self.stages]
 
+
+class PointMLPSegHead(nn.Module):
+    """PointMLP's part segmentor (Ma et al., ICLR 2022) as the TAP authors build it
+    (``openpoints/models/backbone/pointmlp_seg.py`` and ``cfgs/shapenetpart/
+    pointmlp_finetune.yaml`` of wangzy22/TAP): on the encoder's 5 levels (the embedding and 4
+    stages, ``e, 2e, 4e, 8e, 16e`` channels), 4 feature-propagation decoders of widths
+    ``de_dims = [8e, 4e, 2e, 2e]`` ([512, 256, 128, 128]) with 4 residual blocks each, coarsest
+    first; a global context: every level mapped to ``e`` (64) channels and max-pooled, the 5
+    concatenated and mapped to ``e``; the category one-hot through two conv layers to ``e``
+    (``cls_map``); a classifier Conv ``(2e + de_dims[-1]) -> 2e`` (128), BN, dropout 0.5, Conv
+    to the parts; no biases (``bias: False``).
+
+    The encoder is :class:`~tap3d.models.backbones.PointMLP` with 6 input channels (xyz +
+    normals), anchors N/2, N/4, N/8, N/16 (1024/512/256/128 for 2048 points), k = 24, anchor
+    normalization, no xyz in the grouped features: the authors' segmentor settings.
+    """
+
+    def __init__(self, backbone: PointMLP, parts: int, categories: int, residual: int = 4,
+                 dropout: float = 0.5):
+        super().__init__()
+        levels = backbone.level_channels  # [e, 2e, 4e, 8e, 16e]
+        e = levels[0]
+        widths = [8 * e, 4 * e, 2 * e, 2 * e][:len(levels) - 1]
+        coarse = levels[-1]
+        decoders = []
+        for skip, width in zip(reversed(levels[:-1]), widths):
+            decoders.append(FeaturePropagation(skip + coarse, [width], residual))
+            coarse = width
+        self.decoders = nn.ModuleList(decoders)
+        self.context = nn.ModuleList(ConvBNReLU(c, e) for c in levels)
+        self.context_end = ConvBNReLU(e * len(levels), e)
+        self.category = nn.Sequential(ConvBNReLU(categories, e), ConvBNReLU(e, e))
+        self.classifier = nn.Sequential(
+            nn.Conv1d(2 * e + coarse, 2 * e, 1, bias=False), nn.BatchNorm1d(2 * e),
+            nn.Dropout(dropout), nn.Conv1d(2 * e, parts, 1, bias=False))
+
+    def forward(self, levels, features, onehot):
+        x, xyz = levels[-1]
+        for decoder, (skip, skip_xyz) in zip(self.decoders, reversed(levels[:-1])):
+            x = decoder(skip_xyz, skip, xyz, x)
+            xyz = skip_xyz
+        pooled = [m(f.transpose(1, 2)).amax(-1, keepdim=True)
+                  for m, (f, _) in zip(self.context, levels)]
+        context = self.context_end(torch.cat(pooled, 1))  # (B, e, 1)
+        category = self.category(onehot[..., None])  # (B, e, 1)
+        N = x.shape[1]
+        x = torch.cat([x.transpose(1, 2), context.expand(-1, -1, N),
+                       category.expand(-1, -1, N)], 1)
+        return self.classifier(x).transpose(1, 2)
+
+
+def openpoints_rules() -> list[Rule]:
+    """The renaming of this backbone's entries to the TAP authors' (openpoints) and back
+    (:mod:`tap3d.models.openpoints`)."""
+    # their config: bias False on every convolution (each is followed by BatchNorm)
+    rules = [Rule("embedding.0.{rest}", "embedding.net.0.{rest}", rest=W),
+             Rule("embedding.1.{rest}", "embedding.net.1.{rest}", rest=BN),
+             Rule("stages.{i}.alpha", "local_grouper_list.{i}.affine_alpha"),
+             Rule("stages.{i}.beta", "local_grouper_list.{i}.affine_beta"),
+             Rule("stages.{i}.transfer.0.{rest}", "pre_blocks_list.{i}.transfer.net.0.{rest}",
+                   rest=W),
+             Rule("stages.{i}.transfer.1.{rest}", "pre_blocks_list.{i}.transfer.net.1.{rest}",
+                   rest=BN)]
+    # tap3d's residual block is one Sequential (conv, BN, ReLU, conv, BN); theirs is net1
+    # (conv, BN, ReLU) and net2 (conv, BN); both keep Conv1d weights
+    for ours, theirs in (("pre", "pre_blocks_list"), ("pos", "pos_blocks_list")):
+        for layer, their_layer, rest in (("0", "net1.0", W), ("1", "net1.1", BN),
+                                         ("3", "net2.0", W), ("4", "net2.1", BN)):
+            rules.append(Rule(f"stages.{{i}}.{ours}.{{j}}.net.{layer}.{{rest}}",
+                               f"{theirs}.{{i}}.operation.{{j}}.{their_layer}.{{rest}}",
+                               rest=rest))
+    return rules
+
+
+def kwargs_from_state(state: dict) -> dict:
+    """Constructor arguments read off a tap3d PointMLP state dict's names and shapes (what the
+    weights do not hold, such as ``k``, keeps the authors' defaults).
+
+    Raises:
+        KeyError: no ``embedding.0.weight``: not a PointMLP state dict.
+    """
+    weight = state["embedding.0.weight"]
+    return {"in_channels": int(weight.shape[1]), "embed_dim": int(weight.shape[0]),
+            "stages": count_indices(state, r"stages\.(\d+)\."),
+            "pre_blocks": count_indices(state, r"stages\.0\.pre\.(\d+)\."),
+            "pos_blocks": count_indices(state, r"stages\.0\.pos\.(\d+)\.")}

@@ -18,10 +18,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tap3d.models.naming import Rule, block
+from tap3d.models.backbones.propagation import FeaturePropagation
 from tap3d.models.backbones.base import Backbone, PointwiseBlock
 from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather
 
-__all__ = ["PointNet2", "SetAbstraction"]
+__all__ = ["PointNet2SegHead", "openpoints_rules", "kwargs_from_state", "PointNet2",
+           "SetAbstraction"]
 
 
 class SetAbstraction(nn.Module):
@@ -131,3 +134,55 @@ class PointNet2(Backbone):
         on all their points at once."""
         x, xyz = self._run(features, len(self.stages) - 1)[-1]
         return self.stages[-1].forward_all(xyz, x)
+
+
+class PointNet2SegHead(nn.Module):
+    """PointNet++'s part-segmentation decoder (Qi et al., NeurIPS 2017, the SSG part-segmentation
+    network of their ``pointnet2_part_seg`` model): feature propagation from the last stage
+    back through the others, MLPs ``[4e, 4e]`` ([256, 256]), ``[4e, 2e]`` ([256, 128]) and
+    ``[2e, 2e, 2e]`` ([128, 128, 128]), the last one reading the input features and the category
+    one-hot at every point; then a point-wise layer ``2e`` (128), dropout 0.5 and a linear
+    layer to the parts.
+    """
+
+    def __init__(self, backbone: PointNet2, parts: int, categories: int, dropout: float = 0.5):
+        super().__init__()
+        levels = backbone.level_channels  # [C_in, 2e, 4e, 16e]
+        e = levels[1] // 2
+        mlps = [[4 * e, 4 * e], [4 * e, 2 * e], [2 * e, 2 * e, 2 * e]]
+        skips = [levels[2], levels[1], levels[0] + categories]
+        coarse, decoders = levels[-1], []
+        for skip, mlp in zip(skips, mlps):
+            decoders.append(FeaturePropagation(skip + coarse, mlp))
+            coarse = mlp[-1]
+        self.decoders = nn.ModuleList(decoders)
+        self.classifier = nn.Sequential(PointwiseBlock(coarse, 2 * e), nn.Dropout(dropout),
+                                        nn.Linear(2 * e, parts))
+
+    def forward(self, levels, features, onehot):
+        x, xyz = levels[-1]
+        skips = list(reversed(levels[:-1]))
+        for i, (decoder, (skip, skip_xyz)) in enumerate(zip(self.decoders, skips)):
+            if i == len(skips) - 1:
+                skip = torch.cat([skip, onehot[:, None].expand(-1, skip.shape[1], -1)], -1)
+            x = decoder(skip_xyz, skip, xyz, x)
+            xyz = skip_xyz
+        return self.classifier(x)
+
+
+def openpoints_rules() -> list[Rule]:
+    """The renaming of this backbone's entries to the TAP authors' (openpoints) and back
+    (:mod:`tap3d.models.openpoints`)."""
+    return block("stages.{i}.mlp.{j}",
+                  "SA_modules.{i}.local_aggregations.0.SA_CONFIG_operator.convs.{j}", 2)
+
+
+def kwargs_from_state(state: dict) -> dict:
+    """Constructor arguments read off a tap3d PointNet++ state dict (radii and group counts
+    keep their defaults).
+
+    Raises:
+        KeyError: no ``stages.0.mlp.0.linear.weight``: not a PointNet++ state dict.
+    """
+    weight = state["stages.0.mlp.0.linear.weight"]
+    return {"in_channels": int(weight.shape[1]) - 3, "embed_dim": int(weight.shape[0])}

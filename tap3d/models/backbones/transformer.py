@@ -17,10 +17,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tap3d.models.naming import Rule, W, WB, block, count_indices
+from tap3d.models.backbones.propagation import FeaturePropagation
 from tap3d.models.backbones.base import Backbone, PointwiseBlock
 from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather, knn
 
-__all__ = ["PointTransformer", "DropPath"]
+__all__ = ["TransformerSegHead", "openpoints_rules", "kwargs_from_state", "PointTransformer",
+           "DropPath"]
 
 
 class DropPath(nn.Module):
@@ -164,8 +167,8 @@ class PointTransformer(Backbone):
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)  # float32 residual stream
         pos = torch.cat([self.cls_pos.expand(B, -1, -1), self.pos_embed(centres)], dim=1)
         kept = []
-        for i, block in enumerate(self.blocks):
-            x = block(x + pos)
+        for i, layer in enumerate(self.blocks):
+            x = layer(x + pos)
             if i in keep:
                 kept.append(self.norm(x))
         return (self.norm(x), centres, kept) if keep else (self.norm(x), centres)
@@ -196,3 +199,67 @@ class PointTransformer(Backbone):
         """``(B, N, C)`` -> ``(B, 2 * out_channels)``: [class token, max over the groups]."""
         x, _ = self.tokens(features)
         return torch.cat([x[:, 0], x[:, 1:].max(dim=1).values], dim=-1)
+
+
+class TransformerSegHead(nn.Module):
+    """The standard Transformer's segmentation head (Point-BERT, Yu et al. CVPR 2022, and
+    Point-MAE, Pang et al. ECCV 2022, which describe the same model): the outputs of blocks 4, 8
+    and 12 (:attr:`PointTransformer.level_blocks`) concatenated on the group centres
+    (``3 * dim``, 1152 channels); their maximum and mean over the groups and the category
+    one-hot mapped to ``e`` (64; Conv, BN, LeakyReLU 0.2) form a global feature; the group
+    features are propagated to every input point (:class:`FeaturePropagation` with the xyz as
+    skip, MLP ``[4 dim, 16 e]`` = [1536, 1024]) and concatenated with the global feature, then
+    point-wise layers ``8e`` (512, dropout 0.5) and ``4e`` (256) and a linear layer to the
+    parts.
+    """
+
+    def __init__(self, backbone: PointTransformer, parts: int, categories: int,
+                 dropout: float = 0.5):
+        super().__init__()
+        dim, count = backbone.out_channels, len(backbone.level_blocks)
+        e = dim // 6 if dim % 6 == 0 else max(1, dim // 6)
+        self.category = PointwiseBlock(categories, e, nn.LeakyReLU(0.2, inplace=True))
+        self.propagate = FeaturePropagation(3 + count * dim, [4 * dim, 16 * e])
+        channels = 16 * e + 2 * count * dim + e
+        self.mlp = nn.Sequential(PointwiseBlock(channels, 8 * e), nn.Dropout(dropout),
+                                 PointwiseBlock(8 * e, 4 * e), nn.Linear(4 * e, parts))
+
+    def forward(self, levels, features, onehot):
+        centres = levels[-1][1]
+        tokens = torch.cat([f for f, _ in levels], -1)  # (B, G, count * dim)
+        xyz = features[..., :3]
+        N = xyz.shape[1]
+        glob = torch.cat([tokens.amax(1), tokens.mean(1), self.category(onehot)], -1)
+        points = self.propagate(xyz, xyz, centres, tokens)
+        return self.mlp(torch.cat([points, glob[:, None].expand(-1, N, -1)], -1))
+
+
+def openpoints_rules() -> list[Rule]:
+    """The renaming of this backbone's entries to the TAP authors' (openpoints) and back
+    (:mod:`tap3d.models.openpoints`)."""
+    rules = []
+    for ours, theirs in (("first", "first_conv"), ("second", "second_conv")):
+        rules += block(f"encoder.{ours}.0", f"encoder.{theirs}", 1, bias=True)
+        rules.append(Rule(f"encoder.{ours}.1.{{rest}}", f"encoder.{theirs}.3.{{rest}}", 1))
+    rules += [Rule("reduce.{rest}", "reduce_dim.{rest}"), Rule("cls_token", "cls_token"),
+              Rule("cls_pos", "cls_pos"), Rule("pos_embed.0.{rest}", "pos_embed.0.{rest}"),
+              Rule("pos_embed.2.{rest}", "pos_embed.2.{rest}"),
+              Rule("norm.{rest}", "norm.{rest}")]
+    for ours, theirs in (("norm1", "norm1"), ("qkv", "attn.qkv"), ("proj", "attn.proj"),
+                         ("norm2", "norm2"), ("mlp.0", "mlp.fc1"), ("mlp.2", "mlp.fc2")):
+        rules.append(Rule(f"blocks.{{i}}.{ours}.{{rest}}",
+                           f"blocks.blocks.{{i}}.{theirs}.{{rest}}",
+                           rest=W if ours == "qkv" else WB))  # their qkv_bias: False
+    return rules
+
+
+def kwargs_from_state(state: dict) -> dict:
+    """Constructor arguments read off a tap3d Transformer state dict (group counts and the
+    drop-path rate keep their defaults).
+
+    Raises:
+        KeyError: no ``pos_embed.0.weight``: not a Transformer state dict.
+    """
+    embed = int(state["pos_embed.0.weight"].shape[0]) // 2  # the position MLP: 2 embed_dim
+    return {"embed_dim": embed, "heads": int(state["reduce.weight"].shape[0]) // embed,
+            "depth": count_indices(state, r"blocks\.(\d+)\.")}

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tap3d.models.backbones import Backbone, make_backbone
+from tap3d.models.backbones import REGISTRY, Backbone, make_backbone
 from tap3d.models.openpoints import (NamingError, backbone_from_openpoints, backbone_to_openpoints,
                                      identify_backbone)
 from tap3d.train.torchfile import WeightsError, as_data
-from tap3d.train.weights.files import count_indices, load_strictly, named_state, read_weights
+from tap3d.train.weights.files import load_strictly, named_state, read_weights
 
 __all__ = ["BACKBONE_FORMAT", "EXPORT_FORMATS", "to_openpoints", "from_openpoints",
            "BackboneWeights", "backbone_kwargs", "load_backbone_weights", "load_backbone",
@@ -92,26 +92,17 @@ class BackboneWeights:
 
 
 def backbone_kwargs(name: str, state: dict, path: str) -> dict:
-    """Constructor arguments read off the tensors' shapes (tap3d names). What the weights do
-    not hold (neighbours, radii, group counts, drop-path rate) keeps the defaults, which are
-    the authors' configs."""
-    first = {"pointmlp": "embedding.0.weight", "dgcnn": "edges.0.linear.weight",
-             "pointnet2": "stages.0.mlp.0.linear.weight", "transformer": "pos_embed.0.weight"}
-    weight = state.get(first[name])
-    if weight is None:
-        raise WeightsError(f"{path}: no {first[name]}, not a {name} state dict")
-    if name == "pointmlp":
-        return {"in_channels": int(weight.shape[1]), "embed_dim": int(weight.shape[0]),
-                "stages": count_indices(state, r"stages\.(\d+)\."),
-                "pre_blocks": count_indices(state, r"stages\.0\.pre\.(\d+)\."),
-                "pos_blocks": count_indices(state, r"stages\.0\.pos\.(\d+)\.")}
-    if name == "dgcnn":
-        return {"in_channels": int(weight.shape[1]) // 2, "embed_dim": int(weight.shape[0])}
-    if name == "pointnet2":
-        return {"in_channels": int(weight.shape[1]) - 3, "embed_dim": int(weight.shape[0])}
-    embed = int(weight.shape[0]) // 2  # the position MLP's hidden width is 2 embed_dim
-    return {"embed_dim": embed, "heads": int(state["reduce.weight"].shape[0]) // embed,
-            "depth": count_indices(state, r"blocks\.(\d+)\.")}
+    """Constructor arguments read off the tensors of a tap3d state dict of backbone ``name``
+    (its registry entry's ``kwargs_from_state``). What the weights do not hold (neighbours,
+    radii, group counts, drop-path rate) keeps the defaults, which are the authors' configs.
+
+    Raises:
+        WeightsError: the state dict lacks a tensor the backbone has (names ``path``).
+    """
+    try:
+        return REGISTRY[name].kwargs_from_state(state)
+    except KeyError as error:
+        raise WeightsError(f"{path}: no {error.args[0]}, not a {name} state dict") from None
 
 
 def _backbone_part(state: dict, meta: dict, path: str) -> tuple[str, dict, str, list[str]]:

@@ -13,7 +13,7 @@ from tap3d.models.openpoints import NamingError, identify_backbone
 from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.torchfile import WeightsError, load_torch_file
 
-__all__ = ["load_strictly", "count_indices", "torch_dict", "WRAPPERS", "read_weights",
+__all__ = ["load_strictly", "torch_dict", "WRAPPERS", "read_weights",
            "named_state"]
 
 
@@ -32,11 +32,6 @@ def load_strictly(model: torch.nn.Module, state: dict, what: str) -> None:
                 if result.missing_keys else ""]
     if any(problems):
         raise WeightsError(f"{what}: " + "; ".join(p for p in problems if p))
-
-
-def count_indices(state: dict, pattern: str) -> int:
-    found = {int(m.group(1)) for k in state if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def torch_dict(path: str, trust: bool = False) -> dict:

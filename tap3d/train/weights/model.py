@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tap3d.models.naming import count_indices
 from tap3d.models.openpoints import (AUTHORS_PREFIXES, NamingError, model_from_openpoints,
                                      model_to_openpoints)
 from tap3d.models.tap import TAPModel
@@ -17,7 +18,7 @@ from tap3d.train.checkpoint import config_from_dict, load_checkpoint, load_model
 from tap3d.train.config import load_config, resolve_up_axis
 from tap3d.train.torchfile import WeightsError, as_data
 from tap3d.train.weights.backbone import backbone_kwargs, load_backbone_weights
-from tap3d.train.weights.files import count_indices, load_strictly, named_state, read_weights
+from tap3d.train.weights.files import load_strictly, named_state, read_weights
 
 __all__ = ["ModelWeights", "load_model_weights", "init_model", "build_model", "export_model",
            "authors_config"]
