@@ -75,14 +75,14 @@ def _learned_row(name: str, data: str, checkpoint: str, architecture: dict, seed
 
 
 def _partseg_row(name: str, data: str, checkpoint: str, weights, seed: int, args) -> dict:
-    from tap3d.train import load_partseg_config, segment
+    from tap3d.train import finetune_partseg, load_partseg_config
 
     config = load_partseg_config(args.config, backbone=weights.backbone, max_steps=args.steps,
                                  embed_dim=weights.kwargs.get("embed_dim"), points=args.points,
                                  backbone_checkpoint=checkpoint, seed=seed,
                                  device=args.device)
     began = time.perf_counter()
-    tuned = segment(data, os.path.join(args.out, name), config, progress=False)
+    tuned = finetune_partseg(data, os.path.join(args.out, name), config, progress=False)
     not_loaded = json.load(open(os.path.join(args.out, name, "results.json")))[
         "backbone_not_loaded"]
     return {"init": name, "finetune_s": time.perf_counter() - began,

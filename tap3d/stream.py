@@ -28,10 +28,10 @@ from tap3d.geometry.pointops import farthest_point_sample
 from tap3d.views.projection import fit_parallel, orthographic_intrinsics, projection_of
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges, up_axis_of
 
-__all__ = ["ViewStream", "SAMPLINGS", "NORMALIZATIONS"]
+__all__ = ["ViewStream", "POINT_SAMPLINGS", "NORMALIZATIONS"]
 
 #: Point subsets the stream can take (see :class:`ViewStream`).
-SAMPLINGS = ("random", "fps", "fixed")
+POINT_SAMPLINGS = ("random", "fps", "fixed")
 #: Point-cloud frames the stream can feed (see :class:`ViewStream`).
 NORMALIZATIONS = ("none", "unit_sphere")
 
@@ -116,8 +116,8 @@ class ViewStream(torch.utils.data.IterableDataset):
                  objects=None, up_axis: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, anisotropic: bool = False):
         super().__init__()
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if sampling not in POINT_SAMPLINGS:
+            raise ValueError(f"sampling must be one of {POINT_SAMPLINGS}, got {sampling!r}")
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         self.store = store

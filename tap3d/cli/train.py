@@ -10,8 +10,8 @@ from tap3d.cli.group import main
 from tap3d.cli.options import given, settings_options, trust_option
 from tap3d.clouds import LabelledDataError, PartDataError
 from tap3d.settings import load_settings
-from tap3d.train import (FinetuneConfig, PartSegConfig, TrainConfig, finetune, load_config,
-                         segment, train)
+from tap3d.train import (FinetuneConfig, PartSegConfig, TrainConfig, finetune,
+                         finetune_partseg, load_config, train)
 from tap3d.train.weights import WeightsError
 
 __all__ = ["format_class_scores", "format_part_scores", "TASKS"]
@@ -62,7 +62,7 @@ def format_class_scores(results: dict) -> str:
 
 #: ``finetune --task``: each task's settings class, training function and summary line.
 TASKS = {"classify": (FinetuneConfig, finetune, format_class_scores),
-         "partseg": (PartSegConfig, segment, format_part_scores)}
+         "partseg": (PartSegConfig, finetune_partseg, format_part_scores)}
 
 
 @main.command("finetune")

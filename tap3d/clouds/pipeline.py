@@ -1,4 +1,5 @@
-"""Backbone inputs for classification, as TAP's fine-tuning recipe makes them (docs/evaluation.md).
+"""Backbone inputs for the point-cloud tasks, as TAP's fine-tuning recipes make them: classification
+(docs/evaluation.md) and part segmentation (docs/partseg.md); the probe uses the test-time inputs.
 
 Training (``cfgs/scanobjectnn/default.yaml`` and ``examples/classification/train.py`` of the
 authors' code): per sample, the stored cloud in random order, anisotropic scaling U[0.9, 1.1]
@@ -14,6 +15,12 @@ of each sample's shuffled cloud and test a seeded random subset of each cloud, i
 farthest-point sampling. Farthest points over-sample sparse regions: on PB_T50_RS-like scans,
 where 15% of the points are floor, 38% of FPS-192 points are (docs/transfer.md).
 
+Part segmentation (``cfgs/shapenetpart/`` of the authors' code; :class:`PartClouds`,
+:func:`part_eval_inputs`): training shapes are 2048 points drawn with replacement, anisotropic
+scaling U[0.8, 1.2], centred, unit sphere, Gaussian jitter (sigma 0.001, clip 0.005), all
+normals 0 with probability 0.2; test shapes are 2048 farthest-point samples, centred, unit
+sphere; the features are xyz and (optionally) normals.
+
 Randomness is seeded by ``(seed, epoch, sample index)`` per sample and ``(seed, epoch, batch,
 rank)`` per batch, so it does not depend on DataLoader workers and a resumed run replays it.
 """
@@ -26,19 +33,20 @@ import torch
 from tap3d.geometry.features import backbone_input, to_unit_sphere, with_height
 from tap3d.geometry.pointops import farthest_point_sample, gather
 
-__all__ = ["SAMPLINGS", "ROTATIONS", "fps_points", "up_rotation", "random_rotation",
-           "AugmentedClouds", "training_features", "mix_points", "eval_features", "voting_features"]
+__all__ = ["CLOUD_SAMPLINGS", "ROTATIONS", "fps_points", "up_rotation", "random_rotation",
+           "AugmentedClouds", "training_features", "mix_points", "eval_features", "voting_features",
+           "PartClouds", "part_eval_inputs"]
 
 #: How a cloud is subsampled to a backbone's points: ``fps`` (the authors') or ``random``.
-SAMPLINGS = ("fps", "random")
+CLOUD_SAMPLINGS = ("fps", "random")
 
 #: Training rotations: ``up`` (about the up axis, the authors') or ``so3`` (any rotation).
 ROTATIONS = ("up", "so3")
 
 
 def _check_sampling(sampling: str) -> None:
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    if sampling not in CLOUD_SAMPLINGS:
+        raise ValueError(f"sampling must be one of {CLOUD_SAMPLINGS}, got {sampling!r}")
 
 
 def fps_points(points: int) -> int:
@@ -235,3 +243,82 @@ def eval_features(points: np.ndarray, count: int, up_axis: int, device,
     if not out:
         return torch.zeros(0, count, 4, device=device)
     return torch.cat(out)
+
+
+class PartClouds(torch.utils.data.Dataset):
+    """Part-segmentation training shapes with the recipe's augmentation (module docstring);
+    item ``i`` is ``(features (points, 6 or 3) float32, part (points,) int64, category
+    int64)``, seeded by ``(seed, epoch, i)``; call :meth:`set_epoch` before each epoch.
+
+    Args:
+        shapes: :class:`~tap3d.clouds.shapenetpart.PartCloud` list (``points``, ``normals``, ``part``,
+            ``category``).
+        points: points per shape, drawn with replacement (2048).
+        scale: anisotropic scaling range per axis (0.8, 1.2).
+        jitter: ``(sigma, clip)`` of the Gaussian jitter of xyz after the unit sphere, in
+            unit-sphere units (0.001, 0.005).
+        normals: append the normals to xyz.
+        normal_drop: probability that all normals of a shape are set to 0 (0.2).
+        seed: base seed.
+    """
+
+    def __init__(self, shapes, points: int = 2048, scale=(0.8, 1.2), jitter=(0.001, 0.005),
+                 normals: bool = True, normal_drop: float = 0.2, seed: int = 0):
+        self.shapes, self.points, self.scale, self.jitter = shapes, points, scale, jitter
+        self.normals, self.normal_drop, self.seed, self.epoch = normals, normal_drop, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, index: int):
+        shape = self.shapes[index]
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        pick = rng.choice(len(shape.points), self.points, replace=True)
+        xyz = shape.points[pick].astype(np.float64) * rng.uniform(*self.scale, 3)
+        xyz = to_unit_sphere(xyz)[0]
+        sigma, clip = self.jitter
+        xyz = xyz + np.clip(rng.normal(0, sigma, xyz.shape), -clip, clip)
+        channels = [xyz]
+        if self.normals:
+            channels.append(shape.normals[pick] * (rng.random() >= self.normal_drop))
+        features = np.concatenate(channels, 1).astype(np.float32)
+        return (torch.from_numpy(features), torch.from_numpy(shape.part[pick]),
+                torch.tensor(shape.category))
+
+
+@torch.no_grad()
+def part_eval_inputs(shapes, points: int, normals: bool, device, batch_size: int = 64):
+    """Part segmentation's test-time inputs, computed once: ``points`` farthest-point samples
+    of every shape (from its first point; shapes of a batch padded by repeating their first
+    point, which FPS never prefers over an unseen point), centred, unit sphere.
+
+    Args:
+        shapes: :class:`~tap3d.clouds.shapenetpart.PartCloud` list.
+        points: points per shape (repeated cyclically when a shape has fewer).
+        normals: append the normals to xyz.
+        device: where the sampling runs; the result stays there.
+        batch_size: shapes per farthest-point-sampling call.
+
+    Returns:
+        ``(features (S, points, 6 or 3) float32, part (S, points) int64, category (S,) int64)``
+        on ``device``.
+    """
+    features, parts = [], []
+    for start in range(0, len(shapes), batch_size):
+        batch = shapes[start:start + batch_size]
+        size = max(len(s.points) for s in batch)
+        rows = [np.column_stack([s.points, s.normals, s.part]) for s in batch]
+        table = np.stack([np.concatenate([r, np.repeat(r[:1], size - len(r), 0)]) for r in rows])
+        table = torch.from_numpy(table).to(device)
+        index = farthest_point_sample(table[..., :3].float().contiguous(), min(points, size))
+        if size < points:  # fewer points than asked: repeat (as drawing with replacement)
+            index = index[:, torch.arange(points, device=device) % size]
+        table = gather(table, index)
+        xyz = to_unit_sphere(table[..., :3])[0].float()
+        features.append(torch.cat([xyz, table[..., 3:6].float()], -1) if normals else xyz)
+        parts.append(table[..., 6].long())
+    categories = torch.tensor([s.category for s in shapes], dtype=torch.long, device=device)
+    return torch.cat(features), torch.cat(parts), categories

@@ -29,31 +29,12 @@ import torch
 
 from tap3d.devices import resolve_device
 from tap3d.train.weights import build_model, load_model_weights
+from tap3d.views.pictures import generated_over_target
 
-__all__ = ["generate", "generated_over_target"]
+__all__ = ["generate"]
 
 #: Objects per chunk of work (their views read once, generated, written).
 _CHUNK = 8
-
-
-def generated_over_target(generated: torch.Tensor, targets: torch.Tensor,
-                          gap: int = 4) -> np.ndarray:
-    """A contact sheet: per object, its generated views (top row) over their targets.
-
-    Args:
-        generated: ``(n, V, 3, S, S)`` float in [0, 1].
-        targets: ``(n, V, 3, S, S)`` uint8.
-        gap: white pixels between objects.
-
-    Returns:
-        ``(n (2 S + gap), V S, 3)`` uint8.
-    """
-    painted = (generated.clamp(0, 1) * 255).round().to(torch.uint8)
-    pair = torch.stack([painted, targets], 1)  # (n, 2, V, 3, S, S)
-    n, _, V, _, S, _ = pair.shape
-    rows = pair.permute(0, 1, 4, 2, 5, 3).reshape(n, 2 * S, V * S, 3)
-    white = torch.full((n, gap, V * S, 3), 255, dtype=torch.uint8)
-    return torch.cat([rows, white], 1).reshape(-1, V * S, 3)[:-gap or None].numpy()
 
 
 @torch.no_grad()
@@ -67,7 +48,7 @@ def generate(checkpoint: str | os.PathLike, dataset: str, output: str | os.PathL
         checkpoint: tap3d run folder or checkpoint, or the authors' whole-model checkpoint.
         dataset: ``tap3d.views`` dataset (path or fsspec URL).
         output: Zarr group to create (module docstring); must not exist.
-        sheet: PNG of :func:`generated_over_target` for the first ``sheet_objects`` objects.
+        sheet: PNG of :func:`~tap3d.views.pictures.generated_over_target` for the first ``sheet_objects`` objects.
         objects: dataset indices of done objects (default: every done object).
         config: a :class:`~tap3d.train.TrainConfig` for the model and its inputs (default: the
             checkpoint's, or for the authors' checkpoints their architecture and tap3d's input

@@ -30,11 +30,10 @@ import numpy as np
 import torch
 
 from tap3d.train.torchfile import load_torch_file
-from tap3d.models.tap import TAPModel
 from tap3d.train.config import TrainConfig
 
 __all__ = ["rng_state", "set_rng_state", "gather_rng_states", "restore_rng_state",
-           "save_checkpoint", "checkpoint_path", "load_checkpoint", "load_model",
+           "save_checkpoint", "checkpoint_path", "load_checkpoint",
            "config_from_dict", "LEGACY_DEFAULTS"]
 
 
@@ -159,29 +158,3 @@ def config_from_dict(values: dict) -> TrainConfig:
     take :data:`LEGACY_DEFAULTS` (what it was trained with), unknown keys are ignored."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{**LEGACY_DEFAULTS, **{k: v for k, v in values.items() if k in known}})
-
-
-def load_model(run_or_checkpoint: str, device: str = "cpu", *,
-               trust: bool = False) -> tuple[TAPModel, TrainConfig]:
-    """The TAP model of a checkpoint, in eval mode, and its config.
-
-    Args:
-        run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
-        device: where to load it.
-        trust: see :func:`load_checkpoint`.
-
-    Returns:
-        ``(model, config)``.
-
-    Raises:
-        FileNotFoundError: no checkpoint there.
-        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
-            values.
-    """
-    state = load_checkpoint(run_or_checkpoint, device, trust=trust)
-    config = config_from_dict(state["config"])
-    # checkpoints written before orthographic datasets existed were trained on perspective ones
-    model = TAPModel(config, state["image_size"],
-                     state.get("projection", "perspective")).to(device)
-    model.load_state_dict(state["model"])
-    return model.eval(), config

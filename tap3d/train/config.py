@@ -10,7 +10,7 @@ from tap3d.models.backbones import BACKBONES
 from tap3d.models.generator import FACTORS
 from tap3d.models.photograph import QUERIES
 from tap3d.settings import Device, load_settings, one_of, settings
-from tap3d.stream import NORMALIZATIONS, SAMPLINGS
+from tap3d.stream import NORMALIZATIONS, POINT_SAMPLINGS
 
 __all__ = ["BackboneName", "RunSettings", "DownstreamSettings", "TrainConfig", "load_config",
            "resolve_up_axis"]
@@ -144,7 +144,7 @@ class TrainConfig(RunSettings):
     warmup_steps: int = 0
     grad_accumulation: int = 1
     views_per_sample: int = 0
-    sampling: one_of(SAMPLINGS) = "random"
+    sampling: one_of(POINT_SAMPLINGS) = "random"
     scale_low: float = 0.9
     scale_high: float = 1.1
     scale_anisotropic: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tap3d.clouds.labelled import SCANOBJECTNN_VARIANTS
-from tap3d.clouds.pipeline import ROTATIONS, SAMPLINGS
+from tap3d.clouds.pipeline import CLOUD_SAMPLINGS, ROTATIONS
 from tap3d.settings import UpAxis, load_settings, one_of, settings
 from tap3d.train.config import DownstreamSettings
 
@@ -57,7 +57,7 @@ class FinetuneConfig(DownstreamSettings):
     warmup_epochs: int = 10
     label_smoothing: float = 0.3
     presample: int = 0
-    sampling: one_of(SAMPLINGS) = "fps"
+    sampling: one_of(CLOUD_SAMPLINGS) = "fps"
     rotate: bool = True
     rotation: one_of(ROTATIONS) = "up"
     mix: float = 0.0

@@ -30,10 +30,9 @@ import numpy as np
 import torch
 
 from tap3d.clouds.parts import load_part_labelled
+from tap3d.clouds.pipeline import PartClouds, part_eval_inputs
 from tap3d.clouds.partfigure import draw_parts
 from tap3d.metrics import predict_parts, refine_parts, shape_miou, summarize
-from tap3d.geometry.features import to_unit_sphere
-from tap3d.geometry.pointops import farthest_point_sample, gather
 from tap3d.models.segmentation import make_segmenter
 from tap3d.train.weights import load_pretrained_backbone
 from tap3d.train import distributed
@@ -45,68 +44,7 @@ from tap3d.train.optim import multistep_schedule
 from tap3d.train.partseg_config import PartSegConfig
 from tap3d.train.runfolder import RunFolder
 
-__all__ = ["PartClouds", "test_inputs", "PartSegTask", "segment"]
-
-
-class PartClouds(torch.utils.data.Dataset):
-    """Training shapes with the recipe's augmentation (module docstring); item ``i`` is
-    ``(features (points, 6 or 3) float32, part (points,) int64, category int64)``, seeded by
-    ``(seed, epoch, i)``; call :meth:`set_epoch` before each epoch."""
-
-    def __init__(self, shapes, config: PartSegConfig):
-        self.shapes, self.config, self.epoch = shapes, config, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.shapes)
-
-    def __getitem__(self, index: int):
-        c, shape = self.config, self.shapes[index]
-        rng = np.random.default_rng([c.seed, self.epoch, int(index)])
-        pick = rng.choice(len(shape.points), c.points, replace=True)
-        xyz = shape.points[pick].astype(np.float64) * rng.uniform(c.scale_low, c.scale_high, 3)
-        xyz = to_unit_sphere(xyz)[0]
-        xyz = xyz + np.clip(rng.normal(0, c.jitter_sigma, xyz.shape), -c.jitter_clip,
-                            c.jitter_clip)
-        channels = [xyz]
-        if c.normals:
-            channels.append(shape.normals[pick] * (rng.random() >= c.normal_drop))
-        features = np.concatenate(channels, 1).astype(np.float32)
-        return (torch.from_numpy(features), torch.from_numpy(shape.part[pick]),
-                torch.tensor(shape.category))
-
-
-@torch.no_grad()
-def test_inputs(shapes, points: int, normals: bool, device, batch_size: int = 64):
-    """Test-time inputs, computed once: ``points`` farthest-point samples of every shape (from
-    its first point; shapes of a batch padded by repeating their first point, which FPS never
-    prefers over an unseen point), centred, unit sphere.
-
-    Returns:
-        ``(features (S, points, 6 or 3) float32, part (S, points) int64, category (S,) int64)``
-        on ``device``.
-    """
-    features, parts = [], []
-    for start in range(0, len(shapes), batch_size):
-        batch = shapes[start:start + batch_size]
-        size = max(len(s.points) for s in batch)
-        table = np.stack([np.concatenate([np.column_stack([s.points, s.normals, s.part]),
-                                          np.repeat(np.column_stack([s.points, s.normals,
-                                                                     s.part])[:1],
-                                                    size - len(s.points), 0)])
-                          for s in batch])
-        table = torch.from_numpy(table).to(device)
-        index = farthest_point_sample(table[..., :3].float().contiguous(), min(points, size))
-        if size < points:  # fewer points than asked: repeat (as drawing with replacement)
-            index = index[:, torch.arange(points, device=device) % size]
-        table = gather(table, index)
-        xyz = to_unit_sphere(table[..., :3])[0].float()
-        features.append(torch.cat([xyz, table[..., 3:6].float()], -1) if normals else xyz)
-        parts.append(table[..., 6].long())
-    categories = torch.tensor([s.category for s in shapes], dtype=torch.long, device=device)
-    return torch.cat(features), torch.cat(parts), categories
+__all__ = ["PartSegTask", "finetune_partseg"]
 
 
 class PartSegTask(CloudsTask):
@@ -134,9 +72,12 @@ class PartSegTask(CloudsTask):
             if process.main:
                 print(report.format())
         self.model = self.place_model(model)
-        self.train_set = PartClouds(d.train.shapes, config)
+        self.train_set = PartClouds(d.train.shapes, config.points,
+                                    (config.scale_low, config.scale_high),
+                                    (config.jitter_sigma, config.jitter_clip), config.normals,
+                                    config.normal_drop, config.seed)
         shard = d.test.shapes[process.rank::process.world]
-        self.test = test_inputs(shard, config.points, config.normals, device)
+        self.test = part_eval_inputs(shard, config.points, config.normals, device)
         self.baseline = self.majority_baseline()
         self.run = RunFolder(out, process.rank)
         self.load_state_dict({})
@@ -267,8 +208,9 @@ class PartSegTask(CloudsTask):
                 "category_parts": self.dataset.category_parts}
 
 
-def segment(data: str, out: str, config: PartSegConfig = PartSegConfig(), resume: bool = False,
-            progress: bool = True, stop_at: int | None = None, trust: bool = False) -> dict:
+def finetune_partseg(data: str, out: str, config: PartSegConfig = PartSegConfig(),
+                     resume: bool = False, progress: bool = True, stop_at: int | None = None,
+                     trust: bool = False) -> dict:
     """Fine-tune a backbone with a part-segmentation head on ``data``, a ShapeNetPart folder or a
     tap3d dataset with part labels (:func:`tap3d.clouds.parts.load_part_labelled`); the
     other arguments (``trust``: the backbone checkpoint, the resumed ``last.pt`` and ``best.pt``

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from tap3d.train.loss import tap_loss
+from tap3d.views.pictures import generated_over_target
 
 __all__ = ["FOREGROUND_THRESHOLD", "psnr", "silhouette", "iou", "holdout_split", "ViewSet",
-           "mean_views", "score_views", "Evaluator", "object_grid", "photo_quality"]
+           "mean_views", "score_views", "Evaluator", "photo_quality"]
 
 #: A generated pixel is foreground when a channel differs from the background colour by more
 #: than this (images in [0, 1]; about 26 of 255 levels). On the demo set's 64 px targets this
@@ -180,7 +181,7 @@ class Evaluator:
         device: where the model runs.
         enabled: False on ranks other than 0 (only rank 0 evaluates and logs).
         run: a :class:`~tap3d.train.runfolder.RunFolder` to save each evaluation's
-            ``samples/eval_step_N.png`` (:func:`object_grid`) in; None for none.
+            ``samples/eval_step_N.png`` (:func:`~tap3d.views.pictures.generated_over_target`) in; None for none.
     """
 
     def __init__(self, dataset: str, config, training, held_out, device="cpu",
@@ -207,7 +208,7 @@ class Evaluator:
 
     def evaluate_if_due(self, model, step: int, total: int) -> dict[str, float]:
         """The ``eval_*`` metrics of ``model`` when step ``step`` is :meth:`due`, else ``{}``;
-        saves the evaluation's :func:`object_grid` as ``samples/eval_step_N.png``.
+        saves the evaluation's :func:`~tap3d.views.pictures.generated_over_target` as ``samples/eval_step_N.png``.
 
         The loop adds them to that step's record (a step that evaluates is always logged)."""
         if not self.due(step, total):
@@ -218,37 +219,23 @@ class Evaluator:
         return record
 
     def measure(self, model) -> tuple[dict[str, float], np.ndarray]:
-        """``eval_*`` metrics of ``model`` and the :func:`object_grid` of up to
-        :data:`GRID_OBJECTS` objects per split (training rows first)."""
-        record, rows = {}, []
+        """``eval_*`` metrics of ``model`` and a picture of up to :data:`GRID_OBJECTS` objects
+        per split (training objects first; every other view when there are more than 6):
+        :func:`~tap3d.views.pictures.generated_over_target`."""
+        record, painted, targets = {}, [], []
         for suffix, views in self.splits.items():
             generated = views.generate(model, self.device)
             metrics = score_views(generated, views, self.baselines)
             record.update({f"eval_{k}{suffix}": v for k, v in metrics.items()})
-            rows.append(object_grid(generated[:GRID_OBJECTS], views.images[:GRID_OBJECTS]))
-        return record, np.concatenate(rows, 0)
+            painted.append(generated[:GRID_OBJECTS].cpu())
+            targets.append(views.images[:GRID_OBJECTS])
+        painted = torch.cat(painted)
+        return record, generated_over_target(
+            painted, torch.cat(targets), views=slice(None, None, 2 if painted.shape[1] > 6 else 1))
 
 
 #: Objects per split in an evaluation's grid.
 GRID_OBJECTS = 8
-
-
-def object_grid(generated: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-    """``(n S, 12 S + 8, 3)`` uint8: per object, every other view generated (left), a white
-    gap, the same views' targets (right).
-
-    Args:
-        generated: ``(n, V, 3, S, S)`` float in [0, 1].
-        targets: ``(n, V, 3, S, S)`` uint8.
-    """
-    picked = slice(None, None, 2 if generated.shape[1] > 6 else 1)
-    left = (generated[:, picked].clamp(0, 1) * 255).round().to(torch.uint8)
-    right = targets[:, picked]
-    n, V, _, S, _ = left.shape
-    gap = torch.full((n, 3, S, 8), 255, dtype=torch.uint8)
-    row = torch.cat([torch.cat(list(left.unbind(1)), -1), gap,
-                     torch.cat(list(right.unbind(1)), -1)], -1)  # (n, 3, S, W)
-    return torch.cat(list(row), 1).permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()

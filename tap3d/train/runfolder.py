@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from tap3d.views.pictures import generated_over_target
+
 __all__ = ["RunFolder", "WindowMeter", "is_run_folder", "read_metrics", "latest_sample",
            "run_sheet", "last_evaluation", "format_evaluation"]
 
@@ -61,15 +63,6 @@ class WindowMeter:
         means["samples_per_s"] = self.samples / elapsed
         self.reset()
         return means
-
-
-def _grid(generated, target, count: int = 6) -> np.ndarray:
-    """``(2 S, count S, 3)`` uint8: generated views (top) above targets (bottom)."""
-    def row(images):
-        return np.concatenate([(im.permute(1, 2, 0).float().clamp(0, 1).cpu().numpy() * 255)
-                               .astype(np.uint8) for im in images[:count]], 1)
-
-    return np.concatenate([row(generated), row(target)], 0)
 
 
 class RunFolder:
@@ -119,10 +112,12 @@ class RunFolder:
                     self.writer.add_scalar(f"{group}/{key}", value, record["step"])
 
     def log_samples(self, step: int, generated, target) -> np.ndarray | None:
-        """Save ``samples/step_N.png`` from ``(V, 3, S, S)`` images in [0, 1] (rank 0)."""
+        """Save ``samples/step_N.png`` from ``(V, 3, S, S)`` images in [0, 1] (rank 0): up to 6
+        generated views over their targets
+        (:func:`~tap3d.views.pictures.generated_over_target`)."""
         if self.rank != 0:
             return None
-        grid = _grid(generated, target)
+        grid = generated_over_target(generated[None], target[None], views=slice(0, 6))
         self.log_image(f"step_{step}.png", "samples/generated_over_target", step, grid)
         return grid
 

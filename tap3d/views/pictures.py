@@ -4,6 +4,8 @@
 - :func:`dataset_sheet`: for a few objects, every view's RGB, depth and mask, and a 3D plot of
   the camera positions around the object's point cloud (matplotlib, Agg).
 - :func:`camera_plot`: the 3D camera plot of one object alone.
+- :func:`generated_over_target`: a model's generated views over their targets, per object (the
+  one picture of generated views: training samples, evaluation grids, ``tap-cli generate``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import torch
 
 from tap3d.views.projection import camera_centres
 from tap3d.views.schema import STATUS_DONE, open_views
 
-__all__ = ["contact_sheet", "pick_objects", "dataset_sheet", "camera_plot"]
+__all__ = ["contact_sheet", "pick_objects", "dataset_sheet", "camera_plot",
+           "generated_over_target"]
 
 
 def pick_objects(group, count: int) -> list[int]:
@@ -162,3 +166,32 @@ def camera_plot(store, output: str, index: int | None = None, dpi: int = 100) ->
     return output
 
 
+
+
+def _as_uint8(images) -> torch.Tensor:
+    """Images as CPU uint8: uint8 kept, floats read in [0, 1] (clamped, rounded)."""
+    images = torch.as_tensor(images).detach().cpu()
+    if images.dtype == torch.uint8:
+        return images
+    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def generated_over_target(generated, targets, gap: int = 4, views=None) -> np.ndarray:
+    """A contact sheet of generated views: per object, its generated views (a row) over their
+    targets (the row below), objects one under the other with white gaps between them.
+
+    Args:
+        generated: ``(n, V, 3, S, S)`` tensor or array, float in [0, 1] or uint8.
+        targets: the same shape, float in [0, 1] or uint8.
+        gap: white pixel rows between objects.
+        views: which views to show (an index or slice on the V axis; default all).
+
+    Returns:
+        ``(n (2 S + gap) - gap, V' S, 3)`` uint8, V' the views shown.
+    """
+    pick = slice(None) if views is None else views
+    pair = torch.stack([_as_uint8(generated)[:, pick], _as_uint8(targets)[:, pick]], 1)
+    n, _, V, _, S, _ = pair.shape  # (n, 2, V, 3, S, S)
+    rows = pair.permute(0, 1, 4, 2, 5, 3).reshape(n, 2 * S, V * S, 3)
+    white = torch.full((n, gap, V * S, 3), 255, dtype=torch.uint8)
+    return torch.cat([rows, white], 1).reshape(-1, V * S, 3)[:-gap or None].numpy()

@@ -12,7 +12,6 @@ from PIL import Image
 
 from helpers import ROOT, tap_cli
 
-from tap3d.builder import BuildConfig, build
 from tap3d.views import open_dataset
 from tap3d.views.pictures import dataset_sheet
 

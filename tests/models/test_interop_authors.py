@@ -30,7 +30,8 @@ from tap3d.models.openpoints import (NamingError, backbone_from_openpoints,
                                      model_to_openpoints)
 from tap3d.train import load_config, train
 from tap3d.train import FinetuneConfig
-from tap3d.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from tap3d.train.checkpoint import load_checkpoint, save_checkpoint
+from tap3d.train.weights import load_model
 from tap3d.train.finetune import build_classifier
 
 from helpers import ROOT, tap_cli

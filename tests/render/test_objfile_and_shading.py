@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import copy_obj
 from tap3d.render.cameras import make_cameras, make_layout
 from tap3d.render.meshes import load_mesh
 from tap3d.render.objfile import read_obj

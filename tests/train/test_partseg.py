@@ -14,7 +14,7 @@ pytest.importorskip("pybullet")
 from partseg_data import (MESH_CATEGORIES, assign_splits, mesh_part_shapes, robot_shapes,
                           write_part_folder, write_shapenetpart)
 from tap3d.train.checkpoint import load_checkpoint
-from tap3d.train.partseg import segment
+from tap3d.train.partseg import finetune_partseg
 from tap3d.train.partseg_config import load_partseg_config
 from helpers import ROOT
 
@@ -41,7 +41,7 @@ def small_folder(tmp_path_factory):
 def test_cpu_config_learns_parts_of_posed_robots(robots_folder, tmp_path):
     torch.set_num_threads(1)
     config = load_partseg_config(CPU_CONFIG)
-    results = segment(robots_folder, str(tmp_path / "run"), config, progress=False)
+    results = finetune_partseg(robots_folder, str(tmp_path / "run"), config, progress=False)
     # every point given its category's most frequent part: about a third of the parts right
     assert results["best_instance_miou"] >= results["baseline_instance_miou"] + 15, results
     assert results["last_instance_miou"] >= results["baseline_instance_miou"] + 15, results
@@ -57,10 +57,12 @@ def test_training_shapes_follow_the_recipe(small_folder):
     import numpy as np
 
     from tap3d.clouds.parts import load_part_labelled
-    from tap3d.train.partseg import PartClouds
+    from tap3d.clouds.pipeline import PartClouds
 
     data = load_part_labelled(small_folder)
-    clouds = PartClouds(data.train.shapes, _small(points=300))
+    c = _small(points=300)
+    clouds = PartClouds(data.train.shapes, c.points, (c.scale_low, c.scale_high),
+                        (c.jitter_sigma, c.jitter_clip), c.normals, c.normal_drop, c.seed)
     dropped = 0
     for epoch in range(10):
         clouds.set_epoch(epoch)
@@ -89,10 +91,10 @@ def _small(**overrides):
 
 def test_stop_and_resume_equals_an_unbroken_run(small_folder, tmp_path):
     config = _small()  # 15 training shapes: 3 steps per epoch, 6 in all
-    unbroken = segment(small_folder, str(tmp_path / "unbroken"), config, progress=False)
+    unbroken = finetune_partseg(small_folder, str(tmp_path / "unbroken"), config, progress=False)
     stopped = str(tmp_path / "stopped")
-    segment(small_folder, stopped, config, progress=False, stop_at=4)  # inside epoch 1
-    resumed = segment(small_folder, stopped, config, progress=False, resume=True)
+    finetune_partseg(small_folder, stopped, config, progress=False, stop_at=4)  # inside epoch 1
+    resumed = finetune_partseg(small_folder, stopped, config, progress=False, resume=True)
     assert resumed == unbroken
     a = load_checkpoint(tmp_path / "unbroken" / "checkpoints" / "last.pt")
     b = load_checkpoint(os.path.join(stopped, "checkpoints", "last.pt"))

@@ -12,14 +12,13 @@ import pytest
 import torch
 import zarr
 
-from tap3d.builder import BuildConfig, build
 from tap3d.stream import ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.train.weights import export_backbone
 from tap3d.train import load_config, train
 from tap3d.train.checkpoint import load_checkpoint
 
-from helpers import MESHES, ROOT, copy_obj, torchrun_stop_and_resume
+from helpers import ROOT, torchrun_stop_and_resume
 
 
 @pytest.fixture(scope="module")

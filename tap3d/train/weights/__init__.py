@@ -2,7 +2,9 @@
 
 One backbone loader (:func:`load_backbone`, over :func:`load_backbone_weights`) serves
 fine-tuning, the linear probe and :func:`export_backbone`; one whole-model loader
-(:func:`load_model_weights`) serves ``tap-cli train --init`` and ``tap-cli generate``.
+(:func:`load_model_weights`) serves ``tap-cli train --init``, ``tap-cli generate`` and
+:func:`load_model`; partial loading (:func:`load_pretrained_backbone`) reports every tensor it
+does not load. Training checkpoints (optimizer, RNG) are :mod:`tap3d.train.checkpoint`'s.
 
 Sources:
 
@@ -51,12 +53,13 @@ from tap3d.train.weights.model import (
                                           build_model,
                                           export_model,
                                           init_model,
+                                          load_model,
                                           load_model_weights,
 )
 from tap3d.train.weights.partial import LoadReport, load_pretrained_backbone
 
 __all__ = ["BackboneWeights", "WeightsError", "CheckpointError", "SAFE_GLOBALS", "load_torch_file",
            "EXPORT_FORMATS", "to_openpoints", "from_openpoints", "load_backbone_weights",
-           "load_backbone", "export_backbone", "ModelWeights", "load_model_weights", "init_model",
+           "load_backbone", "export_backbone", "ModelWeights", "load_model_weights", "load_model", "init_model",
            "build_model", "export_model", "authors_config", "BACKBONE_FORMAT", "LoadReport",
            "load_pretrained_backbone"]

@@ -49,10 +49,11 @@ WRAPPERS = ("model", "net", "network", "state_dict", "base_model")
 def read_weights(path: str, trust: bool = False) -> tuple[dict, dict]:
     """``(state dict with its prefixes, module. removed; meta)`` of a run folder or file;
     ``meta``: ``config`` (dict or None), ``origin``, ``step``, ``kwargs`` (constructor
-    arguments a tap3d backbone file records, or None), ``image_size`` (tap3d pre-training).
+    arguments a tap3d backbone file records, or None), ``image_size`` and ``projection``
+    (tap3d pre-training; ``projection`` absent before orthographic datasets: perspective).
     ``trust``: :func:`load_torch_file`'s."""
     meta = {"config": None, "origin": "openpoints", "step": None, "kwargs": None,
-            "image_size": None}
+            "image_size": None, "projection": "perspective"}
     if os.path.isdir(path):
         try:
             obj = load_checkpoint(path, trust=trust)
@@ -70,6 +71,7 @@ def read_weights(path: str, trust: bool = False) -> tuple[dict, dict]:
         config = obj.get("config") if isinstance(obj.get("config"), dict) else None
         meta.update(config=config, step=obj.get("step", obj.get("epoch")),
                     image_size=obj.get("image_size"),
+                    projection=obj.get("projection", "perspective"),
                     origin="tap3d run" if config and "backbone" in config else "openpoints")
         state = obj
         while (key := next((k for k in WRAPPERS if isinstance(state.get(k), dict)), None)):

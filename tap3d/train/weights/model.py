@@ -14,7 +14,7 @@ from tap3d.models.naming import count_indices
 from tap3d.models.openpoints import (AUTHORS_PREFIXES, NamingError, model_from_openpoints,
                                      model_to_openpoints)
 from tap3d.models.tap import TAPModel
-from tap3d.train.checkpoint import config_from_dict, load_checkpoint, load_model
+from tap3d.train.checkpoint import config_from_dict, load_checkpoint
 from tap3d.train.config import load_config, resolve_up_axis
 from tap3d.train.torchfile import WeightsError, as_data
 from tap3d.train.weights.backbone import backbone_kwargs, load_backbone_weights
@@ -37,6 +37,9 @@ class ModelWeights:
         config: the tap3d training config recorded (dict), else None.
         image_size: generated view side recorded by a tap3d checkpoint, else None.
         path, origin, step: as :class:`BackboneWeights`.
+        projection: the projection of the dataset a tap3d checkpoint was trained on
+            (``perspective`` for the authors' and for checkpoints older than orthographic
+            datasets).
     """
 
     state_dict: dict
@@ -47,6 +50,7 @@ class ModelWeights:
     path: str
     origin: str
     step: int | None
+    projection: str = "perspective"
 
 
 def load_model_weights(path: str | os.PathLike, *, trust: bool = False) -> ModelWeights:
@@ -74,7 +78,7 @@ def load_model_weights(path: str | os.PathLike, *, trust: bool = False) -> Model
         found = named_state(inner)
         name = (meta["config"] or {}).get("backbone") or (found[0] if found else "pointmlp")
         return ModelWeights(state, name, False, meta["config"], meta["image_size"], path,
-                            "tap3d run", meta["step"])
+                            "tap3d run", meta["step"], meta["projection"])
     if tops & set(AUTHORS_PREFIXES) - {"encoder"}:  # the authors' ViewGenBase
         try:
             name, converted = model_from_openpoints(state)
@@ -127,7 +131,8 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
         projection: how the cameras the model is given project (the dataset's ``projection``,
             :mod:`tap3d.views.projection`).
         attributes: the dataset's group attributes, for a config whose ``up_axis`` is -1
-            (:func:`tap3d.train.config.resolve_up_axis`; none: y-up).
+            (:func:`tap3d.train.config.resolve_up_axis`); None keeps -1 in the config (the
+            model then reads y-up).
 
     Returns:
         ``(model, config)``.
@@ -148,10 +153,40 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
     if config is None:
         config = config_from_dict(weights.config) if weights.config else \
             load_config(None, **authors_config(weights))
-    config = resolve_up_axis(config, attributes or {})
+    if attributes is not None:
+        config = resolve_up_axis(config, attributes)
     model = TAPModel(config, size, projection)
     load_strictly(model, weights.state_dict, f"{weights.path}: does not fit the model")
     return model.eval(), config
+
+
+def load_model(run_or_checkpoint: str | os.PathLike, device: str = "cpu", *,
+               trust: bool = False) -> tuple[TAPModel, object]:
+    """The TAP model of a tap3d pre-training run or checkpoint, in eval mode on ``device``,
+    and its :class:`~tap3d.train.TrainConfig` (settings the checkpoint predates take
+    :data:`~tap3d.train.checkpoint.LEGACY_DEFAULTS`); :func:`load_model_weights` then
+    :func:`build_model` at the recorded image size and projection.
+
+    Args:
+        run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
+        device: where to load it.
+        trust: see :func:`load_backbone_weights`.
+
+    Returns:
+        ``(model, config)``.
+
+    Raises:
+        CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
+            values.
+        WeightsError: no checkpoint there, not a tap3d pre-training checkpoint, or weights
+            that do not fit the model (all entries listed).
+    """
+    weights = load_model_weights(run_or_checkpoint, trust=trust)
+    if weights.origin != "tap3d run":
+        raise WeightsError(f"{weights.path}: not a tap3d pre-training checkpoint "
+                           f"({weights.origin}); load_model_weights and build_model read it")
+    model, config = build_model(weights, projection=weights.projection)
+    return model.to(device), config
 
 
 def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
@@ -186,7 +221,7 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
         raise WeightsError(f"{weights.path}: holds a backbone only; export-backbone writes it")
     epoch = weights.step if weights.step is not None else 0  # the authors' files: their epoch
     if weights.origin == "tap3d run":  # through the model: legacy defaults filled in
-        weights.state_dict = load_model(os.fspath(source), trust=trust)[0].state_dict()
+        weights.state_dict = build_model(weights, projection=weights.projection)[0].state_dict()
         # their epoch counts finished epochs (resume starts at epoch + 1); tap3d's "epoch" is
         # the 0-based epoch in progress, i.e. the epochs finished before it
         epoch = int(load_checkpoint(os.fspath(source), trust=trust).get("epoch", 0))
