@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tap3d-installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps render train test test-fast clean
+.PHONY: install system-deps render train test test-fast gpu-bundle clean
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ test: install
 # The tests without the `slow` marker (each of those takes more than ~30 s on 2 cores).
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The GPU check's bundle (docs/gpu.md): the wheels a torch-only GPU machine lacks and the data
+# the check uses, in gpu-bundle/ (git-ignored); there, `benchmarks/gpu.sh --out OUT` runs it.
+gpu-bundle: install
+	$(BIN)/python benchmarks/gpu_bundle.py --out gpu-bundle --overwrite
 
 clean:
 	rm -rf data/demo.zarr data/demo.png $(DEMO_TAP) runs/demo .pytest_cache

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import resource
 import time
 
@@ -124,7 +125,9 @@ def _timed_point_ops(device, total: list):
 
 
 def rows(device: torch.device, backbone: str, batch: int, points: int, views: int, size: int,
-         steps: int) -> list[str]:
+         steps: int, bf16: bool) -> list[dict]:
+    """The two rows of one backbone (whole TAP model, backbone alone) at one batch size and
+    precision, printed as they are measured."""
     from tap3d.models import TAPModel
     from tap3d.train import load_config, tap_loss
 
@@ -134,13 +137,13 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
     parameters = sum(p.numel() for p in model.backbone.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     features, K, w2c, images, masks = _inputs(batch, points, views, size, device)
-    bf16 = device.type == "cuda"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def full_step():
         with autocast:
             generated = model(features, K, w2c)
-        losses = tap_loss(generated.flatten(0, 1), images.flatten(0, 1), masks.flatten(0, 1))
+        losses = tap_loss(generated.flatten(0, 1).float(), images.flatten(0, 1),
+                          masks.flatten(0, 1))
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -155,29 +158,85 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
     precision = "bf16 autocast" if bf16 else "fp32"
     where = f"{device.type} ({precision}, {torch.get_num_threads()} threads)"
     out = []
-    for name, step in ((f"{backbone} + Photograph + generator", full_step),
-                       (f"{backbone} backbone alone", backbone_step)):
+    for part, step in (("Photograph + generator", full_step), ("backbone alone", backbone_step)):
         seconds, peak = _measure(step, steps, device, baseline)
-        ops = ""
+        ops = None
         if step is backbone_step:
             total = [0.0]
             with _timed_point_ops(device, total):
                 backbone_step()
-            ops = f"{total[0] * 1000:.0f}"
-        out.append(f"| {name} | {parameters:,} | {where} | {batch / seconds:.1f} "
-                   f"| {seconds * 1000:.0f} | {ops} | {peak:.0f} |")
-        print(out[-1], flush=True)
-    del model, optimizer
+            ops = total[0] * 1000
+        row = {"model": f"{backbone} + {part}" if step is full_step else f"{backbone} {part}",
+               "backbone": backbone, "whole_model": step is full_step, "parameters": parameters,
+               "device": where, "precision": "bf16" if bf16 else "fp32", "batch": batch,
+               "samples_per_s": batch / seconds, "ms_per_step": seconds * 1000,
+               "point_ops_ms": ops, "peak_mib": peak}
+        out.append(row)
+        print(f"| {row['model']} | {parameters:,} | {where} | {batch} | {batch / seconds:.1f} "
+              f"| {seconds * 1000:.0f} | {'' if ops is None else f'{ops:.0f}'} | {peak:.0f} |",
+              flush=True)
+    del model, optimizer, features, K, w2c, images, masks
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
 
 
-def point_op_rows(device: torch.device, batch: int, points: int, repeats: int = 5) -> None:
+def largest_batch(device: torch.device, backbone: str, points: int, views: int, size: int,
+                  bf16: bool, start: int, limit: int = 4096) -> int:
+    """The largest power of two from ``start`` up to ``limit`` at which one training step of
+    the whole model fits on the CUDA device (doubling until ``torch.OutOfMemoryError``)."""
+    fits = 0
+    batch = start
+    while batch <= limit:
+        try:
+            rows(device, backbone, batch, points, views, size, 1, bf16)
+            fits = batch
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            break
+        batch *= 2
+    return fits
+
+
+def profile_table(device: torch.device, backbone: str, batch: int, points: int, views: int,
+                  size: int, bf16: bool, top: int = 15) -> str:
+    """``torch.profiler``'s table of the TAP step's top ``top`` operators by self device time (CPU
+    time on the CPU), three steps after one warm-up step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from tap3d.models import TAPModel
+    from tap3d.train import load_config, tap_loss
+
+    config = load_config(None, device=str(device), backbone=backbone)
+    model = TAPModel(config, size).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    features, K, w2c, images, masks = _inputs(batch, points, views, size, device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            generated = model(features, K, w2c)
+        losses = tap_loss(generated.flatten(0, 1).float(), images.flatten(0, 1),
+                          masks.flatten(0, 1))
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+
+    step()
+    _sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            step()
+        _sync(device)
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top)
+
+
+def point_op_rows(device: torch.device, batch: int, points: int, repeats: int = 5) -> list[dict]:
     """Time the neighbour-index operations at the backbones' largest shapes: FPS of half the
     points (PointMLP and PointNet++ stage 1; eagerly and, on CUDA, replayed from a CUDA graph),
     kNN 24 around those centres (PointMLP), ball query 32 in radius 0.2 (PointNet++)."""
-    from tap3d.models import pointops
+    from tap3d.geometry import pointops
 
     xyz = torch.rand(batch, points, 3, device=device) * 2 - 1
     centres = xyz[:, : points // 2].contiguous()
@@ -188,12 +247,15 @@ def point_op_rows(device: torch.device, batch: int, points: int, repeats: int = 
     if device.type == "cuda":
         cases.insert(1, ("farthest_point_sample CUDA graph", True,
                          lambda: pointops.farthest_point_sample(xyz, points // 2)))
+    out = []
     for name, graphs, op in cases:
         if graphs is not None:
             pointops.CUDA_GRAPHS = graphs
-        print(f"| {name} | {device.type} | {_seconds_per_call(op, repeats, device) * 1000:.1f} |",
-              flush=True)
+        ms = _seconds_per_call(op, repeats, device) * 1000
+        out.append({"operation": name, "device": device.type, "ms": ms})
+        print(f"| {name} | {device.type} | {ms:.1f} |", flush=True)
     pointops.CUDA_GRAPHS = True
+    return out
 
 
 def main() -> None:
@@ -205,24 +267,55 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=6)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row")
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=None,
+                        help="default: bf16 on CUDA, fp32 on the CPU")
+    parser.add_argument("--max-batch", action="store_true",
+                        help="CUDA: also time the largest power-of-two batch that fits")
+    parser.add_argument("--profile", type=int, default=0, metavar="TOP",
+                        help="print torch.profiler's TOP operators of the first backbone's "
+                             "TAP step")
+    parser.add_argument("--json", default=None, help="also write every figure to this file")
     args = parser.parse_args()
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
     print(f"batch {args.batch_size}, {args.points} points, {args.views} views, "
           f"{args.image_size} x {args.image_size}; torch {torch.__version__}; {name}\n")
-    print("| model | backbone parameters | device | training samples/s | ms per step "
+    print("| model | backbone parameters | device | batch | training samples/s | ms per step "
           "| point ops ms | peak MiB |")
-    print("|---|---:|---|---:|---:|---:|---:|")
-    for device in devices:
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    figures = {"torch": torch.__version__, "device_name": name, "rows": [], "largest_batch": [],
+               "point_ops": [], "profile": None}
+    shape = (args.points, args.views, args.image_size)
+    for device in map(torch.device, devices):
+        precisions = args.precisions or (["bf16"] if device.type == "cuda" else ["fp32"])
         for backbone in args.backbones:
-            rows(torch.device(device), backbone, args.batch_size, args.points, args.views,
-                 args.image_size, args.steps)
+            for precision in precisions:
+                bf16 = precision == "bf16"
+                figures["rows"] += rows(device, backbone, args.batch_size, *shape, args.steps,
+                                        bf16)
+                if args.max_batch and device.type == "cuda":
+                    largest = largest_batch(device, backbone, *shape, bf16, args.batch_size * 2)
+                    figures["largest_batch"].append({"backbone": backbone,
+                                                     "precision": precision, "batch": largest})
+                    if largest:
+                        figures["rows"] += rows(device, backbone, largest, *shape, args.steps,
+                                                bf16)
     print(f"\n| point operation ({args.batch_size} x {args.points} points, "
           f"{args.points // 2} centres) | device | ms |")
     print("|---|---|---:|")
     for device in devices:
-        point_op_rows(torch.device(device), args.batch_size, args.points)
+        figures["point_ops"] += point_op_rows(torch.device(device), args.batch_size, args.points)
+    if args.profile:
+        device = torch.device(devices[-1])
+        bf16 = "bf16" in (args.precisions or (["bf16"] if device.type == "cuda" else []))
+        figures["profile"] = profile_table(device, args.backbones[0], args.batch_size, *shape,
+                                           bf16, args.profile)
+        print(f"\ntorch.profiler, {args.backbones[0]} TAP step on {device.type}:\n"
+              f"{figures['profile']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Shared fixtures: real meshes from pybullet_data and one small dataset built once per session."""
+"""Shared fixtures, one per kind of data, each built once per session: real meshes from
+pybullet_data, a small views dataset (per backend) and labelled clouds in ModelNet40's h5
+layout."""
 
 from __future__ import annotations
 
@@ -75,3 +77,19 @@ def group(dataset):
     import zarr
 
     return zarr.open_group(dataset, mode="r")
+
+
+@pytest.fixture(scope="session")
+def modelnet40_h5(tmp_path_factory, pybullet_root):
+    """ModelNet40-h5 layout (:func:`evaluate_data.write_modelnet40_h5`): 8 real meshes, 12
+    training and 6 test clouds of 512 points, upright (no random rotation).
+
+    Returns:
+        ``((train points, labels), (test points, labels), folder)``.
+    """
+    from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
+
+    train = sample_clouds(pybullet_root, 12, 512, seed=0, rotate=False)
+    test = sample_clouds(pybullet_root, 6, 512, seed=1, rotate=False)
+    return train, test, write_modelnet40_h5(str(tmp_path_factory.mktemp("modelnet40")), train,
+                                            test, list(CLASS_MESHES))

@@ -66,6 +66,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -275,7 +276,9 @@ def fit(task: Task, resume: bool = False, progress: bool = True,
             optimizer.zero_grad(set_to_none=True)
             metrics = {}
             for micro in range(accumulate):
+                began = time.perf_counter()
                 batch = to_device(next(batches), device)
+                meter.waited(time.perf_counter() - began)
                 last_micro = micro == accumulate - 1
                 sync = contextlib.nullcontext() if last_micro or model is task.model \
                     else model.no_sync()  # all-reduce the gradients once per step

@@ -36,7 +36,8 @@ class WindowMeter:
     """Sums of scalars and the sample count since the last :meth:`flush`, for window means.
 
     Single-step losses swing by an order of magnitude on small batches; records hold the mean
-    over the steps since the previous record, and the throughput over the same wall time.
+    over the steps since the previous record, and the throughput over the same wall time, and
+    the share of that time the loop spent waiting for its next batch (:meth:`waited`).
     """
 
     def __init__(self):
@@ -45,6 +46,12 @@ class WindowMeter:
     def reset(self) -> None:
         self.sums: dict[str, float] = {}
         self.steps, self.samples, self.began = 0, 0, time.perf_counter()
+        self.waiting = 0.0
+
+    def waited(self, seconds: float) -> None:
+        """Add ``seconds`` the training loop spent waiting for a batch (the DataLoader's next
+        batch and its copy to the device)."""
+        self.waiting += seconds
 
     def update(self, values: dict, samples: int) -> None:
         """Add one step's ``values`` (floats, or scalar tensors: summed on their device in
@@ -57,10 +64,12 @@ class WindowMeter:
         self.samples += samples
 
     def flush(self) -> dict[str, float]:
-        """Means since the last flush and ``samples_per_s``; starts a new window."""
+        """Means since the last flush, ``samples_per_s`` and ``data_wait`` (the share of the
+        window's wall time spent waiting for batches, 0 to 1); starts a new window."""
         elapsed = max(time.perf_counter() - self.began, 1e-9)
         means = {k: float(v) / max(self.steps, 1) for k, v in self.sums.items()}
         means["samples_per_s"] = self.samples / elapsed
+        means["data_wait"] = min(self.waiting / elapsed, 1.0)
         self.reset()
         return means
 

@@ -13,16 +13,12 @@ from tap3d.clouds.folds import parse_few_shot
 from tap3d.evaluate.probe import few_shot_folds
 
 from helpers import tap_cli
-from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
 
 
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory, pybullet_root):
-    """ModelNet40-h5 layout: 8 real meshes, 12 training and 6 test clouds of 256 points."""
-    train = sample_clouds(pybullet_root, 12, 256, seed=0, rotate=False)
-    test = sample_clouds(pybullet_root, 6, 256, seed=1, rotate=False)
-    return train, test, write_modelnet40_h5(str(tmp_path_factory.mktemp("probe")), train, test,
-                                            list(CLASS_MESHES))
+def labelled(modelnet40_h5):
+    """The shared ModelNet40-h5 clouds (conftest): 8 real meshes, 12 training and 6 test."""
+    return modelnet40_h5
 
 
 def test_few_shot_folds_are_balanced_seeded_and_disjoint(labelled):

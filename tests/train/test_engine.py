@@ -112,7 +112,8 @@ def test_stop_and_resume_equal_an_unbroken_run(tmp_path):
     records = _records(tmp_path / "full"), _records(part)
     assert [r["step"] for r in records[0]] == [3, 6, 9, 12, 15, 18, 21, 24]
     assert [(r["step"], r["lr"]) for r in records[0]] == [(r["step"], r["lr"]) for r in records[1]]
-    assert {"step", "epoch", "loss", "mae", "samples_per_s", "lr"} == set(records[0][0])
+    assert {"step", "epoch", "loss", "mae", "samples_per_s", "data_wait", "lr"} == set(records[0][0])
+    assert all(0 <= r["data_wait"] <= 1 for r in records[0])
     assert records[0][-1]["loss"] < records[0][0]["loss"]
 
 

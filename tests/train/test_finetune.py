@@ -25,19 +25,16 @@ from tap3d.train.finetune import build_classifier
 from tap3d.models import BACKBONES
 
 from helpers import ROOT, tap_cli, torchrun_stop_and_resume
-from evaluate_data import CLASS_MESHES, sample_clouds, write_modelnet40_h5
+from evaluate_data import CLASS_MESHES, write_modelnet40_h5
 
 CHANCE = 100.0 / len(CLASS_MESHES)
 
 
 @pytest.fixture(scope="module")
-def labelled_set(tmp_path_factory, pybullet_root):
-    """ModelNet40-h5 layout: 8 real meshes, 12 training and 6 test clouds of 512 points each,
-    upright (no random rotation)."""
-    root = tmp_path_factory.mktemp("labelled")
-    train = sample_clouds(pybullet_root, 12, 512, seed=0, rotate=False)
-    test = sample_clouds(pybullet_root, 6, 512, seed=1, rotate=False)
-    return write_modelnet40_h5(str(root), train, test, list(CLASS_MESHES))
+def labelled_set(modelnet40_h5):
+    """The shared ModelNet40-h5 folder (conftest): 8 real meshes, 12 training and 6 test
+    clouds of 512 points, upright."""
+    return modelnet40_h5[2]
 
 
 @pytest.fixture
