@@ -124,17 +124,16 @@ def _timed_point_ops(device, total: list):
             setattr(module, op, original)
 
 
-def rows(device: torch.device, backbone: str, batch: int, points: int, views: int, size: int,
-         steps: int, bf16: bool) -> list[dict]:
-    """The two rows of one backbone (whole TAP model, backbone alone) at one batch size and
-    precision, printed as they are measured."""
+def _steps(device: torch.device, backbone: str, batch: int, points: int, views: int,
+           size: int, bf16: bool):
+    """``(model, full_step, backbone_step)``: one training step of the whole TAP model
+    (forward, TAP loss, backward, clip, AdamW) and of the backbone alone (forward, backward of
+    a sum of its features), on random inputs of the paper's shape."""
     from tap3d.models import TAPModel
     from tap3d.train import load_config, tap_loss
 
-    baseline = (_rss_mib("VmRSS") or 0.0) if device.type == "cpu" else 0.0
     config = load_config(None, device=str(device), backbone=backbone)
     model = TAPModel(config, size).to(device)
-    parameters = sum(p.numel() for p in model.backbone.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     features, K, w2c, images, masks = _inputs(batch, points, views, size, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -155,6 +154,16 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
         optimizer.zero_grad(set_to_none=True)
         point_features.float().sum().backward()
 
+    return model, full_step, backbone_step
+
+
+def rows(device: torch.device, backbone: str, batch: int, points: int, views: int, size: int,
+         steps: int, bf16: bool) -> list[dict]:
+    """The two rows of one backbone (whole TAP model, backbone alone) at one batch size and
+    precision, printed as they are measured."""
+    baseline = (_rss_mib("VmRSS") or 0.0) if device.type == "cpu" else 0.0
+    model, full_step, backbone_step = _steps(device, backbone, batch, points, views, size, bf16)
+    parameters = sum(p.numel() for p in model.backbone.parameters())
     precision = "bf16 autocast" if bf16 else "fp32"
     where = f"{device.type} ({precision}, {torch.get_num_threads()} threads)"
     out = []
@@ -175,7 +184,7 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
         print(f"| {row['model']} | {parameters:,} | {where} | {batch} | {batch / seconds:.1f} "
               f"| {seconds * 1000:.0f} | {'' if ops is None else f'{ops:.0f}'} | {peak:.0f} |",
               flush=True)
-    del model, optimizer, features, K, w2c, images, masks
+    del model, full_step, backbone_step
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
@@ -184,43 +193,32 @@ def rows(device: torch.device, backbone: str, batch: int, points: int, views: in
 def largest_batch(device: torch.device, backbone: str, points: int, views: int, size: int,
                   bf16: bool, start: int, limit: int = 4096) -> int:
     """The largest power of two from ``start`` up to ``limit`` at which one training step of
-    the whole model fits on the CUDA device (doubling until ``torch.OutOfMemoryError``)."""
+    the whole model fits on the CUDA device (doubling until ``torch.OutOfMemoryError``); 0
+    when not even ``start`` fits."""
     fits = 0
     batch = start
     while batch <= limit:
         try:
-            rows(device, backbone, batch, points, views, size, 1, bf16)
+            _, full_step, _ = _steps(device, backbone, batch, points, views, size, bf16)
+            full_step()
+            _sync(device)
             fits = batch
         except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
             break
+        finally:
+            full_step = None
+            torch.cuda.empty_cache()
         batch *= 2
     return fits
 
 
 def profile_table(device: torch.device, backbone: str, batch: int, points: int, views: int,
                   size: int, bf16: bool, top: int = 15) -> str:
-    """``torch.profiler``'s table of the TAP step's top ``top`` operators by self device time (CPU
-    time on the CPU), three steps after one warm-up step."""
+    """``torch.profiler``'s table of the TAP step's top ``top`` operators by self device time
+    (self CPU time on the CPU), three steps after one warm-up step."""
     from torch.profiler import ProfilerActivity, profile
 
-    from tap3d.models import TAPModel
-    from tap3d.train import load_config, tap_loss
-
-    config = load_config(None, device=str(device), backbone=backbone)
-    model = TAPModel(config, size).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    features, K, w2c, images, masks = _inputs(batch, points, views, size, device)
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            generated = model(features, K, w2c)
-        losses = tap_loss(generated.flatten(0, 1).float(), images.flatten(0, 1),
-                          masks.flatten(0, 1))
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
-
+    _, step, _ = _steps(device, backbone, batch, points, views, size, bf16)
     step()
     _sync(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

@@ -54,8 +54,10 @@ def test_array_matches_contract(group, name):
         assert array[:].dtype.kind in "TUO"
     else:
         assert array.dtype == np.dtype(dtype)
-    if len(shape) > 2:  # images, cameras and points: one object per chunk, shards of shard_size
+    if "y" in dims:  # images: one object per chunk, shards of shard_size
         assert array.chunks[0] == 1 and array.shards[0] == 3
+    else:  # cameras, points and per-object values: shard_size objects per chunk, unsharded
+        assert array.chunks[0] == 3 and array.shards is None
 
 
 def test_group_attributes(group, mesh_folder):
