@@ -73,7 +73,12 @@ def _reason(cls, error: dict) -> str:
     key, kind, value = error["loc"][0], error["type"], error.get("input")
     names = {"int": "int", "float": "float", "bool": "bool", "string": "str", "list": "list"}
     if kind == "literal_error":
-        allowed = choices_of(typing.get_type_hints(cls, include_extras=True)[key])
+        hint = typing.get_type_hints(cls, include_extras=True)[key]
+        allowed = choices_of(hint)
+        if allowed is None and typing.get_origin(hint) is list:  # an item of a list
+            allowed = choices_of(typing.get_args(hint)[0])
+            where = "".join(f"[{i}]" for i in error["loc"][1:])
+            return f"{where} must be one of {', '.join(map(str, allowed))}, got {value!r}"
         return f"must be one of {', '.join(map(str, allowed))}, got {value!r}"
     hint = typing.get_type_hints(cls)[key]  # without Annotated
     if typing.get_origin(hint) is tuple:

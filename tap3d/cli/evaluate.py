@@ -50,7 +50,7 @@ def export_backbone_command(source, output, format_, backbone, trust):
 def export_model_command(source, output, trust):
     """Save a pre-training run or checkpoint SOURCE as the TAP authors' *_ckpt_latest.pth
     (encoder., generator., decoder.); the model must have their structure (configs/tap-public.yaml
-    and the other configs/tap-*.yaml)."""
+    and its tap-dgcnn, tap-pointnet2 and tap-transformer versions)."""
 
     try:
         weights = export_model(source, output, trust=trust)

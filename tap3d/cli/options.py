@@ -76,7 +76,10 @@ def _option(field: dataclasses.Field, hint, text: str):
     elif typing.get_origin(kind) is tuple:
         kind = click.Tuple(typing.get_args(kind))
     elif typing.get_origin(kind) is list:
-        kind, extra["multiple"] = typing.get_args(kind)[0], True
+        item = typing.get_args(kind)[0]
+        names = choices_of(item)
+        kind = click.Choice([str(c) for c in names]) if names is not None else item
+        extra["multiple"] = True
         extra["callback"] = lambda ctx, param, value: list(value) if value else None
     default = field.default if field.default is not dataclasses.MISSING else \
         field.default_factory()

@@ -11,6 +11,7 @@ from tap3d.models.generator import FACTORS
 from tap3d.models.photograph import QUERIES
 from tap3d.settings import Device, load_settings, one_of, settings
 from tap3d.stream import NORMALIZATIONS, POINT_SAMPLINGS
+from tap3d.train.perceptual import VGG16_LAYERS
 
 __all__ = ["BackboneName", "RunSettings", "DownstreamSettings", "TrainConfig", "load_config",
            "resolve_up_axis"]
@@ -98,7 +99,8 @@ class TrainConfig(RunSettings):
         scale_anisotropic: the authors' per-axis scaling before centring and normalizing, with
             each view refitted to the sample's points (``anisotropic`` of
             :class:`tap3d.stream.ViewStream`; orthographic datasets with a fit only; the
-            authors' configs, ``configs/tap-*.yaml`` but ``tap.yaml``).
+            authors' configs: ``configs/tap-public.yaml``, ``tap-dgcnn.yaml``, ``tap-pointnet2.yaml``,
+            ``tap-transformer.yaml``).
         normalize: ``unit_sphere`` (centre the sample on its centroid, scale it to unit radius,
             as TAP and fine-tuning do; cameras follow) or ``none`` (the stored frame: bounding
             box centred, farthest vertex at 1).
@@ -124,6 +126,11 @@ class TrainConfig(RunSettings):
         generator_factor: generator upsampling, 8, 16 or 32 (TAP: 32); the query grid is
             ``image_size / generator_factor`` cells per side.
         w_fg, w_bg: loss weights (TAP supplement Table 1b: 20 : 1).
+        w_feat, feat_layers, feat_weights: the perceptual loss (TAP supplement eq. 2-3, Table
+            1b H1/H2; :mod:`tap3d.train.perceptual`): its weight (0: off, the default and G4;
+            2 in H1 and H2), the VGG-16 layers it averages over (all 13 ReLU outputs, eq. 2's
+            N layers; Johnson et al. used relu1_2 relu2_2 relu3_3 relu4_3), and a local file of
+            VGG-16 ImageNet weights (empty: torchvision's cache; nothing is downloaded).
         eval_fraction: fraction of the done objects held out from pre-training (seeded by
             ``seed``) to measure whether the model takes photos of unseen objects.
         eval_objects: objects evaluated per split (training, held out); 0 turns evaluation off.
@@ -164,6 +171,10 @@ class TrainConfig(RunSettings):
     generator_factor: one_of(FACTORS) = 32
     w_fg: float = 20.0
     w_bg: float = 1.0
+    w_feat: float = 0.0
+    feat_layers: list[one_of(VGG16_LAYERS)] = dataclasses.field(
+        default_factory=lambda: list(VGG16_LAYERS))
+    feat_weights: str = ""
     eval_fraction: float = 0.0
     eval_objects: int = 16
     eval_every: int = 0

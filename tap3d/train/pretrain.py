@@ -23,6 +23,7 @@ from tap3d.train.config import TrainConfig, resolve_up_axis
 from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.loss import tap_loss
 from tap3d.train.optim import cosine_schedule
+from tap3d.train.perceptual import PerceptualLoss
 from tap3d.train.runfolder import RunFolder
 
 __all__ = ["train", "make_stream", "PretrainTask"]
@@ -46,7 +47,8 @@ class PretrainTask(Task):
     """TAP pre-training on a ``tap3d.views`` dataset (the engine's Task interface).
 
     Batches are dicts of the stream's samples (:class:`~tap3d.stream.ViewStream`), the loss is
-    TAP's (:func:`~tap3d.train.loss.tap_loss`, metrics ``loss``, ``loss_fg``, ``loss_bg``), the
+    TAP's (:func:`~tap3d.train.loss.tap_loss`, metrics ``loss``, ``loss_fg``, ``loss_bg``; with
+    ``w_feat`` > 0 plus the perceptual loss, :mod:`tap3d.train.perceptual`, ``loss_feat``), the
     evaluation of generated views runs on the steps :class:`~tap3d.train.quality.Evaluator`
     schedules (rank 0), sample grids every ``sample_every`` steps. ``trust``: read
     ``config.init`` with the full unpickler (:func:`tap3d.train.torchfile.load_torch_file`).
@@ -55,7 +57,8 @@ class PretrainTask(Task):
         ValueError: a rank gets no full batch in some epoch.
         FormatError: ``dataset`` is not a tap3d dataset.
         WeightsError: ``config.init`` cannot be read or does not fit (CheckpointError: it
-            names types beyond tensors and numpy values, without ``trust``).
+            names types beyond tensors and numpy values, without ``trust``); ``w_feat`` > 0
+            without VGG-16 weights (the message says where to put them).
     """
 
     mixed_precision = True
@@ -75,6 +78,10 @@ class PretrainTask(Task):
         self.model = TAPModel(config, self.image_size, self.stream.projection).to(self.device)
         if config.init:  # weights only; a resumed run's checkpoint replaces them
             init_model(self.model, config.init, trust=trust)
+        # the perceptual loss's frozen VGG-16 (not part of the model): its weights file is read
+        # here, so a missing one fails before the run folder is written
+        self.perceptual = PerceptualLoss(config.feat_layers, config.feat_weights, trust).to(
+            self.device) if config.w_feat > 0 else None
         self.run = RunFolder(out, self.process.rank, config.log_objects)
         self.evaluator = quality.Evaluator(dataset, config, training, held_out, self.device,
                                            self.process.main, self.run)
@@ -113,6 +120,9 @@ class PretrainTask(Task):
         generated = model(batch["features"], batch["K"], batch["world_to_camera"])
         losses = tap_loss(generated.flatten(0, 1), images, batch["masks"].flatten(0, 1),
                           self.config.w_fg, self.config.w_bg)  # float32 inside
+        if self.perceptual is not None:  # TAP supplement eq. 3: L_pix + w_feat L_feat
+            losses["loss_feat"] = self.perceptual(generated.flatten(0, 1), images)
+            losses["loss"] = losses["loss"] + self.config.w_feat * losses["loss_feat"]
         self.views = generated[0].detach(), images[:generated.shape[1]]
         return losses["loss"], losses
 

@@ -200,8 +200,8 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
     run had finished (their resume starts at ``epoch + 1``); ``best_val``: their initial value
     (no validation loss yet).
 
-    The model must have the authors' structure (``configs/tap-public.yaml`` and the other
-    ``configs/tap-*.yaml``: ``query: tap``, no extra LayerNorms, no q/k/v bias, factor 32).
+    The model must have the authors' structure (``configs/tap-public.yaml`` and its
+    ``tap-dgcnn``, ``tap-pointnet2``, ``tap-transformer`` versions: ``query: tap``, no extra LayerNorms, no q/k/v bias, factor 32).
 
     Args:
         source: a tap3d pre-training run folder or checkpoint (or the authors' file).
