@@ -33,7 +33,9 @@ __all__ = ["BuildConfig", "PRESETS", "CHOICES", "field_type", "preset_config",
            "load_build_config", "Plan", "make_plan", "object_seed"]
 
 #: Appearance presets (``--preset``; ``docs/format.md``): ``clip2point`` is the default
-#: settings (CLIP2Point supplement: 10 views, textured); ``tap`` is the TAP authors' targets
+#: settings (CLIP2Point supplement: 10 views, textured); ``clip2point-pretrain`` the same views
+#: with each view's camera distance drawn from [0.9, 1.1) of the initial one, as CLIP2Point's
+#: pre-training renders (its supplement, section 5); ``tap`` is the TAP authors' targets
 #: (wangzy22/TAP ``openpoints/dataset/shapenet/shapenet55.py`` and ``view_transformer.py``):
 #: MVCNN's 12 views (view v at azimuth 30 v; their ``rotate_theta_phi`` with ``phi = -pi/3`` on
 #: their z-up axes is elevation +30 degrees in tap3d's y-up convention, see
@@ -41,6 +43,8 @@ __all__ = ["BuildConfig", "PRESETS", "CHOICES", "field_type", "preset_config",
 #: 224 pixels (``cal_scale_bias``), untextured grey, white background.
 PRESETS = {
     "clip2point": {"views": 10, "layout": "clip2point", "shading": "textured"},
+    "clip2point-pretrain": {"views": 10, "layout": "clip2point", "shading": "textured",
+                            "distance_jitter": (0.9, 1.1)},
     "tap": {"views": 12, "layout": "mvcnn", "shading": "plain", "projection": "orthographic",
             "fit": TAP_FIT, "background": (1.0, 1.0, 1.0)},
 }
@@ -62,6 +66,10 @@ class BuildConfig:
         image_size: side ``S`` of the square images, pixels.
         fov: vertical field of view, degrees.
         distance: camera distance, normalized object units (CLIP2Point: 2 x unit distance).
+        distance_jitter: ``(low, high)``: each view's distance is ``distance`` times a seeded
+            draw from U[low, high), per object and view, recorded in ``cameras/distance`` (and
+            so in ``T`` and ``world_to_camera``); None: the layout's own distances (see
+            :func:`tap3d.render.cameras.make_layout`).
         points: surface points per object ``P``.
         shard_size: objects per shard.
         seed: base seed; each object's seed derives from it and the ``object_id``.
@@ -92,6 +100,7 @@ class BuildConfig:
     image_size: int = 224
     fov: float = DEFAULT_FOV
     distance: float = DEFAULT_DISTANCE
+    distance_jitter: Lax(tuple[float, float]) | None = None
     points: int = 8192
     shard_size: int = 64
     seed: int = 0
@@ -116,6 +125,10 @@ class BuildConfig:
             raise ValueError(f"points must be at least 1, got {self.points}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be at least 1, got {self.shard_size}")
+        if self.distance_jitter is not None and not \
+                0 < self.distance_jitter[0] <= self.distance_jitter[1]:
+            raise ValueError(f"distance_jitter must be 0 < low <= high, got "
+                             f"{self.distance_jitter}")
         if not 0 < self.fov < 180:
             raise ValueError(f"fov must be in (0, 180) degrees, got {self.fov}")
         if self.fit is not None:
@@ -282,6 +295,9 @@ def _attributes(source: Source, config: BuildConfig) -> dict:
     if config.layout == "random":
         layout_attr.update(azimuth=None, elevation=None, distance=None,
                            note="drawn per object; see cameras/* arrays")
+    elif config.distance_jitter is not None:
+        layout_attr.update(distance=None, note="distance jittered per object and view; see "
+                                               "cameras/distance")
     return {
         "categories": source.categories,
         "category_names": [source.category_names.get(c, c) for c in source.categories],
@@ -291,6 +307,8 @@ def _attributes(source: Source, config: BuildConfig) -> dict:
         "fov": config.fov if config.projection == "perspective" else 0.0,
         "projection": config.projection,
         "fit": config.fit,
+        "distance_jitter": None if config.distance_jitter is None else
+        list(config.distance_jitter),
         "lights": lights_for(config.shading),
         "shading": config.shading,
         "textures": config.textures,

@@ -95,11 +95,12 @@ def needs_creation(store) -> bool:
 #: same settings without it render the same views. ``device`` is not recorded.
 RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", "shard_size",
                    "seed", "backend", "background", "texture_atlas_size", "shading", "textures",
-                   "shader", "obj_loader", "source", "categories", "projection", "fit")
+                   "shader", "obj_loader", "source", "categories", "projection", "fit",
+                   "distance_jitter")
 
 
 #: Values of settings that datasets written before the setting existed were built with.
-RESUME_DEFAULTS = {"projection": "perspective", "fit": None}
+RESUME_DEFAULTS = {"projection": "perspective", "fit": None, "distance_jitter": None}
 
 
 def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:

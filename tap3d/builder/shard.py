@@ -92,7 +92,8 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
                      texture_atlas_size=config.texture_atlas_size, obj_loader=config.obj_loader)
     timings["load"] = timings.get("load", 0.0) + time.perf_counter() - began
     layout = make_layout(config.layout, config.views, config.distance,
-                         rng=np.random.default_rng(seeds[0]))
+                         rng=np.random.default_rng(seeds[0]),
+                         distance_jitter=config.distance_jitter)
     fov = config.fov
     if config.projection == "orthographic":
         # fitted to the vertices the faces use: their projection is the silhouette's extent

@@ -32,6 +32,8 @@ BUILD_HELP = {
            "fills the frame.",
     "distance": "Camera distance, normalized object units (the farthest vertex at 1; "
                 "CLIP2Point: twice the unit distance).",
+    "distance_jitter": "LOW HIGH: each view's distance times U[LOW, HIGH), per object and view "
+                       "(CLIP2Point pre-training: 0.9 1.1; clip2point-pretrain preset).",
     "points": "Surface points per object.",
     "shard_size": "Objects per Zarr shard.",
     "seed": "Base seed (each object's seed derives from it and the object id).",

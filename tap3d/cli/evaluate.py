@@ -103,7 +103,8 @@ def probe_command(data, config_path, json_path, trust, **options):
         result = probe(data, config.backbone_checkpoint, config.backbone, config.embed_dim,
                        config.few_shot, config.points, config.folds, config.query, config.svm_c,
                        config.seed, config.device, config.variant, config.test_fraction,
-                       config.up_axis, config.batch_size, config.few_shot_folds, trust=trust)
+                       config.up_axis, config.batch_size, config.few_shot_folds,
+                       tsne=config.tsne, trust=trust)
     except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{data}: linear SVM OA {result['svm_oa']:.2f} ({result['train']} train / "
@@ -112,6 +113,10 @@ def probe_command(data, config_path, json_path, trust, **options):
         source = "" if result["few_shot_source"] == "seeded" else f" of {config.few_shot_folds}"
         click.echo(f"  {name}: {mean:.1f} +- {std:.1f} ({result['few_shot_folds'][name]} "
                    f"folds{source})")
+    if "tsne" in result:
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in result["tsne"]["silhouette"].items())
+        click.echo(f"  t-SNE of the test features: {result['tsne']['file']} (silhouette: "
+                   f"{scores})")
     if json_path:
         with open(json_path, "w") as f:
             json.dump(result, f, indent=1)

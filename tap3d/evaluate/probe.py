@@ -17,6 +17,7 @@ files (``tap-cli probe DATA --few-shot-folds PATH``, read by :mod:`tap3d.clouds.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 
@@ -27,12 +28,13 @@ from tap3d.devices import resolve_device
 from tap3d.clouds.pipeline import eval_features
 from tap3d.clouds.folds import fold_files, fold_folders, parse_few_shot, read_fold_file
 from tap3d.clouds.labelled import SCANOBJECTNN_VARIANTS, LabelledDataError, load_labelled
+from tap3d.evaluate.tsne import draw_tsne
 from tap3d.settings import Device, UpAxis, one_of, settings
 from tap3d.train.config import BackboneName
 from tap3d.train.weights import load_backbone
 
 __all__ = ["ProbeConfig", "pooled_features", "svm_accuracy", "few_shot_folds",
-           "few_shot_accuracy", "probe"]
+           "few_shot_accuracy", "tsne_panels", "probe"]
 
 
 @settings
@@ -55,6 +57,9 @@ class ProbeConfig:
         up_axis: world up axis of the height feature (1: y-up).
         batch_size: clouds per forward pass.
         seed, device: backbone initialization and folds; auto, cpu or cuda.
+        tsne: write a t-SNE picture of the test set's frozen features, coloured by class, to
+            this PNG (next to the features of a randomly initialized backbone of the same
+            architecture when backbone_checkpoint is given; :mod:`tap3d.evaluate.tsne`).
     """
 
     backbone_checkpoint: str = ""
@@ -72,6 +77,7 @@ class ProbeConfig:
     batch_size: int = 64
     seed: int = 0
     device: Device = "auto"
+    tsne: str = ""
 
 
 @torch.no_grad()
@@ -141,11 +147,30 @@ def few_shot_accuracy(train_x, train_y, test_x, test_y, way: int, shot: int, que
     return float(np.mean(scores)), float(np.std(scores))
 
 
+def tsne_panels(model, pretrained: bool, features: np.ndarray, inputs: torch.Tensor, seed: int,
+                batch_size: int = 64) -> dict[str, np.ndarray]:
+    """The t-SNE panels of the probe: ``features`` under its initialization's name, and for a
+    pre-trained ``model`` first the features of a copy re-initialized with ``seed`` (every
+    module's ``reset_parameters``), so both panels share the architecture."""
+    if not pretrained:
+        return {"random initialization": features}
+    fresh = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+    return {"random initialization": pooled_features(fresh, inputs, batch_size),
+            "pre-trained": features}
+
+
 def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
           embed_dim: int = 64, few_shot=(), points: int = 1024, folds: int = 10,
           query: int = 20, svm_c: float = 0.01, seed: int = 0, device: str = "auto",
           variant: str = "pb_t50_rs", test_fraction: float = 0.2, up_axis: int = 1,
-          batch_size: int = 64, few_shot_files: str = "", *, trust: bool = False) -> dict:
+          batch_size: int = 64, few_shot_files: str = "", *, tsne: str = "",
+          trust: bool = False) -> dict:
     """Linear SVM and few-shot accuracy of frozen backbone features.
 
     Args:
@@ -162,6 +187,7 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
             few-shot scores are then those of its fixed fold files (every ``<fold>.pkl`` of each
             setting; all settings it holds when ``few_shot`` is empty) instead of seeded folds
             of DATA; ``folds`` and ``query`` are unused.
+        tsne: a PNG of the test features' t-SNE (:class:`ProbeConfig`); empty: none.
         trust: read a checkpoint that names types beyond tensors and numpy values with the
             full unpickler, which runs any code it holds
             (:func:`tap3d.train.torchfile.load_torch_file`; without it: CheckpointError).
@@ -169,8 +195,9 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
     Returns:
         ``{"svm_oa", "few_shot": {"5way10shot": [mean, std], ...}, "few_shot_folds":
         {"5way10shot": folds scored, ...}, "few_shot_source", "dataset", "backbone",
-        "backbone_checkpoint", "train", "test"}``, accuracies in percent; ``few_shot_source``
-        is ``seeded`` or the fold files' folder.
+        "backbone_checkpoint", "train", "test"}`` (and with ``tsne`` ``"tsne": {"file",
+        "silhouette": {panel: score}}``), accuracies in percent; ``few_shot_source`` is
+        ``seeded`` or the fold files' folder.
 
     Raises:
         LabelledDataError, WeightsError, ValueError: bad data, fold file, checkpoint or setting.
@@ -190,9 +217,9 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
     model, weights = load_backbone(backbone_checkpoint, backbone, embed_dim, trust=trust)
     backbone = weights.backbone if weights else backbone
     model.to(device)
-    features = [pooled_features(model, eval_features(clouds, points, up_axis, device, batch_size),
-                                batch_size)
-                for clouds in (labelled.train_points, labelled.test_points)]
+    inputs = [eval_features(clouds, points, up_axis, device, batch_size)
+              for clouds in (labelled.train_points, labelled.test_points)]
+    features = [pooled_features(model, x, batch_size) for x in inputs]
     (train_x, test_x), train_y, test_y = features, labelled.train_labels, labelled.test_labels
     result = {"svm_oa": svm_accuracy(train_x, train_y, test_x, test_y, svm_c), "few_shot": {},
               "few_shot_folds": {},
@@ -200,6 +227,10 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
               "dataset": str(data), "backbone": backbone,
               "backbone_checkpoint": str(backbone_checkpoint or ""), "train": len(train_y),
               "test": len(test_y)}
+    if tsne:
+        result["tsne"] = {"file": str(tsne), "silhouette": draw_tsne(
+            tsne, tsne_panels(model, bool(backbone_checkpoint), features[1], inputs[1], seed,
+                              batch_size), test_y, labelled.classes, seed)}
     for name, (way, shot) in settings.items():
         if few_shot_files:
             scores = []

@@ -18,6 +18,10 @@ Sources of the layouts (see docs/format.md, "View layouts"):
 - ``sphere``: a Fibonacci lattice on the sphere (Gonzalez, Math. Geosci. 2010).
 - ``random``: directions uniform on the sphere; distance jittered by U[0.9, 1.1) as in the
   CLIP2Point supplement's pre-training renders.
+
+Any layout's distance can be jittered per view (``distance_jitter``): CLIP2Point's
+pre-training renders (supplement, section 5) draw each view's camera distance from [0.9, 1.1)
+of the initial one.
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ def make_layout(
     num_views: int,
     distance: float = DEFAULT_DISTANCE,
     rng: np.random.Generator | None = None,
+    distance_jitter: tuple[float, float] | None = None,
 ) -> ViewLayout:
     """Build the camera placements of a view layout.
 
@@ -120,14 +125,18 @@ def make_layout(
         layout: a name from :data:`LAYOUTS` (``auto`` is resolved by :func:`resolve_layout_name`).
         num_views: number of views ``V``.
         distance: base camera distance, normalized object units.
-        rng: generator for the ``random`` layout (seeded per object by the caller); ignored by the
-            deterministic layouts.
+        rng: generator for the ``random`` layout and the jitter (seeded per object by the
+            caller); unused by the deterministic layouts without jitter.
+        distance_jitter: ``(low, high)``: each view's distance is ``distance`` times a draw from
+            U[low, high) (CLIP2Point pre-training: 0.9, 1.1); for ``random`` it replaces that
+            layout's own U[0.9, 1.1). None: the layout's own distances.
 
     Returns:
         A :class:`ViewLayout` with ``(V,)`` float32 arrays.
 
     Raises:
-        ValueError: as :func:`resolve_layout_name`, or ``random`` without ``rng``.
+        ValueError: as :func:`resolve_layout_name`; ``random`` or a jitter without ``rng``; a
+            jitter that is not ``0 < low <= high``.
     """
     name = resolve_layout_name(layout, num_views)
     dist = np.full(num_views, distance, dtype=np.float64)
@@ -149,7 +158,15 @@ def make_layout(
         # PyTorch3D spherical angles: x = d cos(e) sin(a), y = d sin(e), z = d cos(e) cos(a)
         elev = np.degrees(np.arcsin(np.clip(direction[:, 1], -1.0, 1.0)))
         azim = np.degrees(np.arctan2(direction[:, 0], direction[:, 2]))
-        dist = dist * rng.uniform(0.9, 1.1, size=num_views)
+        if distance_jitter is None:
+            dist = dist * rng.uniform(0.9, 1.1, size=num_views)
+    if distance_jitter is not None:
+        low, high = distance_jitter
+        if not 0 < low <= high:
+            raise ValueError(f"distance_jitter must be 0 < low <= high, got {distance_jitter}")
+        if rng is None:
+            raise ValueError("a distance jitter needs a seeded numpy Generator")
+        dist = dist * rng.uniform(low, high, size=num_views)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     return ViewLayout(name, f32(azim), f32(elev), f32(dist))
 

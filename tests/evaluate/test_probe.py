@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from tap3d.clouds import LabelledDataError
 from tap3d.clouds.folds import parse_few_shot
@@ -172,3 +173,52 @@ def test_a_fold_file_that_would_run_code_is_refused(tmp_path, labelled, fewshot_
         pickle.dump(content, f)
     pickle.load(open(fold, "rb"))  # the payload is real: plain pickle.load runs it
     assert os.path.exists(marker)
+
+
+def test_probe_draws_the_tsne_of_the_test_features(tmp_path, labelled):
+    from PIL import Image
+
+    *_, data = labelled
+    out, picture = tmp_path / "probe.json", tmp_path / "tsne.png"
+    done = tap_cli("probe", data, "--embed-dim", "8", "--points", "192", "--device", "cpu",
+                   "--tsne", str(picture), "--json", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.load(open(out))
+    assert result["tsne"]["file"] == str(picture) and "t-SNE" in done.stdout
+    # a random backbone alone: one panel; 8 meshes, 6 test clouds each, form clusters
+    (score,) = result["tsne"]["silhouette"].values()
+    assert 0 < score <= 1
+    width, height = Image.open(picture).size
+    assert (width, height) == (500, 500)
+
+
+def test_tsne_panels_put_a_reinitialized_copy_beside_the_trained_backbone(tmp_path, labelled):
+    from PIL import Image
+
+    from tap3d.clouds.pipeline import eval_features
+    from tap3d.evaluate.probe import pooled_features, tsne_panels
+    from tap3d.evaluate.tsne import draw_tsne
+    from tap3d.models.backbones import make_backbone
+
+    _, (test_x, test_y), _ = labelled
+    torch.manual_seed(1)
+    model = make_backbone("pointmlp", embed_dim=8)
+    with torch.no_grad():  # "trained": weights no initializer draws
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(1.5).add_(0.01)
+    inputs = eval_features(test_x, 192, 1, "cpu")
+    trained = pooled_features(model, inputs)
+    panels = tsne_panels(model, True, trained, inputs, seed=0)
+    assert list(panels) == ["random initialization", "pre-trained"]
+    assert panels["pre-trained"] is trained
+    assert panels["random initialization"].shape == trained.shape
+    assert not np.allclose(panels["random initialization"], trained)
+    # the re-initialization is seeded, and the model given is left as it was
+    again = tsne_panels(model, True, trained, inputs, seed=0)
+    np.testing.assert_array_equal(again["random initialization"],
+                                  panels["random initialization"])
+    np.testing.assert_array_equal(pooled_features(model, inputs), trained)
+    scores = draw_tsne(tmp_path / "two.png", panels, test_y, [f"c{i}" for i in range(8)])
+    assert set(scores) == set(panels)
+    assert Image.open(tmp_path / "two.png").size == (1000, 500)
