@@ -93,6 +93,8 @@ class BuildConfig:
         fit: orthographic only: the share of the frame each view's projection of the mesh
             fills (TAP: 200 / 224, the authors' ``cal_scale_bias``); None: the unit sphere
             fills the frame in every view.
+        normal_maps: also write the optional ``normal`` view array (camera-space unit surface
+            normals, OpenCV frame; :func:`tap3d.render.shade.covered_normals`).
     """
 
     views: int = 10
@@ -115,6 +117,7 @@ class BuildConfig:
     preset: one_of(PRESETS) | None = None
     projection: one_of(PROJECTIONS) = "perspective"
     fit: float | None = None
+    normal_maps: bool = False
 
     def validate(self) -> "BuildConfig":
         """Raise ``ValueError`` on settings that cannot be built; return self."""
@@ -217,10 +220,14 @@ def load_build_config(path: str | None = None, **options) -> BuildConfig:
 
 def field_type(name: str) -> type | tuple[type, ...]:
     """The type of the :class:`BuildConfig` field ``name`` without ``None`` (``str`` for
-    ``preset``), or the tuple of its element types for a tuple field (``background``)."""
+    ``preset``), or the tuple of its element types for a tuple field (``background``,
+    ``distance_jitter``)."""
     hint = typing.get_type_hints(BuildConfig)[name]
     if choices_of(hint) is not None:
         return str
+    present = [t for t in typing.get_args(hint) if t is not type(None)]
+    if typing.get_origin(hint) is typing.Union and len(present) == 1:
+        hint = present[0]  # Optional[X] -> X
     if typing.get_origin(hint) is tuple:
         return typing.get_args(hint)
     return next((t for t in typing.get_args(hint) if t is not type(None)), hint)
@@ -250,7 +257,8 @@ class Plan:
     def specs(self) -> dict:
         """The format's array specs for this build."""
         c = self.config
-        return schema.array_specs(len(self.objects), c.views, c.image_size, c.points)
+        return schema.array_specs(len(self.objects), c.views, c.image_size, c.points,
+                                  normal_maps=c.normal_maps)
 
 
 def make_plan(source, config: "BuildConfig", synsets=None, limit=None) -> Plan:
@@ -309,6 +317,7 @@ def _attributes(source: Source, config: BuildConfig) -> dict:
         "fit": config.fit,
         "distance_jitter": None if config.distance_jitter is None else
         list(config.distance_jitter),
+        "normal_maps": config.normal_maps,
         "lights": lights_for(config.shading),
         "shading": config.shading,
         "textures": config.textures,

@@ -96,11 +96,12 @@ def needs_creation(store) -> bool:
 RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", "shard_size",
                    "seed", "backend", "background", "texture_atlas_size", "shading", "textures",
                    "shader", "obj_loader", "source", "categories", "projection", "fit",
-                   "distance_jitter")
+                   "distance_jitter", "normal_maps")
 
 
 #: Values of settings that datasets written before the setting existed were built with.
-RESUME_DEFAULTS = {"projection": "perspective", "fit": None, "distance_jitter": None}
+RESUME_DEFAULTS = {"projection": "perspective", "fit": None, "distance_jitter": None,
+                   "normal_maps": False}
 
 
 def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:

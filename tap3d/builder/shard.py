@@ -58,7 +58,8 @@ def make_renderer(config: BuildConfig, threads: int = 1):
 
     return ViewRenderer(make_rasterizer(config.backend, config.image_size, config.device, threads),
                         device=config.device, background=config.background,
-                        shader=config.shader, shading=config.shading)
+                        shader=config.shader, shading=config.shading,
+                        normal_maps=config.normal_maps)
 
 
 def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
@@ -112,7 +113,12 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     K, world_to_camera = opencv_cameras(R, T, config.fov, config.image_size)
     if config.projection == "orthographic":
         K = orthographic_intrinsics(focal, centre)
+    optional = {}
+    if config.normal_maps:  # world -> OpenCV camera frame: the rotation of world_to_camera
+        normal = np.einsum("vij,vyxj->vyxi", world_to_camera[:, :3, :3], views.normal)
+        optional["normal"] = np.where(views.mask[..., None], normal, 0).astype(np.float16)
     return {
+        **optional,
         "rgb": views.rgb,
         "mask": views.mask,
         "depth": views.depth.astype(np.float16),
@@ -189,7 +195,8 @@ def _render_shard(store, shard, start, objects, config, threads, failed, timeout
 
     began = time.perf_counter()
     renderer = make_renderer(config, threads)
-    arrays = schema.empty_shard(len(objects), config.views, config.image_size, config.points)
+    arrays = schema.empty_shard(len(objects), config.views, config.image_size, config.points,
+                                normal_maps=config.normal_maps)
     report = ShardReport(shard, 0)
     watchdog = Watchdog.start_in_worker(store, shard, timeout, memory_limit)
     for i, spec in enumerate(objects):

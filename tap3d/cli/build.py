@@ -34,6 +34,8 @@ BUILD_HELP = {
                 "CLIP2Point: twice the unit distance).",
     "distance_jitter": "LOW HIGH: each view's distance times U[LOW, HIGH), per object and view "
                        "(CLIP2Point pre-training: 0.9 1.1; clip2point-pretrain preset).",
+    "normal_maps": "Also write the normal view array: camera-space unit surface normals "
+                   "(OpenCV frame, float16, 0 off the object).",
     "points": "Surface points per object.",
     "shard_size": "Objects per Zarr shard.",
     "seed": "Base seed (each object's seed derives from it and the object id).",

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["RenderedViews", "ViewRenderer", "LIGHTS", "PLAIN_LIGHTS", "SHADINGS", "SHADERS",
-           "lights_for", "shade_covered"]
+           "lights_for", "shade_covered", "covered_normals"]
 
 #: Light colours (RGB each) of the head light; recorded in the dataset's ``lights`` attribute.
 LIGHTS = {
@@ -66,11 +66,15 @@ class RenderedViews:
         mask: ``(V, S, S)`` bool, pixel covered by the object.
         depth: ``(V, S, S)`` float32, view-space z (object units) of the visible surface, 0 where
             not covered.
+        normal: ``(V, S, S, 3)`` float32 unit normals of the visible surface in the world
+            (normalized object) frame, turned towards the camera, 0 where not covered
+            (:func:`covered_normals`); None unless asked for.
     """
 
     rgb: np.ndarray
     mask: np.ndarray
     depth: np.ndarray
+    normal: np.ndarray | None = None
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -117,6 +121,36 @@ def shade_covered(mesh, face, bary, view, centres, shading: str = "textured",
     return (lit[:, None] * texel + (np.float32(specular) * glare)[:, None]).astype(np.float32)
 
 
+def covered_normals(mesh, face, bary, view, centres, direction=None) -> np.ndarray:
+    """Unit surface normals of covered pixels, world frame, turned towards the camera.
+
+    The face normal (right-hand rule on the winding, as the ``normals`` of the surface points):
+    tap3d's meshes carry positions, faces and texture coordinates only, so there are no authored
+    vertex normals to interpolate, and the smoothed normals the shading uses would bend the
+    normals of flat faces near their edges. Windings are not consistent in ShapeNetCore, so a
+    normal that faces away from the camera (along the viewing ray) is flipped.
+
+    Args:
+        mesh: a :class:`~tap3d.render.meshes.Mesh`.
+        face, bary, view: ``(M,)`` face, ``(M, 3)`` barycentric coordinates and ``(M,)`` view of
+            each covered pixel.
+        centres: ``(V, 3)`` camera centres, world frame.
+        direction: ``(M, 3)`` viewing direction of each pixel's ray when known (orthographic
+            cameras, ray casting); else from the camera centre to the surface point.
+
+    Returns:
+        ``(M, 3)`` float32.
+    """
+    corners = mesh.faces.numpy()[face]
+    tri = mesh.verts.numpy()[corners]  # (M, 3, 3)
+    normal = _unit(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]).astype(np.float32))
+    if direction is None:
+        direction = np.einsum("mk,mkc->mc", bary, tri, optimize=False) - centres[view]
+    away = np.einsum("mc,mc->m", normal, direction) > 0
+    normal[away] *= -1
+    return normal
+
+
 class ViewRenderer:
     """A rasterizer and a shader, like PyTorch3D's ``MeshRendererWithFragments``.
 
@@ -126,13 +160,14 @@ class ViewRenderer:
         background: background colour, RGB in [0, 1].
         shader: ``tap3d`` (covered pixels only) or ``pytorch3d`` (``HardPhongShader``).
         shading: ``textured`` or ``plain``.
+        normal_maps: also return the views' surface normals (:attr:`RenderedViews.normal`).
 
     Raises:
         ValueError: an unknown shader or shading, or ``plain`` with the ``pytorch3d`` shader.
     """
 
     def __init__(self, rasterizer, device="cpu", background=(1.0, 1.0, 1.0), shader="tap3d",
-                 shading="textured"):
+                 shading="textured", normal_maps: bool = False):
         if shader not in SHADERS or shading not in SHADINGS:
             raise ValueError(f"shader must be one of {SHADERS} and shading one of {SHADINGS}; "
                              f"got {shader!r}, {shading!r}")
@@ -143,6 +178,7 @@ class ViewRenderer:
         self.background = tuple(float(c) for c in background)
         self.shader = shader
         self.shading = shading
+        self.normal_maps = normal_maps
 
     def __call__(self, mesh, cameras, timings: dict | None = None) -> RenderedViews:
         """Render one mesh from every camera.
@@ -160,9 +196,13 @@ class ViewRenderer:
         timings = {} if timings is None else timings
         with torch.no_grad():
             if self.shader == "pytorch3d":
-                return self._pytorch3d(mesh, cameras, timings)
+                views = self._pytorch3d(mesh, cameras, timings)
+                if self.normal_maps:  # from the same covering as the tap3d shader's
+                    views.normal = self._normals(mesh, cameras, *self._covered(mesh, cameras))
+                return views
             began = time.perf_counter()
-            pixel, face, bary, depth, direction = self._covered(mesh, cameras)
+            covered = self._covered(mesh, cameras)
+            pixel, face, bary, depth, direction = covered
             centres = cameras.get_camera_center().cpu().numpy().astype(np.float32)
             shaded = time.perf_counter()
             timings["rasterize"] = timings.get("rasterize", 0.0) + shaded - began
@@ -178,8 +218,19 @@ class ViewRenderer:
         mask.reshape(-1)[pixel] = True
         zbuf = np.zeros((len(cameras), S, S), np.float32)
         zbuf.reshape(-1)[pixel] = depth
+        normal = self._normals(mesh, cameras, *covered) if self.normal_maps else None
         timings["shade"] = timings.get("shade", 0.0) + time.perf_counter() - shaded
-        return RenderedViews(rgb=rgb, mask=mask, depth=zbuf)
+        return RenderedViews(rgb=rgb, mask=mask, depth=zbuf, normal=normal)
+
+    def _normals(self, mesh, cameras, pixel, face, bary, depth, direction) -> np.ndarray:
+        """``(V, S, S, 3)`` float32 world-frame normal maps of covered pixels
+        (:func:`covered_normals`), 0 elsewhere."""
+        S = self.rasterizer.image_size
+        centres = cameras.get_camera_center().cpu().numpy().astype(np.float32)
+        normal = np.zeros((len(cameras), S, S, 3), np.float32)
+        normal.reshape(-1, 3)[pixel] = covered_normals(mesh, face, bary, pixel // (S * S),
+                                                       centres, direction)
+        return normal
 
     def _covered(self, mesh, cameras):
         """Covered pixels of every view: ``(pixel, face, bary, depth, direction or None)``

@@ -1,8 +1,8 @@
 """Pictures of a dataset (matplotlib/PIL; files for notebooks and READMEs).
 
 - :func:`contact_sheet`: a grid of views of a few objects, the quickest look at what a build made.
-- :func:`dataset_sheet`: for a few objects, every view's RGB, depth and mask, and a 3D plot of
-  the camera positions around the object's point cloud (matplotlib, Agg).
+- :func:`dataset_sheet`: for a few objects, every view's RGB, depth and mask (and normal map),
+  and a 3D plot of the camera positions around the object's point cloud (matplotlib, Agg).
 - :func:`camera_plot`: the 3D camera plot of one object alone.
 - :func:`generated_over_target`: a model's generated views over their targets, per object (the
   one picture of generated views: training samples, evaluation grids, ``tap-cli generate``).
@@ -90,8 +90,9 @@ def _draw_cameras(ax, points: np.ndarray, world_to_camera: np.ndarray, title: st
 
 
 def dataset_sheet(store, output: str, objects: int = 3, dpi: int = 80) -> dict:
-    """Write a PNG: per object, rows of RGB, depth and mask for every view, and a 3D plot of
-    the cameras (red, numbered, arrows along the optical axis) around the point cloud.
+    """Write a PNG: per object, rows of RGB, depth and mask for every view (and the normal
+    map, camera-space xyz shown as RGB ``(n + 1) / 2``, when the dataset has one), and a 3D plot
+    of the cameras (red, numbered, arrows along the optical axis) around the point cloud.
 
     Returns:
         ``{"path", "size": (width, height) pixels, "panels": [(name, (x0, y0, x1, y1)), ...]}``
@@ -111,21 +112,27 @@ def dataset_sheet(store, output: str, objects: int = 3, dpi: int = 80) -> dict:
         raise ValueError(f"{store}: no done object to show")
     views = group["rgb"].shape[1]
     ids = group["object_id"][:]
-    rows = 3 * len(chosen)
+    normals = "normal" in group
+    per = 4 if normals else 3
+    rows = per * len(chosen)
     fig = plt.figure(figsize=(1.3 * views + 4.2, 1.3 * rows), dpi=dpi)
     grid = fig.add_gridspec(rows, views + 3, wspace=0.05, hspace=0.15)
     panels = []
     for r, i in enumerate(chosen):
         rgb, depth, mask = group["rgb"][i], group["depth"][i].astype(np.float32), group["mask"][i]
+        normal = group["normal"][i].astype(np.float32) if normals else None
         covered = depth[mask]
         near, far = (covered.min(), covered.max()) if covered.size else (0.0, 1.0)
         for v in range(views):
-            for k, (name, image, kwargs) in enumerate((
-                    ("rgb", rgb[v], {}),
-                    ("depth", np.where(mask[v], depth[v], np.nan),
-                     {"cmap": "magma_r", "vmin": near, "vmax": far}),
-                    ("mask", mask[v], {"cmap": "gray", "vmin": 0, "vmax": 1}))):
-                ax = fig.add_subplot(grid[3 * r + k, v])
+            shown = [("rgb", rgb[v], {}),
+                     ("depth", np.where(mask[v], depth[v], np.nan),
+                      {"cmap": "magma_r", "vmin": near, "vmax": far}),
+                     ("mask", mask[v], {"cmap": "gray", "vmin": 0, "vmax": 1})]
+            if normals:
+                shown.append(("normal", np.where(mask[v][..., None], (normal[v] + 1) / 2, 1.0),
+                              {}))
+            for k, (name, image, kwargs) in enumerate(shown):
+                ax = fig.add_subplot(grid[per * r + k, v])
                 ax.imshow(image, **kwargs)
                 ax.set_xticks([]), ax.set_yticks([])
                 if v == 0:
@@ -133,7 +140,7 @@ def dataset_sheet(store, output: str, objects: int = 3, dpi: int = 80) -> dict:
                 if k == 0:
                     ax.set_title(f"{ids[i]}" if v == 0 else f"view {v}", fontsize=6, loc="left")
                 panels.append((f"{ids[i]}/{name}/{v}", ax))
-        ax3d = fig.add_subplot(grid[3 * r:3 * r + 3, views:], projection="3d")
+        ax3d = fig.add_subplot(grid[per * r:per * r + per, views:], projection="3d")
         _draw_cameras(ax3d, group["points"][i], group["cameras/world_to_camera"][i],
                       f"{ids[i]}: {views} cameras")
         panels.append((f"{ids[i]}/cameras", ax3d))

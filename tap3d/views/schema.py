@@ -79,7 +79,8 @@ class ArraySpec:
 
 
 def array_specs(num_objects: int, num_views: int, image_size: int,
-                num_points: int, part_labels: bool = False) -> dict[str, ArraySpec]:
+                num_points: int, part_labels: bool = False,
+                normal_maps: bool = False) -> dict[str, ArraySpec]:
     """Every array of the format, keyed by its path in the group.
 
     Args:
@@ -89,11 +90,16 @@ def array_specs(num_objects: int, num_views: int, image_size: int,
         num_points: ``P``, surface points per object.
         part_labels: add the optional ``part`` array ``(N, P)`` int16: the global part id of
             every point (docs/partseg.md; with the ``parts`` group attribute).
+        normal_maps: add the optional ``normal`` array ``(N, V, S, S, 3)`` float16: unit
+            surface normals of each pixel in the camera's OpenCV frame, 0 where ``mask`` is
+            false (docs/format.md; a build's ``--normal-maps``).
     """
     N, V, S, P = num_objects, num_views, image_size, num_points
     ov = ("object", "view")
     optional = {"part": ArraySpec((N, P), "int16", ("object", "point"), False)} if part_labels \
         else {}
+    if normal_maps:
+        optional["normal"] = ArraySpec((N, V, S, S, 3), "float16", ov + ("y", "x", "xyz"), True)
     return {**optional, 
         "rgb": ArraySpec((N, V, S, S, 3), "uint8", ov + ("y", "x", "channel"), True),
         "mask": ArraySpec((N, V, S, S), "bool", ov + ("y", "x"), True),
@@ -132,13 +138,16 @@ SHARD_ARRAYS = tuple(
 
 
 def empty_shard(num_objects: int, num_views: int, image_size: int,
-                num_points: int) -> dict[str, np.ndarray]:
-    """Zeroed arrays of :data:`SHARD_ARRAYS` for ``num_objects`` objects, in the format's
-    dtypes (strings as object arrays of ``""``; ``astype(str)`` them before writing)."""
-    specs = array_specs(num_objects, num_views, image_size, num_points)
+                num_points: int, normal_maps: bool = False) -> dict[str, np.ndarray]:
+    """Zeroed arrays of :data:`SHARD_ARRAYS` (and ``normal`` with ``normal_maps``) for
+    ``num_objects`` objects, in the format's dtypes (strings as object arrays of ``""``;
+    ``astype(str)`` them before writing)."""
+    specs = array_specs(num_objects, num_views, image_size, num_points,
+                        normal_maps=normal_maps)
+    names = (("normal",) if normal_maps else ()) + SHARD_ARRAYS
     arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
-                             else specs[name].dtype) for name in SHARD_ARRAYS}
-    for name in SHARD_ARRAYS:
+                             else specs[name].dtype) for name in names}
+    for name in names:
         if specs[name].dtype is str:
             arrays[name][:] = ""
     return arrays

@@ -167,7 +167,8 @@ def verify(store, progress: bool = False) -> VerifyReport:
     report.objects = n
     views, size, points = attrs["views"], attrs["image_size"], attrs["points_per_object"]
     shard_size = attrs["shard_size"]
-    specs = fmt.array_specs(n, views, size, points, part_labels="part" in group)
+    specs = fmt.array_specs(n, views, size, points, part_labels="part" in group,
+                            normal_maps="normal" in group)
     values: dict[str, np.ndarray] = {}
     readable = np.ones(n, dtype=bool)
     for name, spec in tqdm(specs.items(), desc="verify", unit="array", disable=not progress):

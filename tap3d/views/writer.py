@@ -104,8 +104,9 @@ def write_shard(group, start: int, arrays: dict[str, np.ndarray]) -> None:
     Args:
         group: the dataset's ``zarr.Group`` opened for writing.
         start: first object index of the shard (a multiple of ``shard_size``).
-        arrays: for each name in :data:`SHARD_ARRAYS`, an array whose first axis has the shard's
-            ``n`` objects, in the dtype of the format.
+        arrays: for each name in :data:`SHARD_ARRAYS` (and each optional array the dataset
+            has, such as ``normal``), an array whose first axis has the shard's ``n`` objects,
+            in the dtype of the format.
 
     The arrays other than ``status`` are written concurrently on zarr's event loop (one round
     trip instead of one per array: about 40% less time per shard of one object on the heavy
@@ -124,7 +125,10 @@ def write_shard(group, start: int, arrays: dict[str, np.ndarray]) -> None:
     async def write_all():
         target = await zarr.api.asynchronous.open_group(store=group.store, path=group.path,
                                                         mode="r+", zarr_format=3)
-        await asyncio.gather(*(write(target, name) for name in SHARD_ARRAYS if name != "status"))
+        missing = [name for name in SHARD_ARRAYS if name not in arrays]
+        if missing:
+            raise KeyError(f"write_shard: no {missing} for the shard at {start}")
+        await asyncio.gather(*(write(target, name) for name in arrays if name != "status"))
         await write(target, "status")
 
     sync(write_all())

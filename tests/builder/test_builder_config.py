@@ -30,8 +30,9 @@ def _other_value(field):
     if field.name in CHOICES:
         return next(c for c in CHOICES[field.name] if c != field.default)
     kind = field_type(field.name)
-    if isinstance(kind, tuple):
-        return tuple(kind[i](v / 2 + 0.125 * i) for i, v in enumerate(field.default))
+    if isinstance(kind, tuple):  # a tuple field defaulting to None: from ones
+        base = field.default if field.default is not None else (1.0,) * len(kind)
+        return tuple(kind[i](v / 2 + 0.125 * i) for i, v in enumerate(base))
     if kind is bool:
         return not field.default
     if kind is str:
@@ -125,7 +126,7 @@ BAD_FILES = {
     "image_size: '64'\n": "image_size must be of type int, got '64'",
     "background: [1, 1]\n": "background must be 3 numbers",
     "- views\n": "expected a mapping of settings",
-    "preset: mvcnn\n": "preset must be one of clip2point, tap",
+    "preset: mvcnn\n": "preset must be one of clip2point, clip2point-pretrain, tap",
 }
 
 
