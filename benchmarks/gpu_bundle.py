@@ -5,7 +5,7 @@ network (docs/gpu.md).
     .venv/bin/python benchmarks/gpu_bundle.py --out gpu-bundle
     .venv/bin/python benchmarks/gpu_bundle.py --out /tmp/toy --toy --no-wheels   # the tests' size
 
-The folder (git-ignored, about 50 MiB at full size):
+The folder (git-ignored, about 49 MiB at full size):
 
 - ``wheels/``: one wheel of each package the trainer imports that such a machine lacks
   (:data:`WHEELS`: zarr and its codecs, pydantic, Pillow, with their dependencies), at the
