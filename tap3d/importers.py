@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from tap3d.buildconfig import BuildConfig, recorded_attributes
 from tap3d.views import schema
 from tap3d.views.projection import TAP_FIT, fit_parallel, orthographic_intrinsics
 
@@ -254,20 +255,25 @@ def read_tap_object(obj: TapObject, points: int, image_size: int) -> dict:
 
 
 def _attributes(root: str, image_size: int, points: int, shard_size: int) -> dict:
+    """The group attributes of an import: the settings its views match, recorded as a build
+    records them (:func:`tap3d.buildconfig.recorded_attributes`), with None for what tap3d's
+    renderer would decide and the authors' renders do not say."""
     import tap3d
 
+    config = BuildConfig(views=TAP_VIEWS, layout="mvcnn", image_size=image_size,
+                         distance=DISTANCE, points=points, shard_size=shard_size,
+                         shading="plain", preset="tap", projection="orthographic", fit=TAP_FIT)
     return {
+        **recorded_attributes(config),
+        **dict.fromkeys(("shading", "textures", "shader", "obj_loader", "backend",
+                         "texture_atlas_size", "lights")),
         "categories": [], "category_names": [],
         "layout": {"name": "tap", "azimuth": (30.0 * np.arange(TAP_VIEWS)).tolist(),
                    "elevation": [90.0 + math.degrees(TAP_PHI)] * TAP_VIEWS,
                    "distance": [DISTANCE] * TAP_VIEWS,
                    "note": "the TAP authors' rotate_theta_phi views, about the z (up) axis"},
-        "views": TAP_VIEWS, "image_size": image_size, "fov": 0.0,
-        "projection": "orthographic", "fit": TAP_FIT, "up_axis": UP_AXIS,
-        "lights": None, "shading": None, "textures": None, "shader": None, "obj_loader": None,
-        "preset": "tap", "background": [1.0, 1.0, 1.0], "backend": None,
-        "points_per_object": points, "shard_size": shard_size, "texture_atlas_size": None,
-        "source": {"root": os.path.abspath(root), "kind": "tap"}, "seed": 0,
+        "up_axis": UP_AXIS,
+        "source": {"root": os.path.abspath(root), "kind": "tap"},
         "tap3d_version": tap3d.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -23,8 +23,10 @@ import typing
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
-__all__ = ["SettingsError", "settings", "one_of", "choices_of", "Device", "UpAxis", "Lax",
-           "read_settings", "check_fields", "load_settings"]
+__all__ = ["SettingsError", "settings", "setting", "field_help", "field_default",
+           "settings_table", "one_of",
+           "choices_of", "Device", "UpAxis", "Lax", "read_settings", "check_fields",
+           "load_settings"]
 
 #: A device name: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
 Device = typing.Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
@@ -46,6 +48,47 @@ class SettingsError(ValueError):
     def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
         super().__init__(message)
         self.problems = problems or []
+
+
+def setting(default=dataclasses.MISSING, help: str = "", *,
+            default_factory=dataclasses.MISSING, **metadata) -> dataclasses.Field:
+    """A settings field that carries its own description: its default (or ``default_factory``),
+    a one-line ``help`` (the command-line option's help, the docs tables) and any further
+    ``metadata`` that a command reads off the field (the build's is described in
+    :mod:`tap3d.buildconfig`).
+
+    Raises:
+        ValueError: no help text (every setting says what it is).
+    """
+    if not help or "\n" in help:
+        raise ValueError("a setting needs a one-line help text")
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"help": help, **metadata})
+
+
+def field_help(cls) -> dict[str, str]:
+    """Each field's one-line help (:func:`setting`) of the settings class ``cls``."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def field_default(field: dataclasses.Field):
+    """The default value of a dataclass field (``default_factory`` called)."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    return field.default_factory()
+
+
+def settings_table(cls) -> str:
+    """A Markdown table of the settings class ``cls``: one row per field with its option, its
+    default and its help (what the docs show; made, never written by hand)."""
+    rows = ["| option | default | meaning |", "| --- | --- | --- |"]
+    for field in dataclasses.fields(cls):
+        default = field_default(field)
+        shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else \
+            "none" if default is None else str(default)
+        text = field.metadata.get("help", "").replace("|", "\\|")
+        rows.append(f"| `--{field.name.replace('_', '-')}` | {shown} | {text} |")
+    return "\n".join(rows)
 
 
 def one_of(names) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 
@@ -24,6 +25,8 @@ MESHES = {
 }
 IMAGE_SIZE = 96
 POINTS = 2048
+#: The meshes of the TAP authors' tree that :func:`write_tap_tree` writes, and the split of each.
+TAP_TREE = {"duck": "train", "mug": "train", "random000": "val", "bunny": "test"}
 
 
 def copy_obj(src: str, dst_obj: str) -> None:
@@ -173,3 +176,50 @@ def real_cloud(index: int, points: int) -> np.ndarray:
     xyz, _ = trimesh.sample.sample_surface(mesh, points, seed=index)
     xyz = xyz - xyz.mean(0)
     return (xyz / np.linalg.norm(xyz, axis=1).max()).astype(np.float32)
+
+
+def write_tap_tree(root, pybullet_root, tree: dict | None = None, size: int = 64) -> dict:
+    """The TAP authors' layout (``pointclouds/<split>/model_K.ply`` +
+    ``shapenet55v1/<split>/model_K_VVV.jpg``) from real renders: each mesh of ``tree`` (name ->
+    split; default :data:`TAP_TREE`), moved into a made-up source frame (y-up, scaled and
+    offset), sampled to 1024 points (PLY, open3d), and rendered by tap3d's Embree backend and
+    plain shader at ``size`` px in the 12 views of the authors' cameras for the cloud as their
+    loader reads it (axes [2, 0, 1], centred, unit radius), JPEG (PIL). Returns what was
+    written per object: the source points, the renders' masks and RGB."""
+    import open3d as o3d
+    import torch
+    from PIL import Image
+
+    from tap3d.importers import tap_cameras
+    from tap3d.render.cameras import orthographic_cameras
+    from tap3d.render.meshes import load_mesh, sample_surface
+    from tap3d.render.rasterize import make_rasterizer
+    from tap3d.render.shade import ViewRenderer
+
+    renderer = ViewRenderer(make_rasterizer("embree", size), shading="plain")
+    written = {}
+    for k, (name, split) in enumerate((tree or TAP_TREE).items()):
+        mesh = load_mesh(os.path.join(pybullet_root, MESHES[name]), textures="none")
+        points, _ = sample_surface(mesh, 1024, seed=k)
+        offset, scale = np.array([0.3, -1.0, 2.0]) * k, 5.0 + k
+        source = points.astype(np.float64) * scale + offset  # the PLY's frame (y-up)
+        theirs = source[:, [2, 0, 1]]
+        centroid, radius = theirs.mean(0), np.linalg.norm(theirs - theirs.mean(0), axis=1).max()
+        cams = tap_cameras(((theirs - centroid) / radius).astype(np.float32), size)
+        verts = ((mesh.verts.double().numpy() * scale + offset)[:, [2, 0, 1]] - centroid) / radius
+        moved = dataclasses.replace(mesh, verts=torch.from_numpy(verts.astype(np.float32)))
+        K = cams["cameras/K"]
+        views = renderer(moved, orthographic_cameras(cams["cameras/R"], cams["cameras/T"],
+                                                     K[:, 0, 0], K[:, :2, 2], size))
+        stem = f"model_{k:06d}"
+        folder = os.path.join(root, "pointclouds", split)
+        os.makedirs(folder, exist_ok=True)
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(source))
+        o3d.io.write_point_cloud(os.path.join(folder, f"{stem}.ply"), cloud)
+        images = os.path.join(root, "shapenet55v1", split)
+        os.makedirs(images, exist_ok=True)
+        for v in range(12):
+            Image.fromarray(views.rgb[v]).save(os.path.join(images, f"{stem}_{v + 1:03d}.jpg"),
+                                               quality=95)
+        written[f"{split}/{stem}"] = {"source": source, "mask": views.mask, "rgb": views.rgb}
+    return written

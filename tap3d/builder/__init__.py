@@ -4,7 +4,8 @@
 """
 
 from tap3d.builder.driver import BuildSummary, build
-from tap3d.builder.plan import BuildConfig, Plan, make_plan, object_seed
+from tap3d.builder.plan import Plan, make_plan, object_seed
+from tap3d.buildconfig import BuildConfig
 from tap3d.builder.shard import ShardReport, make_renderer, render_object, render_shard
 
 __all__ = ["BuildConfig", "BuildSummary", "build", "Plan", "make_plan", "object_seed",

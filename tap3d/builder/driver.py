@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tap3d.builder.containment import culprit
-from tap3d.builder.plan import BuildConfig, make_plan
+from tap3d.builder.plan import make_plan
+from tap3d.buildconfig import BuildConfig
 from tap3d.builder.resume import needs_creation, pending_shards
 from tap3d.builder.shard import ShardReport, render_shard
 from tap3d.views import schema

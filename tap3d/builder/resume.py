@@ -15,10 +15,11 @@ import os
 
 import numpy as np
 
+from tap3d.buildconfig import resume_differences
 from tap3d.views import schema
 from tap3d.views.storage import StorageError, open_store
 
-__all__ = ["RESUME_SETTINGS", "exists", "needs_creation", "pending_shards"]
+__all__ = ["RESUMED_NON_SETTINGS", "exists", "needs_creation", "pending_shards"]
 
 
 def exists(store) -> bool:
@@ -89,19 +90,10 @@ def needs_creation(store) -> bool:
     return attrs.get(schema.CREATION, schema.CREATION_COMPLETE) != schema.CREATION_COMPLETE
 
 
-#: Attributes that must match for a build to continue an existing dataset: the resolved settings
-#: (``auto`` layout and backend resolved, see :func:`tap3d.builder.plan.make_plan`), not how
-#: they were spelled. ``preset`` is recorded but not compared: ``--preset clip2point`` and the
-#: same settings without it render the same views. ``device`` is not recorded.
-RESUME_SETTINGS = ("views", "layout", "image_size", "fov", "points_per_object", "shard_size",
-                   "seed", "backend", "background", "texture_atlas_size", "shading", "textures",
-                   "shader", "obj_loader", "source", "categories", "projection", "fit",
-                   "distance_jitter", "normal_maps")
-
-
-#: Values of settings that datasets written before the setting existed were built with.
-RESUME_DEFAULTS = {"projection": "perspective", "fit": None, "distance_jitter": None,
-                   "normal_maps": False}
+#: Attributes compared on resume that are not settings (the settings' are read off
+#: :class:`~tap3d.buildconfig.BuildConfig`): the objects' source and categories, and the layout
+#: (recorded with its angles and distances).
+RESUMED_NON_SETTINGS = ("layout", "source", "categories")
 
 
 def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[int]:
@@ -120,12 +112,11 @@ def pending_shards(store: str, attributes: dict, index: dict, ranges) -> list[in
     group = _open_existing(store)
     if group is None:
         raise ValueError(f"{store}: holds no dataset; build it without --overwrite")
-    existing = {**RESUME_DEFAULTS, **dict(group.attrs)}
+    existing = dict(group.attrs)
     if existing.get("format") != schema.FORMAT:
         raise ValueError(f"{store}: exists and is not a {schema.FORMAT} dataset; pass --overwrite "
                          "to replace it")
-    differences = [f"{key}: existing {existing.get(key)!r}, this build {attributes[key]!r}"
-                   for key in RESUME_SETTINGS if existing.get(key) != attributes[key]]
+    differences = resume_differences(existing, attributes, also=RESUMED_NON_SETTINGS)
     stored = {}
     for name in schema.INDEX_ARRAYS:
         try:

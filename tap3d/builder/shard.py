@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tap3d.builder.containment import Watchdog
-from tap3d.builder.plan import BuildConfig, object_seed
+from tap3d.builder.plan import object_seed
+from tap3d.buildconfig import BuildConfig
 from tap3d.render.cameras import make_layout
 from tap3d.render.meshes import MeshError
 from tap3d.sources import ObjectSpec

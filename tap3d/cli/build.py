@@ -9,62 +9,22 @@ import sys
 
 import click
 
-from tap3d.builder.plan import PRESETS, BuildConfig
+from tap3d.buildconfig import PRESETS, BuildConfig
 from tap3d.cli.group import main
 from tap3d.cli.options import settings_options
 from tap3d.cli.train import format_part_scores
 from tap3d.importers import POINT_FOLDERS, TapDataError, import_tap
 
-__all__ = ["BUILD_HELP"]
-
-#: ``build-dataset``'s help for each :class:`tap3d.builder.BuildConfig` field. The option
-#: (``--image-size`` for ``image_size``), its type, its choices (``tap3d.builder.plan.CHOICES``)
-#: and the default shown come from the settings class, so a new field needs one line here.
-BUILD_HELP = {
-    "views": "Views per object.",
-    "layout": "View layout; auto: clip2point for 10 views, orthogonal for 6, mvcnn for 12, "
-              "sphere otherwise.",
-    "image_size": "Square image side, pixels.",
-    "fov": "Vertical field of view, degrees (perspective).",
-    "projection": "perspective (--fov) or orthographic: parallel rays (tap preset).",
-    "fit": "Orthographic: share of the frame each view's projection of the object fills, as "
-           "TAP's cal_scale_bias (0.893 = 200 of 224 px; tap preset); none: the unit sphere "
-           "fills the frame.",
-    "distance": "Camera distance, normalized object units (the farthest vertex at 1; "
-                "CLIP2Point: twice the unit distance).",
-    "distance_jitter": "LOW HIGH: each view's distance times U[LOW, HIGH), per object and view "
-                       "(CLIP2Point pre-training: 0.9 1.1; clip2point-pretrain preset).",
-    "normal_maps": "Also write the normal view array: camera-space unit surface normals "
-                   "(OpenCV frame, float16, 0 off the object).",
-    "points": "Surface points per object.",
-    "shard_size": "Objects per Zarr shard.",
-    "seed": "Base seed (each object's seed derives from it and the object id).",
-    "device": "auto, cpu or cuda.",
-    "backend": "Rasterizer: auto = pytorch3d on CUDA, embree (ray casting) on CPU.",
-    "background": "Background colour, 3 numbers R G B in [0, 1].",
-    "texture_atlas_size": "Texels per face side of --textures atlas.",
-    "shading": "textured: HardPhongShader's model with the mesh's textures; plain: untextured "
-               "light grey, ambient + diffuse (MVCNN).",
-    "textures": "uv: each material's images at source resolution; atlas: PyTorch3D's per-face "
-                "texture atlas (CLIP2Point parity).",
-    "shader": "tap3d: shades covered pixels only; pytorch3d: HardPhongShader.",
-    "obj_loader": "OBJ parser; pytorch3d (load_obj, needs --textures atlas) for comparison.",
-    "preset": "Settings to start from; --config and explicit options override them.",
-}
-
-
 def _build_options(command):
-    """One option per :class:`~tap3d.builder.BuildConfig` field (:func:`settings_options`),
-    with :data:`BUILD_HELP`'s help and, for ``--preset``, the presets' settings."""
+    """One option per :class:`~tap3d.buildconfig.BuildConfig` field (:func:`settings_options`);
+    ``--preset``'s help lists the presets' settings."""
     command = settings_options(BuildConfig)(command)
     for param in command.__click_params__:
-        if param.name in BUILD_HELP:
-            shown = param.help[param.help.rindex("["):]
-            if param.name == "preset":
-                shown = "[" + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in
-                                                               values.items())
-                                        for name, values in PRESETS.items()) + "; default: none]"
-            param.help = f"{BUILD_HELP[param.name]} {shown}"
+        if param.name == "preset":
+            shown = "[" + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in
+                                                           values.items())
+                                    for name, values in PRESETS.items()) + "; default: none]"
+            param.help = f"{param.help[:param.help.rindex('[')]}{shown}"
     return command
 
 
@@ -104,7 +64,7 @@ def build_dataset(source, output, config_path, synsets, limit, workers, schedule
     Settings: the defaults, then --preset, then the --config file, then the options given.
     """
     from tap3d.builder import build
-    from tap3d.builder.plan import load_build_config
+    from tap3d.buildconfig import load_build_config
     from tap3d.sources import SourceError
 
     try:

@@ -1,19 +1,17 @@
 """Command-line options made from settings classes (:mod:`tap3d.settings`): one option per field,
-its type, choices and help from the class, so that a new setting is one field and one line of
-its class docstring."""
+its type, choices, default and help read off the field (:func:`tap3d.settings.setting`), so that
+a new setting is one field."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import typing
 
 import click
 
-from tap3d.settings import choices_of
+from tap3d.settings import choices_of, field_default, field_help
 
-__all__ = ["trust_option", "field_help", "settings_options", "given"]
+__all__ = ["trust_option", "settings_options", "given"]
 
 #: ``--trust-checkpoint`` of every command that reads weights: the one way to read a file whose
 #: pickle names types beyond tensors and numpy values
@@ -24,30 +22,6 @@ trust_option = click.option(
     help="Read weights files even when they hold other objects than tensors, numbers, strings "
          "and numpy arrays: unpickling such a file runs any code it holds; only for files you "
          "trust (default: they are refused).")
-
-
-def field_help(cls) -> dict[str, str]:
-    """Each field's description from the ``Attributes:`` sections of the docstrings of ``cls``
-    and its bases (Google style: ``name, other: text`` lines, continued by deeper indented
-    lines; reST roles and literals as plain text); a field named in a group shares its text."""
-    found: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        doc = inspect.getdoc(klass) or ""
-        if "Attributes:" not in doc:
-            continue
-        entries: list[str] = []
-        for line in doc.split("Attributes:", 1)[1].splitlines()[1:]:
-            if line.startswith("    ") and not line.startswith("     "):
-                entries.append(line.strip())  # a new entry: names, then ':' and its text
-            elif line.startswith("     ") and entries:
-                entries[-1] += " " + line.strip()
-            elif line.strip() or entries:
-                break  # the end of the section
-        for entry in entries:
-            names, _, text = entry.partition(":")
-            text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
-            found.update({name.strip(): text.strip() for name in names.split(",")})
-    return found
 
 
 def _scalar(kind):
@@ -81,8 +55,7 @@ def _option(field: dataclasses.Field, hint, text: str):
         kind = click.Choice([str(c) for c in names]) if names is not None else item
         extra["multiple"] = True
         extra["callback"] = lambda ctx, param, value: list(value) if value else None
-    default = field.default if field.default is not dataclasses.MISSING else \
-        field.default_factory()
+    default = field_default(field)
     shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else \
         "none" if default is None else str(default)
     return (flag, field.name), dict(type=kind, default=None,

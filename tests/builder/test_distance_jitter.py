@@ -8,7 +8,7 @@ import pytest
 import zarr
 
 from tap3d.builder import BuildConfig
-from tap3d.builder.plan import load_build_config
+from tap3d.buildconfig import load_build_config
 from tap3d.render.cameras import DEFAULT_DISTANCE, make_layout
 
 from helpers import assert_points_on_masks

@@ -11,7 +11,7 @@ import zarr
 
 from helpers import assert_points_on_masks, copy_obj, tap_cli
 from tap3d.builder import BuildConfig, build
-from tap3d.builder.plan import preset_config
+from tap3d.buildconfig import preset_config
 
 SMALL = dict(image_size=64, points=512, shard_size=2, seed=1)
 

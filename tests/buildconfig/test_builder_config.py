@@ -1,4 +1,4 @@
-"""Build settings (tap3d.builder.plan, ``tap-cli build-dataset``): one source of truth for the
+"""Build settings (tap3d.buildconfig, ``tap-cli build-dataset``): one source of truth for the
 options, their precedence (defaults < preset < --config file < explicit options), resume by
 resolved settings, and the import flow sources -> render -> builder."""
 
@@ -14,10 +14,13 @@ import zarr
 from click.testing import CliRunner
 
 import tap3d.builder
-from tap3d.builder.plan import (CHOICES, PRESETS, BuildConfig, field_type, load_build_config,
-                                preset_config)
-from tap3d.builder.resume import RESUME_SETTINGS
-from tap3d.cli import BUILD_HELP, main
+from tap3d.buildconfig import (CHOICES, PRESETS, BuildConfig, compared_attributes, field_type,
+                               load_build_config, preset_config)
+from tap3d.cli import main
+from tap3d.settings import field_help
+
+BUILD_HELP = field_help(BuildConfig)
+RESUME_SETTINGS = tuple(compared_attributes())
 
 FIELDS = dataclasses.fields(BuildConfig)
 COMMAND = main.commands["build-dataset"]
