@@ -41,7 +41,7 @@ from tap3d.clouds.errors import LabelledDataError
 from tap3d.clouds.modelnet_resampled import read_lines, read_modelnet40_resampled, resampled_folder
 
 __all__ = ["LabelledPoints", "LabelledDataError", "SCANOBJECTNN_CLASSES", "SCANOBJECTNN_VARIANTS",
-           "seeded_split", "dataset_split",
+           "seeded_split", "dataset_split", "open_done_objects",
            "load_labelled"]
 
 #: ScanObjectNN's 15 classes in label order (the dataset's release; TAP's ``scanobjectnn.py``).
@@ -214,19 +214,32 @@ def dataset_split(group, done: np.ndarray, labels: np.ndarray, test_fraction: fl
             f"split: seeded per category (test fraction {test_fraction}, seed {seed})")
 
 
-def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> LabelledPoints:
+def open_done_objects(path: str, arrays, error=None) -> tuple[object, np.ndarray]:
+    """``(group, done)``: the tap3d dataset at ``path`` and the indices ``(D,)`` int64 of its
+    done objects (``status`` 1), after checking that it holds ``arrays``.
+
+    Raises:
+        ``error`` (default :class:`LabelledDataError`): not a tap3d dataset, without one of
+            ``arrays`` (named), or with no done object; the message names ``path``.
+    """
     from tap3d.views.schema import STATUS_DONE, FormatError, open_views
 
+    error = error or LabelledDataError
     try:
         group = open_views(path)
-    except FormatError as error:
-        raise LabelledDataError(str(error)) from None
-    missing = [name for name in ("points", "label", "status") if name not in group]
+    except FormatError as failure:
+        raise error(str(failure)) from None
+    missing = [name for name in (*arrays, "status") if name not in group]
     if missing:
-        raise LabelledDataError(f"{path}: tap3d dataset without {', '.join(missing)}")
+        raise error(f"{path}: tap3d dataset without {', '.join(missing)}")
     done = np.flatnonzero(group["status"][:] == STATUS_DONE)
     if len(done) == 0:
-        raise LabelledDataError(f"{path}: no object is done (status 1)")
+        raise error(f"{path}: no object is done (status 1)")
+    return group, done
+
+
+def _tap3d(path: str, test_fraction: float, seed: int, max_points: int) -> LabelledPoints:
+    group, done = open_done_objects(path, ("points", "label"))
     # The stored samples are i.i.d. area-weighted surface samples: the first max_points are a
     # uniform random subset of them.
     points = np.asarray(group["points"][:, :max_points], dtype=np.float32)[done]

@@ -38,20 +38,14 @@ __all__ = ["SHAPENETPART_CATEGORIES", "SHAPENETPART_PARTS", "PartDataError", "Pa
            "PartSplit", "PartLabelled", "read_shapenetpart", "load_part_labelled",
            "part_blocks"]
 
-def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
-    from tap3d.clouds.labelled import dataset_split
-    from tap3d.views.schema import STATUS_DONE, FormatError, open_views
 
-    try:
-        group = open_views(path)
-    except FormatError as error:
-        raise PartDataError(str(error)) from None
-    missing = [name for name in ("points", "normals", "part", "label", "status")
-               if name not in group]
-    missing += [] if "parts" in group.attrs else ["the parts attribute"]
-    if missing:
-        raise PartDataError(f"{path}: tap3d dataset without part labels (missing "
-                            f"{', '.join(missing)})")
+def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
+    from tap3d.clouds.labelled import dataset_split, open_done_objects
+
+    group, done = open_done_objects(path, ("points", "normals", "part", "label"), PartDataError)
+    if "parts" not in group.attrs:
+        raise PartDataError(f"{path}: tap3d dataset without part labels (missing the parts "
+                            "attribute)")
     categories = list(group.attrs["categories"])
     parts_attr = dict(group.attrs["parts"])
     absent = [c for c in categories if c not in parts_attr]
@@ -60,9 +54,6 @@ def _tap3d(path: str, test_fraction: float, seed: int) -> PartLabelled:
                             f"{', '.join(absent)}")
     blocks = part_blocks([len(parts_attr[c]) for c in categories])
     names = [f"{c}_{n}" for c in categories for n in parts_attr[c]]
-    done = np.flatnonzero(group["status"][:] == STATUS_DONE)
-    if len(done) == 0:
-        raise PartDataError(f"{path}: no object is done (status 1)")
     labels = np.asarray(group["label"][:], dtype=np.int64)[done]
     points = np.asarray(group["points"][:], dtype=np.float32)[done]
     normals = np.asarray(group["normals"][:], dtype=np.float32)[done]
