@@ -16,7 +16,11 @@ b. ``tap-cli train`` on the bundle's ``--preset tap`` dataset with DataLoader wo
    each step spent waiting for data (``data_wait`` of ``metrics.jsonl``);
 c. ``tap-cli finetune`` (classification, from the pre-trained run), ``finetune --task
    partseg``, ``probe`` and ``generate`` on the device;
-d. ``torchrun --nproc_per_node 1`` (NCCL on CUDA, gloo on the CPU) of a few training steps.
+d. ``torchrun --nproc_per_node 1`` (NCCL on CUDA, gloo on the CPU) of a few training steps;
+   then ``torchrun --nproc_per_node 2`` of :func:`ranks_probe` (``--ranks-probe``): each rank
+   on its own device, the collectives of ``tap3d.train.distributed`` and rank 0's atomic
+   write. NCCL with two GPUs; with one GPU gloo (``TAP3D_DIST_BACKEND=gloo``), both ranks on
+   ``cuda:0`` (NCCL refuses two ranks on one GPU); gloo on the CPU.
 
 Writes ``OUT/gpu.json`` (figures and each step's status, seconds and command) and
 ``OUT/gpu.log`` (every command's output), and exits non-zero when a step failed.
@@ -92,6 +96,45 @@ def stream_figures(run: str) -> dict:
             "records": len(rows)}
 
 
+def ranks_probe(out: str, device: str) -> None:
+    """One rank of step d's two processes: the engine's device (``--device``; ``cuda:0`` when
+    the ranks outnumber the GPUs), the collectives and rank 0's atomic write; rank 0 writes
+    ``OUT/ranks.json`` (``ok`` and what was checked); exits 1 when a check failed."""
+    from types import SimpleNamespace
+
+    import torch
+    from tap3d.train import distributed
+    from tap3d.train.engine import setup
+    from tap3d.train.torchfile import load_torch_file
+
+    shared = device == "cuda" and torch.cuda.device_count() < int(os.environ["WORLD_SIZE"])
+    process, place = setup(SimpleNamespace(device="cuda:0" if shared else device))
+    rank = {"rank": process.rank, "device": str(place),
+            "current": torch.cuda.current_device() if place.type == "cuda" else None}
+    ranks = distributed.all_gather(rank, process)
+    total = distributed.reduce_across_processes(torch.full((3,), process.rank + 1.0, device=place),
+                                                process)
+    path = distributed.save_on_main({"ranks": ranks, "total": total}, os.path.join(out, "ranks.pt"),
+                                    process)
+    distributed.barrier(process)
+    saved = load_torch_file(os.path.join(out, "ranks.pt"))
+    checks = {"world": process.world == 2 and len(ranks) == 2,
+              "sum": total.tolist() == [3.0] * 3 and saved["total"].tolist() == [3.0] * 3,
+              "max": distributed.reduce_across_processes(process.rank, process, op="max") == 1,
+              "main_wrote": (path is not None) == process.main and saved["ranks"] == ranks,
+              "no_tmp": not os.path.exists(os.path.join(out, "ranks.pt.tmp"))}
+    if place.type == "cuda" and not shared:
+        checks["own_device"] = [(r["device"], r["current"]) for r in ranks] == [
+            (f"cuda:{i}", i) for i in range(2)]
+    if process.main:
+        backend = torch.distributed.get_backend()
+        with open(os.path.join(out, "ranks.json"), "w") as f:
+            json.dump({"ok": all(checks.values()), "backend": backend, "shared_gpu": shared,
+                       "ranks": ranks, "checks": checks}, f, indent=1)
+    distributed.barrier(process)
+    sys.exit(0 if all(checks.values()) else 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
@@ -99,8 +142,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--toy", action="store_true", help="toy sizes (the CPU dry run)")
     parser.add_argument("--budget", type=float, default=480, help="seconds for all steps")
+    parser.add_argument("--ranks-probe", action="store_true",
+                        help="be one rank of step d's two processes (under torchrun)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.ranks_probe:
+        ranks_probe(args.out, args.device)
     check = Check(args.out, args.budget)
     with open(os.path.join(args.bundle, "bundle.json")) as f:
         bundle = json.load(f)
@@ -182,6 +229,13 @@ def main() -> None:
                              *[a if a != str(steps) else str(max(steps // 10, 4))
                                for a in train]], 150)
     report["d_torchrun"] = stream_figures(os.path.join(runs, "torchrun"))
+    two = os.path.join(runs, "ranks")
+    gloo = ["env", "TAP3D_DIST_BACKEND=gloo"] if args.device == "cuda" and \
+        torch.cuda.device_count() < 2 else []  # NCCL refuses two ranks on one GPU
+    check.run("d_torchrun", [*gloo, py, "-m", "torch.distributed.run", "--standalone",
+                             "--nproc_per_node", "2", "benchmarks/gpu_check.py", "--ranks-probe",
+                             "--out", two, *device], 90)
+    report["d_torchrun"]["two_processes"] = _read_json(os.path.join(two, "ranks.json"))
     check.save()
     failed = [name for name, step in report["steps"].items() if step["status"] != "ok"]
     print(f"{args.out}/gpu.json: {len(report['steps']) - len(failed)} steps ok"

@@ -9,12 +9,13 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> str:
     """A concrete torch device name.
 
     Args:
-        device: ``auto`` (CUDA when this process sees a GPU, else CPU), ``cpu``, ``cuda`` or
-            ``cuda:N``.
-        local_rank: the GPU that ``auto`` picks under torchrun (``LOCAL_RANK``).
+        device: ``auto`` (CUDA when this process sees a GPU, else CPU), ``cpu``, ``cuda`` (this
+            process's GPU) or ``cuda:N`` (GPU N, as given).
+        local_rank: the GPU that ``auto`` and ``cuda`` pick: ``LOCAL_RANK`` under torchrun, so
+            that each rank of a machine works on its own GPU.
 
     Returns:
-        ``"cpu"`` or ``"cuda:N"``/``"cuda"``.
+        ``"cpu"`` or ``"cuda:N"``.
 
     Raises:
         ValueError: any other name.
@@ -23,6 +24,8 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> str:
 
     if device == "auto":
         return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if device in ("cpu", "cuda") or device.startswith("cuda:"):
+    if device == "cuda":
+        return f"cuda:{local_rank}"
+    if device == "cpu" or device.startswith("cuda:"):
         return device
     raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")

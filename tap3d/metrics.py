@@ -40,9 +40,11 @@ def accuracies(confusion) -> tuple[float, float]:
 
 @torch.no_grad()
 def evaluate_classifier(model, features: torch.Tensor, labels: torch.Tensor, classes: int,
-                        batch_size: int = 64, process=None) -> tuple[float, float]:
+                        batch_size: int = 64, reduce=None) -> tuple[float, float]:
     """``(OA, mAcc)`` in percent of ``model`` (eval mode) on ``features`` ``(N, P, 4)`` and
-    ``labels`` ``(N,)``; under torchrun the confusion matrices of all ranks are summed.
+    ``labels`` ``(N,)``; under torchrun the confusion matrices of all ranks are summed by
+    ``reduce`` (a tensor -> the tensor summed over the ranks, a collective:
+    :func:`tap3d.train.distributed.reduce_across_processes` bound to the process).
     ``features`` ``(votes, N, P, 4)`` (:func:`tap3d.clouds.pipeline.voting_features`): each
     cloud's class is the argmax of its copies' mean softmax."""
     model.eval()
@@ -53,8 +55,8 @@ def evaluate_classifier(model, features: torch.Tensor, labels: torch.Tensor, cla
                                  for copy in voted]).mean(0).argmax(1)
         confusion += torch.bincount(labels[start:start + batch_size] * classes + predicted,
                                     minlength=classes * classes)
-    if process is not None and process.world > 1:
-        torch.distributed.all_reduce(confusion)
+    if reduce is not None:
+        confusion = reduce(confusion)
     return accuracies(confusion.view(classes, classes).cpu().numpy())
 
 

@@ -29,6 +29,7 @@ import shutil
 import numpy as np
 import torch
 
+from tap3d.train import distributed
 from tap3d.train.torchfile import load_torch_file
 from tap3d.train.config import TrainConfig
 
@@ -73,13 +74,7 @@ def gather_rng_states(process) -> dict | list[dict]:
     A collective under torchrun: every rank calls it at the same step.
     """
     state = rng_state()
-    if process.world == 1:
-        return state
-    import torch.distributed as dist
-
-    states = [None] * process.world
-    dist.all_gather_object(states, state)
-    return states
+    return state if process.world == 1 else distributed.all_gather(state, process)
 
 
 def restore_rng_state(states: dict | list[dict], rank: int) -> None:
@@ -91,16 +86,16 @@ def restore_rng_state(states: dict | list[dict], rank: int) -> None:
 def save_checkpoint(folder: str, state: dict) -> str:
     """Write ``state`` to ``folder/step_{state['step']}.pt`` and point ``last.pt`` at it.
 
-    Serialized once, renamed into place (a reader never sees half a file); ``last.pt`` is a
-    hard link (a copy where the file system has none), swapped in atomically.
+    Serialized once, renamed into place (:func:`tap3d.train.distributed.atomic_save`: a reader
+    never sees half a file); ``last.pt`` is a hard link (a copy where the file system has
+    none), swapped in atomically. The caller is the main process.
 
     Returns:
         The path of ``step_N.pt``.
     """
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"step_{state['step']}.pt")
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    distributed.atomic_save(state, path)
     last = os.path.join(folder, "last.pt")
     if os.path.exists(last + ".tmp"):
         os.remove(last + ".tmp")

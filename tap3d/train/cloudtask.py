@@ -13,6 +13,7 @@ import os
 import numpy as np
 import torch
 
+from tap3d.train import distributed
 from tap3d.train.engine import Task
 
 __all__ = ["epoch_batches", "CloudsTask"]
@@ -54,9 +55,7 @@ class CloudsTask(Task):
         train = torch.stack([self.loss_sum, self.correct.double(),
                              torch.tensor(float(self.seen), dtype=torch.float64,
                                           device=self.device)])
-        if self.process.world > 1:
-            torch.distributed.all_reduce(train)
-        return tuple(train.tolist())
+        return tuple(distributed.reduce_across_processes(train, self.process).tolist())
 
     def place_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` on the task's device (BatchNorm synchronized over the ranks under
@@ -85,12 +84,12 @@ class CloudsTask(Task):
         return record
 
     def save_best(self, epoch: int, **scores) -> None:
-        """``RUN/checkpoints/best.pt`` (main process): the model's weights, the epoch, its
+        """``RUN/checkpoints/best.pt`` (main process, written atomically:
+        :func:`~tap3d.train.distributed.save_on_main`): the model's weights, the epoch, its
         ``scores`` and the settings."""
-        if self.process.main:
-            torch.save({"model": self.model.state_dict(), "epoch": epoch, **scores,
-                        "config": dataclasses.asdict(self.config)},
-                       os.path.join(self.run.checkpoints, "best.pt"))
+        distributed.save_on_main({"model": self.model.state_dict(), "epoch": epoch, **scores,
+                                  "config": dataclasses.asdict(self.config)},
+                                 os.path.join(self.run.checkpoints, "best.pt"), self.process)
 
     def write_results(self, **extra) -> None:
         """``RUN/results.json`` (main process): :meth:`results`, the dataset, the backbone

@@ -174,9 +174,7 @@ class _Guard:
         self.value = torch.where(first, loss.detach().float(), self.value)
 
     def check(self, process, last_good: str) -> None:
-        bad = self.step.clone()
-        if process.world > 1:
-            torch.distributed.all_reduce(bad, torch.distributed.ReduceOp.MAX)
+        bad = distributed.reduce_across_processes(self.step, process, op="max")
         if int(bad):
             value = float(self.value) if int(self.step) else float("nan")
             raise NonFiniteLossError(f"loss is {value} at step {int(bad)}; the last good "

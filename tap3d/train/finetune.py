@@ -24,6 +24,7 @@ test set (confusion matrices summed); BatchNorm is synchronized on CUDA.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from tap3d.metrics import evaluate_classifier
 from tap3d.train.weights import load_backbone
 from tap3d.models.heads import Classifier
 from tap3d.geometry.features import with_height
+from tap3d.train import distributed
 from tap3d.train.cloudtask import CloudsTask, epoch_batches
 from tap3d.train.engine import fit, make_loader, setup
 from tap3d.train.optim import cosine_schedule
@@ -159,8 +161,9 @@ class ClassificationTask(CloudsTask):
         return features, torch.from_numpy(labels[shard]).to(self.device)
 
     def evaluate(self, inputs) -> tuple[float, float]:
-        return evaluate_classifier(self.model, *inputs, self.classes,
-                                   self.config.eval_batch_size, self.process)
+        return evaluate_classifier(self.model, *inputs, self.classes, self.config.eval_batch_size,
+                                   functools.partial(distributed.reduce_across_processes,
+                                                     process=self.process))
 
     def end_epoch(self, progress) -> None:
         """Evaluate, log the epoch, keep the best weights, write ``results.json``."""

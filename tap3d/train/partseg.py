@@ -132,10 +132,7 @@ class PartSegTask(CloudsTask):
                 if len(predicted) else predicted
         mious = [shape_miou(p, t, d.category_parts[k]) for p, t, k in zip(predicted, truth, cats)]
         mine = (mious, cats.tolist(), self.baseline, len(mious))
-        every = [mine]
-        if self.process.world > 1:
-            every = [None] * self.process.world
-            torch.distributed.all_gather_object(every, mine)
+        every = distributed.all_gather(mine, self.process)
         scores = summarize([m for e in every for m in e[0]], [k for e in every for k in e[1]],
                            d.categories)
         self.baseline_all = sum(e[2] * e[3] for e in every) / max(sum(e[3] for e in every), 1)
