@@ -126,9 +126,7 @@ class BuildConfig:
             if not 3 < round(self.fit * self.image_size) <= self.image_size:
                 raise ValueError(f"fit must be in ({3 / self.image_size:.3g}, 1] for "
                                  f"{self.image_size} px images, got {self.fit}")
-        if self.shader == "pytorch3d" and self.shading == "plain":
-            raise ValueError("shading 'plain' is computed by the tap3d shader, not shader "
-                             "'pytorch3d'")
+        SHADERS[self.shader](self.shading)  # the shader refuses a shading it cannot compute
         if self.obj_loader == "pytorch3d" and self.textures != "atlas":
             raise ValueError("obj_loader 'pytorch3d' builds a texture atlas; use textures 'atlas'")
         return self

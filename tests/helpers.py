@@ -194,9 +194,9 @@ def write_tap_tree(root, pybullet_root, tree: dict | None = None, size: int = 64
     from tap3d.render.cameras import orthographic_cameras
     from tap3d.render.meshes import load_mesh, sample_surface
     from tap3d.render.rasterize import make_rasterizer
-    from tap3d.render.shade import ViewRenderer
+    from tap3d.render.shade import CoveredShader, ViewRenderer
 
-    renderer = ViewRenderer(make_rasterizer("embree", size), shading="plain")
+    renderer = ViewRenderer(make_rasterizer("embree", size), CoveredShader("plain"))
     written = {}
     for k, (name, split) in enumerate((tree or TAP_TREE).items()):
         mesh = load_mesh(os.path.join(pybullet_root, MESHES[name]), textures="none")

@@ -55,11 +55,10 @@ def make_renderer(config: BuildConfig, threads: int = 1):
                    "tap3d.render.embree", "pytorch3d.renderer", "pytorch3d.io", "open3d",
                    "tinyobjloader", "trimesh", "PIL.Image"):
         importlib.import_module(module)
-    from tap3d.render.shade import ViewRenderer
+    from tap3d.render.shade import SHADERS, ViewRenderer
 
     return ViewRenderer(make_rasterizer(config.backend, config.image_size, config.device, threads),
-                        device=config.device, background=config.background,
-                        shader=config.shader, shading=config.shading,
+                        SHADERS[config.shader](config.shading, config.background),
                         normal_maps=config.normal_maps)
 
 

@@ -1,11 +1,14 @@
 """The Embree backend: ray casting through pixel centres (Open3D ``RaycastingScene``).
 
-Part of :mod:`tap3d.render.rasterize` (import it from there): a callable
-``(meshes, cameras) -> Fragments`` like every backend, plus :meth:`EmbreeRasterizer.covered_hits`,
-the covered pixels alone, which is what the tap3d shader reads.
+Part of :mod:`tap3d.render.rasterize` (import it from there), which says what every backend
+gives: :meth:`EmbreeRasterizer.covered` (the covered pixels alone, what the renderer reads, as
+:class:`~tap3d.render.covered.CoveredPixels`), a callable ``(meshes, cameras) -> Fragments``
+and :meth:`EmbreeRasterizer.rasterize_views`.
 """
 
 from __future__ import annotations
+
+from tap3d.render.covered import CoveredPixels
 
 __all__ = ["EmbreeRasterizer"]
 
@@ -35,7 +38,8 @@ class EmbreeRasterizer:
     ``(N, S, S, 1, 3)`` float32 world-space (perspective-correct) barycentrics of the face's
     vertices in order, ``dists`` ``(N, S, S, 1)`` float32 minus the squared NDC distance from the
     pixel centre to the face's nearest edge (-1 background). :meth:`rasterize_views` (one mesh,
-    ``N`` cameras, what the renderer uses) leaves ``dists`` None: no shader here reads it.
+    ``N`` cameras) leaves ``dists`` None: no shader here reads it. :meth:`covered` (one mesh,
+    ``N`` cameras, what the renderer uses) gives the covered pixels alone.
 
     Args:
         image_size: side ``S`` of the square images, pixels.
@@ -128,8 +132,8 @@ class EmbreeRasterizer:
         return (hits["primitive_ids"].numpy(), hits["t_hit"].numpy(),
                 hits["primitive_uvs"].numpy())
 
-    def covered_hits(self, verts, faces, cameras):
-        """One mesh seen by every camera, covered pixels only (what the tap3d shader needs).
+    def covered(self, verts, faces, cameras) -> CoveredPixels:
+        """One mesh seen by every camera, covered pixels only (what the renderer reads).
 
         Only rays through the pixels inside each view's projection of the mesh's bounding box
         are cast (all rays when a box corner is not in front of a camera).
@@ -139,11 +143,13 @@ class EmbreeRasterizer:
             cameras: ``N`` perspective or orthographic cameras.
 
         Returns:
-            ``pixel`` ``(M,)`` int64 flat index into ``(N, S, S)``, ``face`` ``(M,)`` int64,
-            ``bary`` ``(M, 3)`` float32, ``depth`` ``(M,)`` float32 view-space z and
-            ``direction`` ``(M, 3)`` float32 unit ray directions (camera to surface), numpy.
+            :class:`~tap3d.render.covered.CoveredPixels`: ``pixel`` ``(M,)`` int64 flat index
+            into ``(N, S, S)``, ``face`` ``(M,)`` int64, ``bary`` ``(M, 3)`` float32, ``depth``
+            ``(M,)`` float32 view-space z and ``direction`` ``(M, 3)`` float32 unit ray
+            directions (camera to surface, world frame), numpy.
         """
         import numpy as np
+
 
         cameras = cameras.to("cpu")
         rays, zscale = self._ray_set(cameras)
@@ -157,8 +163,8 @@ class EmbreeRasterizer:
         bary = np.empty((len(hit), 3), np.float32)
         bary[:, 1:] = uv
         bary[:, 0] = 1.0 - uv[:, 0] - uv[:, 1]
-        return (pixel, face[hit].astype(np.int64), bary,
-                t_hit[hit] * zscale.reshape(-1)[pixel], rays[hit, 3:])
+        return CoveredPixels(pixel, face[hit].astype(np.int64), bary,
+                             t_hit[hit] * zscale.reshape(-1)[pixel], rays[hit, 3:])
 
     def _window(self, verts, cameras):
         """Flat indices into ``(N, S, S)`` of the pixels inside each view's projection of the

@@ -1,23 +1,30 @@
-"""Rasterizer backends. Every backend is a callable ``(meshes, cameras) -> Fragments``.
+"""Rasterizer backends and what they hand the shaders.
 
-Following PyTorch3D's ``MeshRenderer`` design (``rasterizer.py``/``shader.py``), shading, depth
-and masks are computed once from PyTorch3D ``Fragments`` (a NamedTuple of ``pix_to_face``
-``(N, S, S, K)`` int64 in packed face indexing with -1 for background, ``zbuf`` ``(N, S, S, K)``
-view-space z, ``bary_coords`` ``(N, S, S, K, 3)`` and ``dists`` ``(N, S, S, K)``), so any backend
-that produces them plugs in. All backends here use ``K = 1`` face per pixel and no blur: the
-nearest face through each pixel centre.
+Following PyTorch3D's ``MeshRenderer`` design (``rasterizer.py``/``shader.py``), a renderer is a
+rasterizer then a shader, with one plain data type between them, so that shading, depth, masks
+and normal maps are written once and any backend plugs in (:class:`~tap3d.render.shade.
+ViewRenderer`). Every backend gives:
 
-Besides ``(meshes, cameras) -> Fragments`` every backend has ``rasterize_views(verts, faces,
-cameras)``: one mesh seen by ``N`` cameras, with no per-view copy where the backend allows it
-(Embree; PyTorch3D's rasterizer needs copies). The Embree backend lives in
-:mod:`tap3d.render.embree` and also gives the covered pixels alone (``covered_hits``), which is
-what the tap3d shader reads.
+- ``covered(verts, faces, cameras) ->`` :class:`~tap3d.render.covered.CoveredPixels`: one mesh seen by ``N`` cameras, the
+  covered pixels alone (sparse; what the renderer and its shaders read);
+- ``(meshes, cameras) -> Fragments``: PyTorch3D ``Fragments`` (a NamedTuple of ``pix_to_face``
+  ``(N, S, S, K)`` int64 in packed face indexing with -1 for background, ``zbuf``
+  ``(N, S, S, K)`` view-space z, ``bary_coords`` ``(N, S, S, K, 3)`` and ``dists``
+  ``(N, S, S, K)``), mesh ``i`` seen by camera ``i``, as PyTorch3D's ``MeshRasterizer`` gives;
+- ``rasterize_views(verts, faces, cameras) -> Fragments``: one mesh seen by ``N`` cameras, with
+  no per-view copy where the backend allows it (Embree; PyTorch3D's rasterizer needs copies).
+
+All backends use ``K = 1`` face per pixel and no blur: the nearest face through each pixel
+centre. The Embree backend lives in :mod:`tap3d.render.embree`; PyTorch3D's is here.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
+
+from tap3d.render.covered import MAX_BATCH_FACES, CoveredPixels, view_batches
 from tap3d.render.embree import EmbreeRasterizer
 
 __all__ = ["Rasterizer", "PyTorch3DRasterizer", "EmbreeRasterizer", "BACKENDS",
@@ -30,16 +37,22 @@ EDGE_EPSILON = 1e-12
 
 
 class Rasterizer(Protocol):
-    """A rasterizer backend.
+    """A rasterizer backend (see the module docstring).
 
     Attributes:
         name: the backend's name, recorded in the dataset's ``backend`` attribute.
+        image_size: side ``S`` of the square images, pixels.
         max_batch_faces: the most faces (mesh faces x views) to rasterize in one call; None
             for no limit.
     """
 
     name: str
+    image_size: int
     max_batch_faces: int | None
+
+    def covered(self, verts, faces, cameras) -> CoveredPixels:
+        """One mesh (``(V, 3)`` float32 and ``(F, 3)`` int64 tensors) seen by ``N`` cameras:
+        its covered pixels."""
 
     def __call__(self, meshes, cameras):  # -> pytorch3d.renderer.mesh.rasterizer.Fragments
         """Rasterize ``N`` meshes, mesh ``i`` seen by camera ``i``, at the backend's image size."""
@@ -62,8 +75,8 @@ class PyTorch3DRasterizer:
     """
 
     name = "pytorch3d"
-    #: memory bound of a batch: mesh faces x views (the renderer splits the views)
-    max_batch_faces = 2_000_000
+    #: memory bound of a batch: mesh faces x views (:meth:`rasterize_views` splits the views)
+    max_batch_faces = MAX_BATCH_FACES
 
     def __init__(self, image_size: int, device="cpu"):
         from pytorch3d.renderer import RasterizationSettings
@@ -97,17 +110,30 @@ class PyTorch3DRasterizer:
 
         device = cameras.device
         mesh = Meshes(verts=[verts.to(device)], faces=[faces.to(device)])
-        F, N = faces.shape[0], len(cameras)
-        per_batch = max(1, min(N, self.max_batch_faces // max(1, F)))
-        parts = []
-        for start in range(0, N, per_batch):
-            index = torch.arange(start, min(start + per_batch, N), device=device)
-            parts.append(self(mesh.extend(len(index)), cameras[index]))
+        F = faces.shape[0]
+        parts = [self(mesh.extend(len(views)), cameras[torch.arange(views.start, views.stop,
+                                                                     device=device)])
+                 for views in view_batches(len(cameras), F, self.max_batch_faces)]
         pix = torch.cat([p.pix_to_face for p in parts])
         return Fragments(pix_to_face=torch.where(pix >= 0, pix % F, -1),
                          zbuf=torch.cat([p.zbuf for p in parts]),
                          bary_coords=torch.cat([p.bary_coords for p in parts]),
                          dists=torch.cat([p.dists for p in parts]))
+
+    def covered(self, verts, faces, cameras) -> CoveredPixels:
+        """The covered pixels of :meth:`rasterize_views` (see :class:`CoveredPixels`), with the
+        viewing direction of orthographic cameras (parallel rays: each view's +Z) and None for
+        perspective ones."""
+        fragments = self.rasterize_views(verts, faces, cameras)
+        pix = fragments.pix_to_face[..., 0].cpu().numpy().reshape(-1)
+        pixel = np.flatnonzero(pix >= 0)
+        bary = fragments.bary_coords[..., 0, :].cpu().numpy().reshape(-1, 3)[pixel]
+        depth = fragments.zbuf[..., 0].cpu().numpy().reshape(-1)[pixel]
+        direction = None
+        if not cameras.is_perspective():  # view +Z in the world: column 2 of R (row vectors)
+            S = self.image_size
+            direction = cameras.R[:, :, 2].cpu().numpy().astype(np.float32)[pixel // (S * S)]
+        return CoveredPixels(pixel, pix[pixel], bary, depth, direction)
 
 
 def resolve_backend(backend: str, device) -> str:

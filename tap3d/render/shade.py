@@ -1,4 +1,10 @@
-"""Shading rasterized views into RGB, depth and mask.
+"""Shading covered pixels into RGB; the renderer: a rasterizer then a shader.
+
+Like PyTorch3D's ``MeshRendererWithFragments``, :class:`ViewRenderer` is nothing but a
+rasterizer backend (:mod:`tap3d.render.rasterize`) and a shader: the backend gives the covered
+pixels of one mesh seen by ``V`` cameras (:class:`~tap3d.render.covered.CoveredPixels`), the
+shader colours them, and the renderer writes the mask, the depth and the normal maps from the
+same covering, once for every backend and shader.
 
 Two appearances (``--shading``):
 
@@ -15,10 +21,11 @@ Two appearances (``--shading``):
   this shading is two-sided. MVCNN's ``camlight`` sits above and right of the camera; here the
   light stays at the camera centre, like ``textured``'s.
 
-Two shaders (``--shader``): ``tap3d`` (the default) shades only covered pixels, in numpy, with
-one copy of the mesh for all views (its vertex normals computed once); ``pytorch3d`` runs
-``HardPhongShader`` on ``V`` copies of the mesh (``textured`` only). Both give the same images
-within 1/255 on average (tests/render/test_objfile_and_shading.py).
+Two shaders (``--shader``, :data:`SHADERS`): ``tap3d`` (:class:`CoveredShader`, the default)
+shades only covered pixels, in numpy, with one copy of the mesh for all views (its vertex normals
+computed once); ``pytorch3d`` (:class:`PhongShader`) runs ``HardPhongShader`` on ``V`` copies of
+the mesh (``textured`` only). Both give the same images within 1/255 on average
+(tests/render/test_objfile_and_shading.py).
 """
 
 from __future__ import annotations
@@ -28,8 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RenderedViews", "ViewRenderer", "LIGHTS", "PLAIN_LIGHTS", "SHADINGS", "SHADERS",
-           "lights_for", "shade_covered", "covered_normals"]
+from tap3d.render.covered import MAX_BATCH_FACES, CoveredPixels, view_batches
+
+__all__ = ["RenderedViews", "ViewRenderer", "Shader", "CoveredShader", "PhongShader", "LIGHTS",
+           "PLAIN_LIGHTS", "SHADINGS", "SHADERS", "lights_for", "shade_covered",
+           "covered_normals"]
 
 #: Light colours (RGB each) of the head light; recorded in the dataset's ``lights`` attribute.
 LIGHTS = {
@@ -49,7 +59,6 @@ PLAIN_LIGHTS = {
 #: PyTorch3D's default ``Materials`` shininess, used by ``textured``.
 SHININESS = 64.0
 SHADINGS = ("textured", "plain")
-SHADERS = ("tap3d", "pytorch3d")
 
 
 def lights_for(shading: str) -> dict:
@@ -151,33 +160,132 @@ def covered_normals(mesh, face, bary, view, centres, direction=None) -> np.ndarr
     return normal
 
 
+class Shader:
+    """What every shader is: a shading and a background, and a callable
+    ``(mesh, cameras, covered, image_size) -> rgb``.
+
+    Args:
+        shading: ``textured`` or ``plain`` (see the module docstring).
+        background: background colour, RGB in [0, 1].
+
+    Raises:
+        ValueError: an unknown shading.
+    """
+
+    def __init__(self, shading: str = "textured", background=(1.0, 1.0, 1.0)):
+        if shading not in SHADINGS:
+            raise ValueError(f"shading must be one of {SHADINGS}; got {shading!r}")
+        self.shading = shading
+        self.background = tuple(float(c) for c in background)
+
+    def __call__(self, mesh, cameras, covered: CoveredPixels, image_size: int) -> np.ndarray:
+        """Colour the views of one mesh.
+
+        Args:
+            mesh: a :class:`~tap3d.render.meshes.Mesh`.
+            cameras: PyTorch3D cameras, a batch of ``V``.
+            covered: the covered pixels of those views (from the rasterizer backend).
+            image_size: side ``S`` of the square images, pixels.
+
+        Returns:
+            ``(V, S, S, 3)`` uint8 RGB, ``background`` where no pixel is covered.
+        """
+        raise NotImplementedError
+
+
+class CoveredShader(Shader):
+    """tap3d's shader (``--shader tap3d``): :func:`shade_covered` on the covered pixels alone,
+    in numpy, one copy of the mesh for all views; ``textured`` or ``plain``."""
+
+    def __call__(self, mesh, cameras, covered: CoveredPixels, image_size: int) -> np.ndarray:
+        S = image_size
+        centres = cameras.get_camera_center().cpu().numpy().astype(np.float32)
+        colors = shade_covered(mesh, covered.face, covered.bary, covered.pixel // (S * S),
+                               centres, self.shading,
+                               None if covered.direction is None else -covered.direction)
+        rgb = np.empty((len(cameras), S, S, 3), np.uint8)
+        rgb[...] = (np.array(self.background) * 255 + 0.5).astype(np.uint8)
+        rgb.reshape(-1, 3)[covered.pixel] = (np.clip(colors, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        return rgb
+
+
+class PhongShader(Shader):
+    """PyTorch3D's ``HardPhongShader`` (``--shader pytorch3d``) on ``V`` copies of the mesh, on
+    the cameras' device, ``textured`` only, in batches of at most ``max_batch_faces`` faces
+    (mesh faces x views) in total.
+
+    Raises:
+        ValueError: ``plain`` shading (computed by :class:`CoveredShader` only), or an unknown
+            one.
+    """
+
+    def __init__(self, shading: str = "textured", background=(1.0, 1.0, 1.0),
+                 max_batch_faces: int | None = MAX_BATCH_FACES):
+        super().__init__(shading, background)
+        if shading == "plain":
+            raise ValueError("plain shading is computed by the tap3d shader only")
+        self.max_batch_faces = max_batch_faces
+
+    def __call__(self, mesh, cameras, covered: CoveredPixels, image_size: int) -> np.ndarray:
+        import torch
+        from pytorch3d.renderer import BlendParams, HardPhongShader, PointLights
+
+        device = cameras.device
+        meshes = mesh.to_meshes(device)
+        rgb = []
+        for views in view_batches(len(cameras), mesh.num_faces, self.max_batch_faces):
+            cams = cameras[torch.arange(views.start, views.stop)]
+            lights = PointLights(device=device, location=cams.get_camera_center(),
+                                 ambient_color=(LIGHTS["ambient_color"],),
+                                 diffuse_color=(LIGHTS["diffuse_color"],),
+                                 specular_color=(LIGHTS["specular_color"],))
+            shader = HardPhongShader(device=device, cameras=cams, lights=lights,
+                                     blend_params=BlendParams(background_color=self.background))
+            fragments = _fragments(covered, views, mesh.num_faces, image_size, device)
+            images = shader(fragments, meshes.extend(len(views)))[..., :3]
+            rgb.append((images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu())
+        return torch.cat(rgb).numpy()
+
+
+def _fragments(covered: CoveredPixels, views: range, num_faces: int, S: int, device):
+    """PyTorch3D ``Fragments`` ``(n, S, S, 1)`` of the views ``views`` (``n`` of them) from their
+    covered pixels, faces in packed indexing of ``n`` copies of the mesh (view ``i``'s faces
+    offset by ``i * num_faces``), -1 where not covered; ``dists`` None (no shader reads it)."""
+    import torch
+    from pytorch3d.renderer.mesh.rasterizer import Fragments
+
+    P, n = S * S, len(views)
+    lo, hi = np.searchsorted(covered.pixel, [views.start * P, views.stop * P])  # ascending
+    pixel = covered.pixel[lo:hi] - views.start * P
+    pix = np.full(n * P, -1, np.int64)
+    pix[pixel] = pixel // P * num_faces + covered.face[lo:hi]
+    zbuf = np.full(n * P, -1, np.float32)
+    zbuf[pixel] = covered.depth[lo:hi]
+    bary = np.full((n * P, 3), -1, np.float32)
+    bary[pixel] = covered.bary[lo:hi]
+    shape = (n, S, S, 1)
+    return Fragments(pix_to_face=torch.from_numpy(pix).reshape(shape).to(device),
+                     zbuf=torch.from_numpy(zbuf).reshape(shape).to(device),
+                     bary_coords=torch.from_numpy(bary).reshape(shape + (3,)).to(device),
+                     dists=None)
+
+
+#: The ``--shader`` settings (recorded in the dataset's ``shader`` attribute) and their classes.
+SHADERS = {"tap3d": CoveredShader, "pytorch3d": PhongShader}
+
+
 class ViewRenderer:
     """A rasterizer and a shader, like PyTorch3D's ``MeshRendererWithFragments``.
 
     Args:
-        rasterizer: a backend from :mod:`tap3d.render.rasterize`.
-        device: torch device of the rasterization and of the ``pytorch3d`` shader.
-        background: background colour, RGB in [0, 1].
-        shader: ``tap3d`` (covered pixels only) or ``pytorch3d`` (``HardPhongShader``).
-        shading: ``textured`` or ``plain``.
+        rasterizer: a backend from :mod:`tap3d.render.rasterize` (its ``covered``).
+        shader: a :class:`Shader`; None: ``CoveredShader()`` (``tap3d``, ``textured``, white).
         normal_maps: also return the views' surface normals (:attr:`RenderedViews.normal`).
-
-    Raises:
-        ValueError: an unknown shader or shading, or ``plain`` with the ``pytorch3d`` shader.
     """
 
-    def __init__(self, rasterizer, device="cpu", background=(1.0, 1.0, 1.0), shader="tap3d",
-                 shading="textured", normal_maps: bool = False):
-        if shader not in SHADERS or shading not in SHADINGS:
-            raise ValueError(f"shader must be one of {SHADERS} and shading one of {SHADINGS}; "
-                             f"got {shader!r}, {shading!r}")
-        if shader == "pytorch3d" and shading == "plain":
-            raise ValueError("plain shading is computed by the tap3d shader only")
+    def __init__(self, rasterizer, shader: Shader | None = None, normal_maps: bool = False):
         self.rasterizer = rasterizer
-        self.device = device
-        self.background = tuple(float(c) for c in background)
-        self.shader = shader
-        self.shading = shading
+        self.shader = CoveredShader() if shader is None else shader
         self.normal_maps = normal_maps
 
     def __call__(self, mesh, cameras, timings: dict | None = None) -> RenderedViews:
@@ -194,92 +302,28 @@ class ViewRenderer:
         import torch
 
         timings = {} if timings is None else timings
+        S, V = self.rasterizer.image_size, len(cameras)
         with torch.no_grad():
-            if self.shader == "pytorch3d":
-                views = self._pytorch3d(mesh, cameras, timings)
-                if self.normal_maps:  # from the same covering as the tap3d shader's
-                    views.normal = self._normals(mesh, cameras, *self._covered(mesh, cameras))
-                return views
             began = time.perf_counter()
-            covered = self._covered(mesh, cameras)
-            pixel, face, bary, depth, direction = covered
-            centres = cameras.get_camera_center().cpu().numpy().astype(np.float32)
+            covered = self.rasterizer.covered(mesh.verts, mesh.faces, cameras)
             shaded = time.perf_counter()
-            timings["rasterize"] = timings.get("rasterize", 0.0) + shaded - began
-        S = self.rasterizer.image_size
-        view = pixel // (S * S)
-        colors = shade_covered(mesh, face, bary, view, centres, self.shading,
-                               None if direction is None else -direction)
-        background = (np.array(self.background) * 255 + 0.5).astype(np.uint8)
-        rgb = np.empty((len(cameras), S, S, 3), np.uint8)
-        rgb[...] = background
-        rgb.reshape(-1, 3)[pixel] = (np.clip(colors, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-        mask = np.zeros((len(cameras), S, S), bool)
-        mask.reshape(-1)[pixel] = True
-        zbuf = np.zeros((len(cameras), S, S), np.float32)
-        zbuf.reshape(-1)[pixel] = depth
-        normal = self._normals(mesh, cameras, *covered) if self.normal_maps else None
+            rgb = self.shader(mesh, cameras, covered, S)
+        mask = np.zeros((V, S, S), bool)
+        mask.reshape(-1)[covered.pixel] = True
+        depth = np.zeros((V, S, S), np.float32)
+        depth.reshape(-1)[covered.pixel] = covered.depth
+        normal = self._normals(mesh, cameras, covered) if self.normal_maps else None
+        timings["rasterize"] = timings.get("rasterize", 0.0) + shaded - began
         timings["shade"] = timings.get("shade", 0.0) + time.perf_counter() - shaded
-        return RenderedViews(rgb=rgb, mask=mask, depth=zbuf, normal=normal)
+        return RenderedViews(rgb=rgb, mask=mask, depth=depth, normal=normal)
 
-    def _normals(self, mesh, cameras, pixel, face, bary, depth, direction) -> np.ndarray:
+    def _normals(self, mesh, cameras, covered: CoveredPixels) -> np.ndarray:
         """``(V, S, S, 3)`` float32 world-frame normal maps of covered pixels
         (:func:`covered_normals`), 0 elsewhere."""
         S = self.rasterizer.image_size
         centres = cameras.get_camera_center().cpu().numpy().astype(np.float32)
         normal = np.zeros((len(cameras), S, S, 3), np.float32)
-        normal.reshape(-1, 3)[pixel] = covered_normals(mesh, face, bary, pixel // (S * S),
-                                                       centres, direction)
+        normal.reshape(-1, 3)[covered.pixel] = covered_normals(
+            mesh, covered.face, covered.bary, covered.pixel // (S * S), centres,
+            covered.direction)
         return normal
-
-    def _covered(self, mesh, cameras):
-        """Covered pixels of every view: ``(pixel, face, bary, depth, direction or None)``
-        (see ``EmbreeRasterizer.covered_hits``); from Fragments for other backends, with the
-        viewing direction of orthographic cameras (parallel rays) and None for perspective."""
-        if hasattr(self.rasterizer, "covered_hits"):
-            return self.rasterizer.covered_hits(mesh.verts, mesh.faces, cameras)
-        fragments = self.rasterizer.rasterize_views(mesh.verts, mesh.faces, cameras)
-        pix = fragments.pix_to_face[..., 0].cpu().numpy().reshape(-1)
-        pixel = np.flatnonzero(pix >= 0)
-        bary = fragments.bary_coords[..., 0, :].cpu().numpy().reshape(-1, 3)[pixel]
-        depth = fragments.zbuf[..., 0].cpu().numpy().reshape(-1)[pixel]
-        direction = None
-        if not cameras.is_perspective():  # view +Z in the world: column 2 of R (row vectors)
-            S = self.rasterizer.image_size
-            direction = cameras.R[:, :, 2].cpu().numpy().astype(np.float32)[pixel // (S * S)]
-        return pixel, pix[pixel], bary, depth, direction
-
-    def _pytorch3d(self, mesh, cameras, timings: dict) -> RenderedViews:
-        """``HardPhongShader`` on ``V`` copies of the mesh, in batches of at most
-        ``rasterizer.max_batch_faces`` faces in total (None: all views at once)."""
-        import torch
-        from pytorch3d.renderer import BlendParams, HardPhongShader, PointLights
-
-        meshes = mesh.to_meshes(self.device)
-        num_views = len(cameras)
-        limit = getattr(self.rasterizer, "max_batch_faces", None)
-        per_batch = num_views if limit is None else \
-            max(1, min(num_views, limit // max(1, mesh.num_faces)))
-        rgb, mask, depth = [], [], []
-        for start in range(0, num_views, per_batch):
-            began = time.perf_counter()
-            index = torch.arange(start, min(start + per_batch, num_views))
-            cams = cameras[index]
-            batch = meshes.extend(len(index))
-            fragments = self.rasterizer(batch, cams)
-            shaded = time.perf_counter()
-            lights = PointLights(device=self.device, location=cams.get_camera_center(),
-                                 ambient_color=(LIGHTS["ambient_color"],),
-                                 diffuse_color=(LIGHTS["diffuse_color"],),
-                                 specular_color=(LIGHTS["specular_color"],))
-            shader = HardPhongShader(device=self.device, cameras=cams, lights=lights,
-                                     blend_params=BlendParams(background_color=self.background))
-            images = shader(fragments, batch)[..., :3]
-            covered = fragments.pix_to_face[..., 0] >= 0
-            rgb.append((images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu())
-            mask.append(covered.cpu())
-            depth.append(torch.where(covered, fragments.zbuf[..., 0], 0.0).cpu())
-            timings["rasterize"] = timings.get("rasterize", 0.0) + shaded - began
-            timings["shade"] = timings.get("shade", 0.0) + time.perf_counter() - shaded
-        return RenderedViews(rgb=torch.cat(rgb).numpy(), mask=torch.cat(mask).numpy(),
-                             depth=torch.cat(depth).numpy().astype(np.float32))

@@ -16,7 +16,7 @@ from tap3d.render.cameras import make_cameras, make_layout
 from tap3d.render.meshes import load_mesh
 from tap3d.render.objfile import read_obj
 from tap3d.render.rasterize import EmbreeRasterizer
-from tap3d.render.shade import LIGHTS, ViewRenderer, shade_covered
+from tap3d.render.shade import LIGHTS, CoveredShader, PhongShader, ViewRenderer, shade_covered
 from tap3d.render.textures import MaterialTextures, read_image
 
 S = 64
@@ -126,10 +126,33 @@ def test_covered_shading_equals_hard_phong(rel, textures, kind, pybullet_root):
     assert difference[mask].mean() <= 1 / 255 and difference.max() < 0.1
     # and the renderer's two shaders give the same uint8 images
     embree = EmbreeRasterizer(S)
-    a = ViewRenderer(embree, shader="tap3d")(mesh, cameras)
-    b = ViewRenderer(embree, shader="pytorch3d")(mesh, cameras)
+    a = ViewRenderer(embree, CoveredShader())(mesh, cameras)
+    b = ViewRenderer(embree, PhongShader())(mesh, cameras)
     np.testing.assert_array_equal(a.mask, b.mask)
     assert np.abs(a.rgb.astype(float) - b.rgb.astype(float)).mean() <= 1.0
+
+
+def test_shaders_by_name_and_in_batches(pybullet_root):
+    """``SHADERS`` maps the ``--shader`` names to the classes; only the tap3d shader does plain
+    shading; the PyTorch3D shader gives the same image whatever its batches of views."""
+    from tap3d.render.rasterize import PyTorch3DRasterizer
+    from tap3d.render.shade import SHADERS
+
+    assert SHADERS == {"tap3d": CoveredShader, "pytorch3d": PhongShader}
+    assert CoveredShader("plain").shading == "plain"
+    with pytest.raises(ValueError, match="plain shading"):
+        PhongShader("plain")
+    with pytest.raises(ValueError, match="shading must be one of"):
+        CoveredShader("glossy")
+    mesh = load_mesh(os.path.join(pybullet_root, "duck.obj"))
+    cameras = make_cameras(make_layout("sphere", 5))
+    rasterizer = PyTorch3DRasterizer(S)
+    whole = ViewRenderer(rasterizer, PhongShader(), normal_maps=True)(mesh, cameras)
+    rasterizer.max_batch_faces = 2 * mesh.num_faces  # batches of 2, 2 and 1 views
+    split = ViewRenderer(rasterizer, PhongShader(max_batch_faces=2 * mesh.num_faces),
+                         normal_maps=True)(mesh, cameras)
+    for name in ("rgb", "mask", "depth", "normal"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(split, name))
 
 
 def _write_image(path, mode, color):

@@ -10,6 +10,7 @@ import torch
 
 from tap3d.render.cameras import make_cameras, make_layout
 from tap3d.render.meshes import load_mesh
+from tap3d.render.covered import view_batches
 from tap3d.render.rasterize import EmbreeRasterizer, PyTorch3DRasterizer, make_rasterizer
 from tap3d.render.shade import ViewRenderer
 
@@ -94,6 +95,37 @@ def test_shaded_views_agree(rendered):
     assert (a.mask != e.mask).mean() <= 0.005
     both = a.mask & e.mask
     assert (np.abs(a.depth - e.depth)[both] <= 1e-3 * a.depth[both]).mean() >= 0.999
+
+
+def test_covered_pixels_are_those_of_the_fragments(rendered):
+    """Every backend's ``covered`` (what the renderer reads) holds the covered pixels of its own
+    ``rasterize_views``, in ascending order, with the documented dtypes."""
+    mesh, cameras = rendered["mesh"], rendered["cameras"]
+    for rasterizer in (PyTorch3DRasterizer(S), EmbreeRasterizer(S)):
+        covered = rasterizer.covered(mesh.verts, mesh.faces, cameras)
+        fragments = rasterizer.rasterize_views(mesh.verts, mesh.faces, cameras)
+        pix = fragments.pix_to_face[..., 0].numpy().reshape(-1)
+        np.testing.assert_array_equal(covered.pixel, np.flatnonzero(pix >= 0))
+        np.testing.assert_array_equal(covered.face, pix[covered.pixel])
+        np.testing.assert_array_equal(
+            covered.bary, fragments.bary_coords[..., 0, :].numpy().reshape(-1, 3)[covered.pixel])
+        np.testing.assert_array_equal(
+            covered.depth, fragments.zbuf[..., 0].numpy().reshape(-1)[covered.pixel])
+        assert (covered.pixel.dtype, covered.face.dtype) == (np.int64, np.int64)
+        assert (covered.bary.dtype, covered.depth.dtype) == (np.float32, np.float32)
+        # Embree knows its rays; PyTorch3D's perspective cameras give no direction
+        if rasterizer.name == "embree":
+            assert covered.direction.shape == (len(covered.pixel), 3)
+            np.testing.assert_allclose(np.linalg.norm(covered.direction, axis=1), 1, atol=1e-5)
+        else:
+            assert covered.direction is None
+
+
+def test_view_batches():
+    assert view_batches(10, 300_000, 2_000_000) == [range(0, 6), range(6, 10)]
+    assert view_batches(10, 300_000, None) == [range(0, 10)]
+    assert view_batches(3, 5_000_000, 2_000_000) == [range(0, 1), range(1, 2), range(2, 3)]
+    assert view_batches(4, 0, 10) == [range(0, 4)]
 
 
 def test_auto_backend():
