@@ -1,7 +1,7 @@
 """What the fine-tuning tasks on in-memory point clouds share (classification,
 :mod:`tap3d.train.finetune`; part segmentation, :mod:`tap3d.train.partseg`): the engine's
 :class:`~tap3d.train.engine.Task` with seeded full batches dealt to the ranks, the epoch's
-running sums, the model placed on its device, the best epoch's weights (``best.pt``) and
+running sums, the model placed on its device, the best epoch's scores and weights (``best.pt``) and
 ``results.json``."""
 
 from __future__ import annotations
@@ -83,13 +83,20 @@ class CloudsTask(Task):
         self.loss_sum, self.correct, self.seen = self.loss_sum * 0, self.correct * 0, 0
         return record
 
-    def save_best(self, epoch: int, **scores) -> None:
-        """``RUN/checkpoints/best.pt`` (main process, written atomically:
-        :func:`~tap3d.train.distributed.save_on_main`): the model's weights, the epoch, its
-        ``scores`` and the settings."""
-        distributed.save_on_main({"model": self.model.state_dict(), "epoch": epoch, **scores,
-                                  "config": dataclasses.asdict(self.config)},
+    def keep_scores(self, epoch: int, scores: dict, key: str) -> bool:
+        """Record an evaluation: ``scores`` (name -> value) as ``last_<name>``, and, when
+        ``scores[key]`` beats ``best_<key>``, as ``best_<name>`` with ``best_epoch``, the weights
+        written to ``RUN/checkpoints/best.pt`` (main process, atomically:
+        :func:`~tap3d.train.distributed.save_on_main`) with the epoch, the scores and the
+        settings. Returns True for a new best."""
+        self.scores.update({f"last_{k}": v for k, v in scores.items()})
+        if scores[key] <= self.scores[f"best_{key}"]:
+            return False
+        self.scores.update({f"best_{k}": v for k, v in scores.items()}, best_epoch=epoch)
+        distributed.save_on_main({"model": self.model.state_dict(), "epoch": epoch,
+                                  "scores": scores, "config": dataclasses.asdict(self.config)},
                                  os.path.join(self.run.checkpoints, "best.pt"), self.process)
+        return True
 
     def write_results(self, **extra) -> None:
         """``RUN/results.json`` (main process): :meth:`results`, the dataset, the backbone

@@ -168,13 +168,10 @@ class ClassificationTask(CloudsTask):
     def end_epoch(self, progress) -> None:
         """Evaluate, log the epoch, keep the best weights, write ``results.json``."""
         s = self.scores
-        s["last_oa"], s["last_macc"] = self.evaluate(self.test)
+        oa, macc = self.evaluate(self.test)
+        self.keep_scores(progress.epoch, {"oa": oa, "macc": macc}, "oa")
         s["epochs"] = progress.epoch + 1
         record = self.train_record(progress, "train_oa")
-        if s["last_oa"] > s["best_oa"]:
-            s["best_oa"], s["best_macc"] = s["last_oa"], s["last_macc"]
-            s["best_epoch"] = progress.epoch
-            self.save_best(progress.epoch, oa=s["best_oa"], macc=s["best_macc"])
         self.run.log({**record, "eval_oa": s["last_oa"], "eval_macc": s["last_macc"],
                       "eval_best_oa": s["best_oa"]})
         if progress.step >= progress.total:  # the end: accuracy on the training clouds

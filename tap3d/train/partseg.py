@@ -146,12 +146,10 @@ class PartSegTask(CloudsTask):
         record = self.train_record(progress, "train_accuracy")
         if (progress.epoch + 1) % c.eval_every == 0 or last:
             scores, predicted = self.evaluate(self.model)
-            s.update({f"last_{k}": scores[k] for k in ("instance_miou", "class_miou")},
-                     last_category_miou=scores["category_miou"], epochs=progress.epoch + 1)
-            if scores["instance_miou"] > s["best_instance_miou"]:
-                s.update({f"best_{k}": scores[k] for k in ("instance_miou", "class_miou")},
-                         best_category_miou=scores["category_miou"], best_epoch=progress.epoch)
-                self.save_best(progress.epoch, scores=scores)
+            self.keep_scores(progress.epoch, {k: scores[k] for k in
+                                              ("instance_miou", "class_miou", "category_miou")},
+                             "instance_miou")
+            s["epochs"] = progress.epoch + 1
             record.update(eval_instance_miou=scores["instance_miou"],
                           eval_class_miou=scores["class_miou"],
                           eval_best_instance_miou=s["best_instance_miou"])
