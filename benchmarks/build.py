@@ -19,6 +19,9 @@ process, object by object in turn, so that load from other processes hits both a
 Beside them, a child process renders the same objects in turn with the source of
 ``--baseline`` (default: the commit before this path, the issue's "today's default").
 
+Child processes run a function of this script by name (:data:`CHILDREN`:
+``build.py --child baseline|memory ARGS...``).
+
 Prints four tables:
 
 1. OBJ parsers on three meshes (seconds, one thread): tinyobjloader's binding alone, tap3d's
@@ -42,7 +45,7 @@ import sys
 import tempfile
 
 import numpy as np
-from timing import best_seconds
+from timing import timed
 
 HEAVY = ["franka_panda/meshes/visual/" + name for name in
          ("hand.obj", "link1.obj", "link2.obj", "link3.obj", "link4.obj", "link5.obj",
@@ -111,31 +114,40 @@ def parser_table(root: str) -> list[str]:
     for rel in ("franka_panda/meshes/visual/link6.obj", "a1/meshes/trunk.obj",
                 "samurai_monastry.obj"):
         path = os.path.join(root, rel)
-        times = [best_seconds(lambda: fn(path)) for fn in candidates.values()]
+        times = [timed(lambda: fn(path), repeats=3).min for fn in candidates.values()]
         rows.append(f"| {os.path.basename(rel)} | {len(read_obj(path).faces)} | "
                     + " | ".join(f"{t:.3f}" for t in times) + " |")
         print(rows[-1], flush=True)
     return rows
 
 
-_BASELINE_CHILD = """
-import sys, time
-sys.path.insert(0, sys.argv[1])  # the baseline commit's tap3d first
-import torch
-torch.set_num_threads(1)
-from tap3d.builder import BuildConfig, make_plan, render_shard
-from tap3d.views.writer import create_dataset
-size = int(sys.argv[4])
-plan = make_plan(sys.argv[2], BuildConfig(shard_size=size, device="cpu"))
-create_dataset(sys.argv[3], plan.specs(), size, plan.attributes, plan.index, overwrite=True)
-render_shard(sys.argv[3], 0, 0, plan.objects[:1], plan.config, threads=1)  # warm-up
-print("ready", flush=True)
-for line in sys.stdin:
-    i = int(line)
-    report = render_shard(sys.argv[3], i // size, i, plan.objects[i:i + size], plan.config,
-                          threads=1)
-    print(report.done, report.seconds, flush=True)
-"""
+def _baseline_child(source: str, folder: str, store: str, shard_size: str) -> None:
+    """The child process of :func:`_baseline`: renders with the tap3d of ``source`` (a commit's
+    source tree), one thread; reads object indices from stdin, writes ``done seconds`` lines."""
+    import importlib
+
+    import torch
+
+    sys.path.insert(0, source)  # the baseline commit's tap3d first
+    torch.set_num_threads(1)
+    # its build package: tap3d.build before the layout commit 469bd89, tap3d.builder since
+    name = "tap3d.builder" if os.path.isdir(os.path.join(source, "tap3d", "builder")) \
+        else "tap3d.build"
+    builder, writer = importlib.import_module(name), importlib.import_module("tap3d.views.writer")
+    for module in (builder, writer):  # not this checkout's (its editable install finds those)
+        assert os.path.abspath(module.__file__).startswith(os.path.abspath(source) + os.sep), \
+            f"{module.__name__} from {module.__file__}, not from the baseline {source}"
+    render_shard = builder.render_shard
+    size = int(shard_size)
+    plan = builder.make_plan(folder, builder.BuildConfig(shard_size=size, device="cpu"))
+    writer.create_dataset(store, plan.specs(), size, plan.attributes, plan.index, overwrite=True)
+    render_shard(store, 0, 0, plan.objects[:1], plan.config, threads=1)  # warm-up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        i = int(line)
+        report = render_shard(store, i // size, i, plan.objects[i:i + size], plan.config,
+                              threads=1)
+        print(report.done, report.seconds, flush=True)
 
 
 def _baseline(folder: str, workdir: str, ref: str, shard_size: int):
@@ -148,11 +160,16 @@ def _baseline(folder: str, workdir: str, ref: str, shard_size: int):
         print(f"(no baseline: git archive {ref} failed: {archive.stderr.decode().strip()})")
         return None
     subprocess.run(["tar", "-x", "-C", source], input=archive.stdout, check=True)
-    child = subprocess.Popen([sys.executable, "-c", _BASELINE_CHILD, source, folder,
-                              os.path.join(workdir, "baseline.zarr"), str(shard_size)],
-                             stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert child.stdout.readline().strip() == "ready", "the baseline child failed to start"
+    log = os.path.join(workdir, "baseline.log")
+    with open(log, "w") as errors:
+        child = subprocess.Popen(_child_command("baseline", source, folder,
+                                                os.path.join(workdir, "baseline.zarr"),
+                                                shard_size),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                                 text=True)
+    if child.stdout.readline().strip() != "ready":
+        child.wait()
+        raise RuntimeError("the baseline child failed to start:\n" + open(log).read()[-2000:])
     return child
 
 
@@ -259,26 +276,29 @@ def dask_table(folder: str, workdir: str, workers: int) -> list[str]:
     return rows
 
 
-_MEMORY_CHILD = """
-import sys, time
-from tap3d.builder import BuildConfig, make_renderer, render_object
-from tap3d.builder.plan import make_plan
-from tap3d.sources import ObjectSpec
-import torch
-torch.set_num_threads(1)
-options = eval(sys.argv[2])
-config = make_plan(sys.argv[3], BuildConfig(device="cpu", **options)).config
-renderer = make_renderer(config, threads=1)
-
-def high_water():  # VmHWM restarts at exec; ru_maxrss keeps the parent's peak
+def _high_water() -> int:
+    """This process's peak resident set, KiB (``VmHWM`` restarts at exec; ``ru_maxrss`` keeps
+    the parent's peak)."""
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
 
-before = high_water()
-began = time.perf_counter()
-render_object(ObjectSpec("big", "big", sys.argv[1]), config, renderer)
-print(before, high_water(), time.perf_counter() - began)
-"""
+
+def _memory_child(mesh: str, path: str, folder: str) -> None:
+    """The child process of :func:`memory_table`: renders ``mesh`` on the path ``path`` (a key
+    of :data:`PATHS`) in a fresh process, one thread; prints the peak RSS after the imports and
+    at the end (KiB) and the seconds of the render."""
+    import torch
+
+    from tap3d.builder import BuildConfig, make_renderer, render_object
+    from tap3d.builder.plan import make_plan
+    from tap3d.sources import ObjectSpec
+
+    torch.set_num_threads(1)
+    config = make_plan(folder, BuildConfig(device="cpu", **PATHS[path])).config
+    renderer = make_renderer(config, threads=1)
+    before = _high_water()
+    seconds = timed(lambda: render_object(ObjectSpec("big", "big", mesh), config, renderer)).min
+    print(before, _high_water(), seconds)
 
 
 def memory_table(root: str, workdir: str) -> list[str]:
@@ -292,8 +312,8 @@ def memory_table(root: str, workdir: str) -> list[str]:
     rows = ["| path | faces | peak RSS after imports (MiB) | peak RSS of the worker (MiB) "
             "| seconds for 10 views + 8192 points |", "| --- | ---: | ---: | ---: | ---: |"]
     print("\n".join(rows), flush=True)
-    for name, options in PATHS.items():
-        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, big, repr(options), folder],
+    for name in PATHS:
+        out = subprocess.run(_child_command("memory", big, name, folder),
                              capture_output=True, text=True, check=True)
         before, peak, seconds = out.stdout.split()[-3:]
         rows.append(f"| {name} | {len(mesh.faces) * 4} | {int(before) / 1024:.0f} | "
@@ -340,5 +360,17 @@ def main() -> None:
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
 
+#: What a child process of this script runs: ``build.py --child NAME ARGS...``.
+CHILDREN = {"baseline": _baseline_child, "memory": _memory_child}
+
+
+def _child_command(name: str, *args) -> list[str]:
+    """The command line of a fresh Python process running ``CHILDREN[name](*args)``."""
+    return [sys.executable, os.path.abspath(__file__), "--child", name, *map(str, args)]
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        CHILDREN[sys.argv[2]](*sys.argv[3:])
+    else:
+        main()

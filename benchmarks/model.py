@@ -23,9 +23,9 @@ import contextlib
 import importlib
 import json
 import resource
-import time
 
 import torch
+from timing import timed
 
 POINT_OPS = ("farthest_point_sample", "knn", "ball_query")
 MODULES = ("pointmlp", "dgcnn", "pointnet2", "transformer")
@@ -71,14 +71,9 @@ def _reset_peak_rss() -> bool:
 
 
 def _seconds_per_call(fn, repeats: int, device) -> float:
-    """Seconds per call of ``fn`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    _sync(device)
-    began = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - began) / repeats
+    """Seconds per call of ``fn`` over ``repeats`` calls in a row (the device synchronized
+    before and after them), after one warm-up call."""
+    return timed(fn, number=repeats, warmup=1, sync=lambda: _sync(device)).min
 
 
 def _measure(step, steps: int, device, baseline: float) -> tuple[float, float]:
@@ -107,15 +102,12 @@ def _timed_point_ops(device, total: list):
             if hasattr(module, op):
                 original = getattr(module, op)
 
-                def timed(*args, _original=original, **kwargs):
-                    _sync(device)
-                    began = time.perf_counter()
-                    out = _original(*args, **kwargs)
-                    _sync(device)
-                    total[0] += time.perf_counter() - began
-                    return out
+                def timed_op(*args, _original=original, **kwargs):
+                    call = timed(lambda: _original(*args, **kwargs), sync=lambda: _sync(device))
+                    total[0] += call.min
+                    return call.result
 
-                setattr(module, op, timed)
+                setattr(module, op, timed_op)
                 patched.append((module, op, original))
     try:
         yield

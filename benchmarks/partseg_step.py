@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from timing import best_seconds
+from timing import timed
 from tap3d.models.segmentation import make_segmenter
 from tap3d.train.loss import poly1_focal_loss
 
@@ -49,8 +49,7 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    step()  # warm-up
-    seconds = best_seconds(step, args.steps)
+    seconds = timed(step, repeats=args.steps, warmup=1).min  # the best step after a warm-up
     recipe_step = seconds * RECIPE_BATCH / args.batch
     steps = math.floor(SHAPENETPART_TRAINVAL / RECIPE_BATCH)
     print(f"{args.backbone} segmentor, batch {args.batch} x {args.points} points on "

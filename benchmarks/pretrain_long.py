@@ -21,7 +21,8 @@ import json
 import os
 import subprocess
 import sys
-import time
+
+from timing import timed
 
 KEYS = ("iou", "iou_baseline", "psnr", "psnr_baseline")
 
@@ -51,21 +52,17 @@ def main() -> None:
 
     cli = os.path.join(os.path.dirname(sys.executable), "tap-cli")
     data = args.out.rstrip("/") + ".zarr"
-    began = time.perf_counter()
-    if not os.path.exists(data):
-        subprocess.run([cli, "build-dataset", os.path.join(pybullet_data.getDataPath(),
-                                                           "random_urdfs"),
-                        "-o", data, "--preset", "tap", "--image-size", str(args.image_size),
-                        "--points", "2048", "--quiet"], check=True)
-    built = time.perf_counter() - began
+    build = [cli, "build-dataset", os.path.join(pybullet_data.getDataPath(), "random_urdfs"),
+             "-o", data, "--preset", "tap", "--image-size", str(args.image_size),
+             "--points", "2048", "--quiet"]
+    built = 0.0 if os.path.exists(data) else timed(
+        lambda: subprocess.run(build, check=True)).min
     command = [cli, "train", data, "--out", args.out, "--config", args.config]
     if args.max_steps:
         command += ["--max-steps", str(args.max_steps)]
     if os.path.exists(os.path.join(args.out, "checkpoints", "last.pt")):
         command.append("--resume")
-    began = time.perf_counter()
-    subprocess.run(command, check=True)
-    trained = time.perf_counter() - began
+    trained = timed(lambda: subprocess.run(command, check=True)).min
     records = [json.loads(line) for line in open(os.path.join(args.out, "metrics.jsonl"))]
     print(f"{data}: build {built:.0f} s (0 when it existed), training {trained:.0f} s, "
           f"config {args.config}")

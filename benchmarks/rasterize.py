@@ -25,7 +25,7 @@ import resource
 import tempfile
 
 import numpy as np
-from timing import best_seconds
+from timing import timed
 
 
 def _meshes(root: str, workdir: str) -> list[tuple[str, str]]:
@@ -65,10 +65,10 @@ def rasterizer_table(root: str, workdir: str, threads: int, repeats: int) -> lis
             reps = repeats if backend == "embree" or faces < 10_000 else 1
             if backend == "embree":
                 rasterizer(batch, cameras)  # warm-up: first call loads Embree
-            timings[backend] = best_seconds(lambda: rasterizer(batch, cameras), reps) / views
+            timings[backend] = timed(lambda: rasterizer(batch, cameras), repeats=reps).min / views
         renderer = ViewRenderer(make_rasterizer("embree", 224, "cpu", threads))
         cameras = make_cameras(make_layout("sphere", 10))
-        shaded = best_seconds(lambda: renderer(mesh, cameras), repeats) / 10
+        shaded = timed(lambda: renderer(mesh, cameras), repeats=repeats).min / 10
         rows.append(f"| {name} | {faces} | {1 / timings['pytorch3d']:.2f} | "
                     f"{1 / timings['embree']:.0f} | {timings['pytorch3d'] / timings['embree']:.0f}x "
                     f"| {1 / shaded:.0f} |")
