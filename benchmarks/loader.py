@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 import torch
+from timing import timed
 
 
 class PngPlyDataset(torch.utils.data.Dataset):
@@ -175,17 +176,17 @@ def repeat_dataset(source: str, output: str, times: int, shard_size: int) -> str
 
 def samples_per_second(dataset, batch_size: int, workers: int, epochs: int, **loader) -> float:
     """Samples/s over ``epochs`` passes, after one untimed pass (warm page cache, workers)."""
-    def one_epoch(epoch: int) -> int:
+    counts = []  # samples per pass, the untimed one first
+
+    def one_epoch() -> None:
         if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
+            dataset.set_epoch(len(counts))
         data = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                            **loader)
-        return sum(len(batch["index"]) for batch in data)
+        counts.append(sum(len(batch["index"]) for batch in data))
 
-    one_epoch(0)
-    began = time.perf_counter()
-    count = sum(one_epoch(e + 1) for e in range(epochs))
-    return count / (time.perf_counter() - began)
+    seconds = timed(one_epoch, number=epochs, warmup=1).min * epochs
+    return sum(counts[1:]) / seconds
 
 
 def main() -> None:
@@ -205,7 +206,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from tap3d.views.schema import bytes_on_disk
-    from tap3d.stream import ViewStream
+    from tap3d.stream import StreamSettings, ViewStream
 
     with tempfile.TemporaryDirectory() as workdir:
         dataset = args.dataset
@@ -219,10 +220,10 @@ def main() -> None:
             dataset = repeat_dataset(dataset, os.path.join(workdir, "repeated.zarr"),
                                      args.repeat, args.shard_size)
         root = os.path.join(workdir, "png_ply")
-        began = time.perf_counter()
-        count = export_png_ply(dataset, root)
-        print(f"exported {count} objects as PNG + PLY in {time.perf_counter() - began:.1f} s\n")
-        stream = ViewStream(dataset, points=1024, seed=0)
+        export = timed(lambda: export_png_ply(dataset, root))
+        count = export.result
+        print(f"exported {count} objects as PNG + PLY in {export.min:.1f} s\n")
+        stream = ViewStream(dataset, StreamSettings(points=1024, seed=0))
         zarr_bytes = bytes_on_disk(dataset)
         print(f"{count} objects, {stream.views_per_sample} of {stream.num_views} views per "
               f"sample, {stream.image_size} px, 1024 points, batch {args.batch_size}; on disk: "
@@ -233,7 +234,7 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|")
 
         def compare(label, zarr_url, files_url, workers_list):
-            stream = ViewStream(zarr_url, points=1024, seed=0)
+            stream = ViewStream(zarr_url, StreamSettings(points=1024, seed=0))
             files = PngPlyDataset(files_url, num_points=1024,
                                   views_per_sample=stream.views_per_sample)
             for workers in workers_list:

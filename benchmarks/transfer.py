@@ -34,9 +34,9 @@ import argparse
 import json
 import os
 import tempfile
-import time
 
 import numpy as np
+from timing import timed
 
 #: table columns -> row keys
 COLUMNS = {"descriptors OA": "descriptor_oa", "fine-tune best OA": "best_oa", "last OA": "last_oa",
@@ -48,30 +48,28 @@ def _classical_rows(data: str, seed: int, variant: str) -> list[dict]:
 
     rows = []
     for name, label in (("forest", "descriptors + forest"), ("svm", "descriptors + RBF SVM")):
-        began = time.perf_counter()
-        oa = classical_baseline(data, [name], variant, seed)[name]
-        rows.append({"init": label, "descriptor_oa": oa, "seconds": time.perf_counter() - began})
+        run = timed(lambda: classical_baseline(data, [name], variant, seed)[name])
+        rows.append({"init": label, "descriptor_oa": run.result, "seconds": run.min})
     return rows
 
 
 def _learned_row(name: str, data: str, checkpoint: str, architecture: dict, seed: int,
                  args) -> dict:
-    from tap3d.evaluate import probe
+    from tap3d.evaluate import ProbeConfig, probe
     from tap3d.train import finetune, load_finetune_config
 
     config = load_finetune_config(args.config, max_steps=args.steps, points=args.points,
                                   backbone_checkpoint=checkpoint, seed=seed, device=args.device,
                                   variant=args.variant, **architecture)
-    began = time.perf_counter()
-    probed = probe(data, checkpoint, config.backbone, config.embed_dim, args.few_shot,
-                   config.points, query=args.query, seed=seed, device=args.device,
-                   variant=args.variant)
-    probe_seconds = time.perf_counter() - began
-    began = time.perf_counter()
-    tuned = finetune(data, os.path.join(args.out, f"{name}-{seed}"), config, progress=False)
-    return {"init": name, "svm_oa": probed["svm_oa"],
-            **{s: probed["few_shot"][s][0] for s in args.few_shot},
-            "seconds": probe_seconds + time.perf_counter() - began, **tuned}
+    probed = timed(lambda: probe(data, ProbeConfig(
+        backbone_checkpoint=checkpoint, backbone=config.backbone, embed_dim=config.embed_dim,
+        few_shot=args.few_shot, points=config.points, query=args.query, seed=seed,
+        device=args.device, variant=args.variant)))
+    tuned = timed(lambda: finetune(data, os.path.join(args.out, f"{name}-{seed}"), config,
+                                   progress=False))
+    return {"init": name, "svm_oa": probed.result["svm_oa"],
+            **{s: probed.result["few_shot"][s][0] for s in args.few_shot},
+            "seconds": probed.min + tuned.min, **tuned.result}
 
 
 def _partseg_row(name: str, data: str, checkpoint: str, weights, seed: int, args) -> dict:
@@ -81,12 +79,12 @@ def _partseg_row(name: str, data: str, checkpoint: str, weights, seed: int, args
                                  embed_dim=weights.kwargs.get("embed_dim"), points=args.points,
                                  backbone_checkpoint=checkpoint, seed=seed,
                                  device=args.device)
-    began = time.perf_counter()
-    tuned = finetune_partseg(data, os.path.join(args.out, name), config, progress=False)
+    tuned = timed(lambda: finetune_partseg(data, os.path.join(args.out, name), config,
+                                           progress=False))
     not_loaded = json.load(open(os.path.join(args.out, name, "results.json")))[
         "backbone_not_loaded"]
-    return {"init": name, "finetune_s": time.perf_counter() - began,
-            "not_loaded": len(not_loaded), **tuned}
+    return {"init": name, "finetune_s": tuned.min, "not_loaded": len(not_loaded),
+            **tuned.result}
 
 
 def _partseg_table(rows: list[dict]) -> str:

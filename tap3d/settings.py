@@ -23,7 +23,7 @@ import typing
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
-__all__ = ["SettingsError", "settings", "setting", "field_help", "field_default",
+__all__ = ["SettingsError", "settings", "setting", "inherit", "field_help", "field_default",
            "settings_table", "one_of",
            "choices_of", "Device", "UpAxis", "Lax", "read_settings", "check_fields",
            "load_settings"]
@@ -64,6 +64,14 @@ def setting(default=dataclasses.MISSING, help: str = "", *,
         raise ValueError("a setting needs a one-line help text")
     return dataclasses.field(default=default, default_factory=default_factory,
                              metadata={"help": help, **metadata})
+
+
+def inherit(base, name: str, default=dataclasses.MISSING, *,
+            default_factory=dataclasses.MISSING) -> dataclasses.Field:
+    """The field ``name`` of the settings class ``base`` with another default (its help and
+    metadata kept), for a subclass that changes a default."""
+    field = next(f for f in dataclasses.fields(base) if f.name == name)
+    return setting(default, default_factory=default_factory, **field.metadata)
 
 
 def field_help(cls) -> dict[str, str]:

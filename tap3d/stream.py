@@ -12,8 +12,8 @@ Per-sample randomness (point subset, views, scale) is seeded by ``(seed, epoch, 
 so a sample does not depend on which reader produced it, and resuming an epoch part-way (by
 skipping the samples already seen) replays the same data.
 
-This module imports torch, numpy and zarr only (never pytorch3d), so the trainer runs where only
-torch is installed.
+This module imports torch, numpy, zarr and pydantic (:mod:`tap3d.settings`) only, never
+pytorch3d, so the trainer runs where only torch is installed.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ import torch
 
 from tap3d.geometry.features import to_unit_sphere, with_height
 from tap3d.geometry.pointops import farthest_point_sample
+from tap3d.settings import one_of, setting, settings
 from tap3d.views.projection import fit_parallel, orthographic_intrinsics, projection_of
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges, up_axis_of
 
-__all__ = ["ViewStream", "POINT_SAMPLINGS", "NORMALIZATIONS"]
+__all__ = ["ViewStream", "StreamSettings", "POINT_SAMPLINGS", "NORMALIZATIONS"]
 
-#: Point subsets the stream can take (see :class:`ViewStream`).
+#: Point subsets the stream can take (see :class:`StreamSettings`).
 POINT_SAMPLINGS = ("random", "fps", "fixed")
-#: Point-cloud frames the stream can feed (see :class:`ViewStream`).
+#: Point-cloud frames the stream can feed (see :class:`StreamSettings`).
 NORMALIZATIONS = ("none", "unit_sphere")
 
 #: Arrays read per shard.
@@ -48,79 +49,61 @@ def _following(world_to_camera: np.ndarray, centre: np.ndarray, factor: float) -
     return moved
 
 
+@settings(frozen=True)
+class StreamSettings:
+    """How :class:`ViewStream` makes a sample of an object (docs/pretraining.md, "The stream",
+    says why each choice exists); :func:`tap3d.train.config.stream_settings` derives them from
+    a ``TrainConfig``."""
+
+    points: int = setting(1024, "Points per sample, subsampled from the stored ones.")
+    views_per_sample: int = setting(0, "Views per sample (0: half the stored views).")
+    sampling: one_of(POINT_SAMPLINGS) = setting(
+        "random", "random: a new subset each epoch; fps: farthest points from a random start; "
+        "fixed: the first stored points, every epoch.")
+    scale_range: tuple[float, float] | None = setting(
+        (0.9, 1.1), "Scaling U[low, high) of the points and the cameras together; None: off.")
+    anisotropic: bool = setting(
+        False, "The authors' per-axis scaling, then unit radius, each view's K refitted "
+        "(orthographic datasets with a fit, normalize unit_sphere).")
+    normalize: one_of(NORMALIZATIONS) = setting(
+        "none", "none: the stored frame; unit_sphere: each sample centred at unit radius, the "
+        "cameras following.")
+    up_axis: one_of((-1, 0, 1, 2)) = setting(
+        -1, "Up axis of the height feature; -1: the dataset's (tap3d.views.schema.up_axis_of).")
+    seed: int = setting(0, "Base seed of the shard order and of each sample's draws.")
+    shuffle: bool = setting(True, "Shuffle the shard order and the objects (a buffer).")
+    buffer_size: int = setting(256, "Objects held in the shuffle buffer.")
+
+
 class ViewStream(torch.utils.data.IterableDataset):
     """Samples for TAP pre-training, streamed from a dataset's shards.
 
     Args:
         store: dataset path or fsspec URL (anything ``zarr.open_group`` opens).
-        points: points per sample (subsampled from the stored ones).
-        views_per_sample: views per sample; default half of the stored views (TAP draws 6 of 12).
-        sampling: point subsets: ``random`` (a new random subset each epoch), ``fps``
-            (farthest-point, from a random start) or ``fixed`` (the first ``points`` stored
-            points, every epoch, in stored order: the stored points are area-weighted random
-            surface samples in random order, so this is one uniform random subset per object
-            that never changes, and the backbone's farthest-point sampling picks the same
-            centres every epoch. TAP pre-trains on fixed 1024-point clouds, Poisson-disk ones,
-            which spread more evenly; ``fps`` spreads, but costs a farthest-point pass per
-            sample and changes every epoch).
-        shuffle: shuffle shard order and objects (a buffer of ``buffer_size``).
-        buffer_size: objects held in the shuffle buffer.
-        scale_range: isotropic scaling augmentation ``U[low, high)`` applied to the points and
-            the camera translations together (so the target views stay exact); ``None`` for off.
-            Isotropic only: TAP scales each axis by its own factor, which no pinhole camera can
-            follow (a perspective view of an anisotropically scaled object is not the stored
-            image under any camera), so the images would stop matching.
-        anisotropic: the TAP authors' augmentation instead (``PointCloudScaling`` then
-            ``PointCloudCenterAndNormalize``): each axis scaled by its own ``U[low, high)``
-            factor, then the sample centred and scaled to unit radius; each view's ``K`` is then
-            refitted to the sample's projected points by their ``cal_scale_bias`` rule
-            (:func:`tap3d.views.projection.fit_parallel` with the dataset's ``fit``), while the
-            target image stays the stored one, as in their code (the points no longer project
-            exactly onto the masks). Only for orthographic datasets with a ``fit`` attribute
-            (``--preset tap`` builds, ``import-tap``); needs ``normalize="unit_sphere"``.
-        normalize: ``none`` (the stored frame: bounding-box centre at the origin, farthest
-            vertex at 1) or ``unit_sphere``: each sample's points are centred on their centroid
-            and scaled to unit radius (farthest point at 1), as TAP's pre-training and
-            fine-tuning (openpoints ``PointCloudCenterAndNormalize``) feed them. This is a
-            similarity transform, so the cameras follow exactly: ``x' = (x - c) s`` maps
-            ``world_to_camera`` ``[R | t]`` to ``[R | s (R c + t)]`` (camera coordinates scale by
-            ``s``, which the perspective division cancels; for orthographic datasets the
-            pixels per unit in ``K`` are divided by ``s`` instead). Scaling applies after it.
+        settings: how samples are made (:class:`StreamSettings`; default its defaults).
         objects: indices of the objects to yield (default all); objects not done are skipped
             either way.
-        up_axis: index of the up axis for the height feature (1: y-up, as ShapeNetCore);
-            default: the dataset's (:func:`tap3d.views.schema.up_axis_of`).
-        seed: base seed.
         rank, world_size: this process's distributed rank and the number of ranks; default from
             ``torch.distributed`` when it is initialised, else 0 and 1.
 
-    Each sample is a dict of tensors:
-        ``points`` ``(points, 3)`` float32 (normalized, then scaled), ``features``
-        ``(points, 4)`` float32: xyz and the height feature, the height above the sample's lowest
-        point along ``up_axis``, computed in :meth:`sample_object` from the final points (after
-        normalization and scaling; TAP's ShapeNet loader takes it from the normalized cloud
-        before its scaling; the recipe is :mod:`tap3d.geometry.features`, shared with
-        evaluation), ``images`` ``(V, 3, S, S)``
-        uint8 (the stored RGB, channels first; convert with ``.float() / 255`` on the device:
-        a quarter of the bytes through collation, worker queues and host-to-device copies),
-        ``masks`` ``(V, S, S)`` bool, ``K`` ``(V, 3, 3)`` and ``world_to_camera`` ``(V, 4, 4)``
-        float32 (OpenCV cameras, moved with the points; how ``K`` projects depends on the
-        dataset's ``projection``, see :mod:`tap3d.views.projection`), ``index`` int64 (object
-        index in the dataset), ``label`` int64. The PyTorch3D ``R``/``T``/``fov`` stay in the
-        store (the trainer needs the OpenCV matrices only; each array read costs a request).
+    Raises:
+        ValueError: more points or views than stored, object indices outside the dataset, or
+            ``anisotropic`` without an orthographic dataset with a ``fit`` and ``unit_sphere``.
+
+    Each sample is a dict of tensors: ``points`` ``(points, 3)`` float32 (normalized, then
+    scaled); ``features`` ``(points, 4)`` float32: xyz and the height above the sample's lowest
+    point along ``up_axis``, from the final points (:mod:`tap3d.geometry.features`);
+    ``images`` ``(V, 3, S, S)`` uint8 (convert with ``.float() / 255`` on the device);
+    ``masks`` ``(V, S, S)`` bool; ``K`` ``(V, 3, 3)`` and ``world_to_camera`` ``(V, 4, 4)``
+    float32 (OpenCV cameras moved with the points; :mod:`tap3d.views.projection`); ``index``
+    (object index) and ``label`` int64.
     """
 
-    def __init__(self, store, points: int = 1024, views_per_sample: int | None = None,
-                 sampling: str = "random", shuffle: bool = True, buffer_size: int = 256,
-                 scale_range: tuple[float, float] | None = (0.9, 1.1), normalize: str = "none",
-                 objects=None, up_axis: int | None = None, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None, anisotropic: bool = False):
+    def __init__(self, store, settings: StreamSettings | None = None, *, objects=None,
+                 rank: int | None = None, world_size: int | None = None):
         super().__init__()
-        if sampling not in POINT_SAMPLINGS:
-            raise ValueError(f"sampling must be one of {POINT_SAMPLINGS}, got {sampling!r}")
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-        self.store = store
+        settings = settings or StreamSettings()
+        self.store, self.settings = store, settings
         group = open_views(store)
         self.num_objects, self.num_views, self.image_size = group["rgb"].shape[:3]
         self.shard_size = int(group.attrs["shard_size"])
@@ -128,24 +111,25 @@ class ViewStream(torch.utils.data.IterableDataset):
         self.projection = projection_of(group.attrs)
         self.labels = group["label"][:].astype(np.int64)
         stored_points = group["points"].shape[1]
-        if points > stored_points:
-            raise ValueError(f"{store}: {points} points per sample > {stored_points} stored")
-        self.points = points
-        self.views_per_sample = views_per_sample or max(1, self.num_views // 2)
+        if settings.points > stored_points:
+            raise ValueError(f"{store}: {settings.points} points per sample > {stored_points} "
+                             "stored")
+        self.points = settings.points
+        self.views_per_sample = settings.views_per_sample or max(1, self.num_views // 2)
         if self.views_per_sample > self.num_views:
             raise ValueError(f"views_per_sample {self.views_per_sample} > stored views "
                              f"{self.num_views}")
-        self.sampling, self.shuffle, self.buffer_size = sampling, shuffle, buffer_size
-        self.up_axis = up_axis_of(group.attrs) if up_axis is None else up_axis
-        self.scale_range, self.seed = scale_range, seed
-        self.normalize = normalize
-        self.anisotropic = anisotropic
+        self.sampling, self.shuffle = settings.sampling, settings.shuffle
+        self.buffer_size = settings.buffer_size
+        self.up_axis = up_axis_of(group.attrs) if settings.up_axis < 0 else settings.up_axis
+        self.scale_range, self.seed = settings.scale_range, settings.seed
+        self.normalize, self.anisotropic = settings.normalize, settings.anisotropic
         self.fit = group.attrs.get("fit")
-        if anisotropic and (self.projection != "orthographic" or not self.fit
-                            or normalize != "unit_sphere"):
+        if self.anisotropic and (self.projection != "orthographic" or not self.fit
+                                 or self.normalize != "unit_sphere"):
             raise ValueError(f"{store}: anisotropic scaling needs an orthographic dataset with "
                              f"a fit (projection {self.projection}, fit {self.fit}) and "
-                             f"normalize='unit_sphere' (got {normalize!r})")
+                             f"normalize='unit_sphere' (got {self.normalize!r})")
         if rank is None or world_size is None:
             dist = torch.distributed
             initialised = dist.is_available() and dist.is_initialized()
@@ -254,7 +238,7 @@ class ViewStream(torch.utils.data.IterableDataset):
     def _authors_geometry(self, arrays, row, rng, xyz, views):
         """The points ``(N, 3)`` float64, ``world_to_camera`` ``(V, 4, 4)`` float64 and ``K``
         ``(V, 3, 3)`` float32 of a sample with the authors' anisotropic scaling and per-view
-        refit (see ``anisotropic`` in the class docstring)."""
+        refit (``anisotropic`` of :class:`StreamSettings`)."""
         factors = rng.uniform(*self.scale_range, size=3) if self.scale_range else np.ones(3)
         xyz, centre, factor = to_unit_sphere(xyz * factors)
         centre, factor = centre[0], float(factor[0, 0])

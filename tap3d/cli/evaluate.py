@@ -100,11 +100,7 @@ def probe_command(data, config_path, json_path, trust, **options):
     """Linear SVM (and N-way K-shot) accuracy of frozen backbone features on DATA."""
     try:
         config = load_settings(ProbeConfig, config_path, **options)
-        result = probe(data, config.backbone_checkpoint, config.backbone, config.embed_dim,
-                       config.few_shot, config.points, config.folds, config.query, config.svm_c,
-                       config.seed, config.device, config.variant, config.test_fraction,
-                       config.up_axis, config.batch_size, config.few_shot_folds,
-                       tsne=config.tsne, trust=trust)
+        result = probe(data, config, trust=trust)
     except (LabelledDataError, WeightsError, ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{data}: linear SVM OA {result['svm_oa']:.2f} ({result['train']} train / "

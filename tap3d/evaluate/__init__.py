@@ -7,6 +7,6 @@ engine (:mod:`tap3d.train`); the data they read is in :mod:`tap3d.clouds`.
 Never imports pytorch3d: evaluation runs where only torch is installed.
 """
 
-from tap3d.evaluate.probe import few_shot_folds, probe
+from tap3d.evaluate.probe import ProbeConfig, few_shot_folds, probe
 
-__all__ = ["few_shot_folds", "probe"]
+__all__ = ["ProbeConfig", "few_shot_folds", "probe"]

@@ -18,7 +18,6 @@ files (``tap-cli probe DATA --few-shot-folds PATH``, read by :mod:`tap3d.clouds.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 
 import numpy as np
@@ -29,7 +28,7 @@ from tap3d.clouds.pipeline import eval_features
 from tap3d.clouds.folds import fold_files, fold_folders, parse_few_shot, read_fold_file
 from tap3d.clouds.labelled import SCANOBJECTNN_VARIANTS, LabelledDataError, load_labelled
 from tap3d.evaluate.tsne import draw_tsne
-from tap3d.settings import Device, UpAxis, one_of, settings
+from tap3d.settings import Device, UpAxis, one_of, setting, settings
 from tap3d.train.config import BackboneName
 from tap3d.train.weights import load_backbone
 
@@ -39,45 +38,30 @@ __all__ = ["ProbeConfig", "pooled_features", "svm_accuracy", "few_shot_folds",
 
 @settings
 class ProbeConfig:
-    """Settings of ``tap-cli probe`` (:mod:`tap3d.settings`: defaults < ``--config`` file <
-    options); each is the :func:`probe` argument of the same name.
+    """Settings of ``tap-cli probe`` and :func:`probe` (:mod:`tap3d.settings`: defaults <
+    ``--config`` file < options); docs/evaluation.md ("Weights and the probe") explains them."""
 
-    Attributes:
-        backbone_checkpoint: run folder, tap3d backbone file or the authors' checkpoint; empty
-            for a randomly initialized backbone (``backbone``, ``embed_dim``, seeded).
-        backbone, embed_dim: the random backbone's name and width.
-        few_shot: NwayKshot settings, e.g. ``5way10shot`` (repeatable).
-        few_shot_folds: Point-BERT's ModelNetFewshot folder (<N>way_<K>shot/<fold>.pkl): few-shot
-            scores on its fixed folds (every setting in it without few_shot) instead of seeded
-            folds of DATA.
-        folds, query: seeded few-shot folds and test samples per class.
-        points: points per cloud.
-        svm_c: the linear SVM's C.
-        variant, test_fraction: ScanObjectNN variant; test share of a tap3d dataset's split.
-        up_axis: world up axis of the height feature (1: y-up).
-        batch_size: clouds per forward pass.
-        seed, device: backbone initialization and folds; auto, cpu or cuda.
-        tsne: write a t-SNE picture of the test set's frozen features, coloured by class, to
-            this PNG (next to the features of a randomly initialized backbone of the same
-            architecture when backbone_checkpoint is given; :mod:`tap3d.evaluate.tsne`).
-    """
-
-    backbone_checkpoint: str = ""
-    backbone: BackboneName = "pointmlp"
-    embed_dim: int = 64
-    few_shot: list[str] = dataclasses.field(default_factory=list)
-    few_shot_folds: str = ""
-    folds: int = 10
-    query: int = 20
-    points: int = 1024
-    svm_c: float = 0.01
-    variant: one_of(SCANOBJECTNN_VARIANTS) = "pb_t50_rs"
-    test_fraction: float = 0.2
-    up_axis: UpAxis = 1
-    batch_size: int = 64
-    seed: int = 0
-    device: Device = "auto"
-    tsne: str = ""
+    backbone_checkpoint: str = setting(
+        "", "Run folder, tap3d backbone file or the authors' checkpoint; empty: a random "
+        "backbone (backbone, embed_dim, seeded).")
+    backbone: BackboneName = setting("pointmlp", "The random backbone's architecture.")
+    embed_dim: int = setting(64, "The random backbone's base width.")
+    few_shot: list[str] = setting(help="NwayKshot settings, e.g. 5way10shot (repeatable).",
+                                  default_factory=list)
+    few_shot_folds: str = setting(
+        "", "Point-BERT's ModelNetFewshot folder: score its fixed folds instead of seeded ones.")
+    folds: int = setting(10, "Seeded few-shot folds.")
+    query: int = setting(20, "Test samples per class of a seeded few-shot fold.")
+    points: int = setting(1024, "Points per cloud (farthest points, once).")
+    svm_c: float = setting(0.01, "The linear SVM's C.")
+    variant: one_of(SCANOBJECTNN_VARIANTS) = setting("pb_t50_rs", "ScanObjectNN variant.")
+    test_fraction: float = setting(0.2, "Test share of a tap3d dataset's seeded split.")
+    up_axis: UpAxis = setting(1, "World up axis of the height feature (1: y-up).")
+    batch_size: int = setting(64, "Clouds per forward pass.")
+    seed: int = setting(0, "Seed of the random backbone and of the few-shot folds.")
+    device: Device = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N.")
+    tsne: str = setting(
+        "", "Write a t-SNE picture of the test features, coloured by class, to this PNG.")
 
 
 @torch.no_grad()
@@ -165,29 +149,15 @@ def tsne_panels(model, pretrained: bool, features: np.ndarray, inputs: torch.Ten
             "pre-trained": features}
 
 
-def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
-          embed_dim: int = 64, few_shot=(), points: int = 1024, folds: int = 10,
-          query: int = 20, svm_c: float = 0.01, seed: int = 0, device: str = "auto",
-          variant: str = "pb_t50_rs", test_fraction: float = 0.2, up_axis: int = 1,
-          batch_size: int = 64, few_shot_files: str = "", *, tsne: str = "",
-          trust: bool = False) -> dict:
+def probe(data: str, config: ProbeConfig | None = None, *, trust: bool = False) -> dict:
     """Linear SVM and few-shot accuracy of frozen backbone features.
 
     Args:
         data: labelled dataset (:func:`tap3d.clouds.labelled.load_labelled`).
-        backbone_checkpoint: run folder, tap3d backbone file or the authors' checkpoint; empty
-            for a randomly initialized backbone (``backbone``, ``embed_dim``, seeded).
-        few_shot: settings such as ``"5way10shot"``.
-        points: points per cloud (farthest-point sampled once, centred, unit radius, height).
-        folds, query: few-shot folds and test samples per class (tap3d's seeded folds).
-        svm_c: the SVM's ``C``.
-        seed: backbone initialization and folds.
-        device, variant, test_fraction, up_axis, batch_size: see ``FinetuneConfig``.
-        few_shot_files: Point-BERT's ``ModelNetFewshot`` folder (module docstring): the
-            few-shot scores are then those of its fixed fold files (every ``<fold>.pkl`` of each
-            setting; all settings it holds when ``few_shot`` is empty) instead of seeded folds
-            of DATA; ``folds`` and ``query`` are unused.
-        tsne: a PNG of the test features' t-SNE (:class:`ProbeConfig`); empty: none.
+        config: the settings (default :class:`ProbeConfig`'s). With ``few_shot_folds`` the
+            few-shot scores are those of Point-BERT's fold files (module docstring; every
+            ``<fold>.pkl`` of each setting, all settings it holds when ``few_shot`` is empty);
+            ``folds`` and ``query`` are then unused.
         trust: read a checkpoint that names types beyond tensors and numpy values with the
             full unpickler, which runs any code it holds
             (:func:`tap3d.train.torchfile.load_torch_file`; without it: CheckpointError).
@@ -202,7 +172,9 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
     Raises:
         LabelledDataError, WeightsError, ValueError: bad data, fold file, checkpoint or setting.
     """
-    settings = {s: parse_few_shot(s) for s in few_shot}
+    c = config or ProbeConfig()
+    few_shot_files, batch_size = c.few_shot_folds, c.batch_size
+    settings = {s: parse_few_shot(s) for s in c.few_shot}
     files = {}
     if few_shot_files:
         if not settings:
@@ -211,42 +183,42 @@ def probe(data: str, backbone_checkpoint: str = "", backbone: str = "pointmlp",
                 raise LabelledDataError(f"{few_shot_files}: no <N>way_<K>shot folder of "
                                         "Point-BERT's few-shot folds")
         files = {name: fold_files(few_shot_files, name) for name in settings}
-    device = torch.device(resolve_device(device))
-    labelled = load_labelled(data, variant, test_fraction, seed)
-    torch.manual_seed(seed)
-    model, weights = load_backbone(backbone_checkpoint, backbone, embed_dim, trust=trust)
-    backbone = weights.backbone if weights else backbone
+    device = torch.device(resolve_device(c.device))
+    labelled = load_labelled(data, c.variant, c.test_fraction, c.seed)
+    torch.manual_seed(c.seed)
+    model, weights = load_backbone(c.backbone_checkpoint, c.backbone, c.embed_dim, trust=trust)
+    backbone = weights.backbone if weights else c.backbone
     model.to(device)
-    inputs = [eval_features(clouds, points, up_axis, device, batch_size)
+    inputs = [eval_features(clouds, c.points, c.up_axis, device, batch_size)
               for clouds in (labelled.train_points, labelled.test_points)]
     features = [pooled_features(model, x, batch_size) for x in inputs]
     (train_x, test_x), train_y, test_y = features, labelled.train_labels, labelled.test_labels
-    result = {"svm_oa": svm_accuracy(train_x, train_y, test_x, test_y, svm_c), "few_shot": {},
+    result = {"svm_oa": svm_accuracy(train_x, train_y, test_x, test_y, c.svm_c), "few_shot": {},
               "few_shot_folds": {},
               "few_shot_source": str(few_shot_files) if few_shot_files else "seeded",
               "dataset": str(data), "backbone": backbone,
-              "backbone_checkpoint": str(backbone_checkpoint or ""), "train": len(train_y),
+              "backbone_checkpoint": str(c.backbone_checkpoint or ""), "train": len(train_y),
               "test": len(test_y)}
-    if tsne:
-        result["tsne"] = {"file": str(tsne), "silhouette": draw_tsne(
-            tsne, tsne_panels(model, bool(backbone_checkpoint), features[1], inputs[1], seed,
-                              batch_size), test_y, labelled.classes, seed)}
+    if c.tsne:
+        result["tsne"] = {"file": str(c.tsne), "silhouette": draw_tsne(
+            c.tsne, tsne_panels(model, bool(c.backbone_checkpoint), features[1], inputs[1],
+                                c.seed, batch_size), test_y, labelled.classes, c.seed)}
     for name, (way, shot) in settings.items():
         if few_shot_files:
             scores = []
             for file in files[name]:
                 fold = read_fold_file(file, way, shot)
                 (fold_train, fold_train_y), (fold_test, fold_test_y) = fold["train"], fold["test"]
-                fold_x = [pooled_features(model, eval_features(clouds, points, up_axis, device,
-                                                               batch_size), batch_size)
+                fold_x = [pooled_features(model, eval_features(clouds, c.points, c.up_axis,
+                                                               device, batch_size), batch_size)
                           for clouds in (fold_train, fold_test)]
                 scores.append(svm_accuracy(fold_x[0], fold_train_y, fold_x[1], fold_test_y,
-                                           svm_c))
+                                           c.svm_c))
             mean, std, count = float(np.mean(scores)), float(np.std(scores)), len(scores)
         else:
-            mean, std = few_shot_accuracy(train_x, train_y, test_x, test_y, way, shot, query,
-                                          folds, seed, svm_c)
-            count = folds
+            mean, std = few_shot_accuracy(train_x, train_y, test_x, test_y, way, shot, c.query,
+                                          c.folds, c.seed, c.svm_c)
+            count = c.folds
         result["few_shot"][name] = [mean, std]
         result["few_shot_folds"][name] = count
     return result

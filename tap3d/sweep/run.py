@@ -85,10 +85,8 @@ def run_task(grid: Grid, cell: Cell, seed: int, out: str, threads: int = 1) -> d
     tuning = dataclasses.replace(settings["finetune"], backbone_checkpoint=pre)
     tuned = finetune(grid.data["finetune"], tuned_run, tuning, resume=_resumable(tuned_run),
                      progress=False)
-    p = settings["probe"]
-    probed = probe(grid.data["finetune"], pre, p.backbone, p.embed_dim, p.few_shot, p.points,
-                   p.folds, p.query, p.svm_c, p.seed, p.device, p.variant, p.test_fraction,
-                   p.up_axis, p.batch_size, p.few_shot_folds, tsne=p.tsne)
+    probed = probe(grid.data["finetune"],
+                   dataclasses.replace(settings["probe"], backbone_checkpoint=pre))
     result = {"cell": cell.name, "seed": seed, "pretrain": pretrained, "finetune": tuned,
               "probe": probed, "seconds": time.perf_counter() - began}
     partial = done + ".partial"

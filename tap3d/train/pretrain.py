@@ -19,7 +19,7 @@ import torch
 from tap3d.train.weights import init_model
 from tap3d.models.tap import TAPModel
 from tap3d.train import distributed, quality
-from tap3d.train.config import TrainConfig, resolve_up_axis
+from tap3d.train.config import TrainConfig, resolve_up_axis, stream_settings
 from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.loss import tap_loss
 from tap3d.train.optim import cosine_schedule
@@ -35,12 +35,8 @@ def make_stream(dataset: str, config: TrainConfig, process=None, objects=None):
     from tap3d.stream import ViewStream
 
     process = process or distributed.Process()
-    return ViewStream(dataset, points=config.points,
-                      views_per_sample=config.views_per_sample or None, sampling=config.sampling,
-                      scale_range=(config.scale_low, config.scale_high),
-                      normalize=config.normalize, objects=objects, up_axis=config.up_axis,
-                      seed=config.seed, rank=process.rank, world_size=process.world,
-                      anisotropic=config.scale_anisotropic)
+    return ViewStream(dataset, stream_settings(config), objects=objects, rank=process.rank,
+                      world_size=process.world)
 
 
 class PretrainTask(Task):

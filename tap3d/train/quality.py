@@ -106,13 +106,14 @@ class ViewSet:
 
     def __init__(self, dataset: str, config, objects):
         from tap3d.stream import ViewStream
+        from tap3d.train.config import stream_settings
         from tap3d.views.schema import open_views
 
         group = open_views(dataset)
         self.background = group.attrs.get("background", [1.0, 1.0, 1.0])
-        stream = ViewStream(dataset, points=config.points, views_per_sample=group["rgb"].shape[1],
-                            sampling=config.sampling, shuffle=False, scale_range=None,
-                            normalize=config.normalize, up_axis=config.up_axis, seed=config.seed)
+        stream = ViewStream(dataset, stream_settings(
+            config, views_per_sample=group["rgb"].shape[1], shuffle=False, scale_range=None,
+            anisotropic=False))
         self.objects = np.asarray(objects, dtype=np.int64)
         samples = [stream.read_object(int(i)) for i in self.objects]
         for key in ("features", "K", "world_to_camera", "images", "masks"):

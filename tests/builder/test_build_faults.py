@@ -181,15 +181,18 @@ def test_a_read_outage_while_resuming_changes_nothing_and_advises_no_overwrite(
 
 def test_readers_report_a_network_error_as_one_not_as_a_format_error(faults, reference):
     """``open_views`` (every reader), ``verify`` and the stream name the key that failed."""
-    from tap3d.stream import ViewStream
+    from tap3d.stream import StreamSettings, ViewStream
 
-    for read in (open_views, verify, lambda store: list(ViewStream(store, points=32))):
+    def stream(store):
+        return list(ViewStream(store, StreamSettings(points=32)))
+
+    for read in (open_views, verify, stream):
         faults.arm("get", "zarr.json")
         with pytest.raises(StorageError, match="zarr.json: could not read"):
             read(reference)
     faults.arm("get", "points/c/1/0/0")
     with pytest.raises(StorageError, match="points/c/1/0/0"):
-        list(ViewStream(reference, points=32))
+        list(ViewStream(reference, StreamSettings(points=32)))
 
 
 def test_a_store_torn_by_an_older_version_is_refused_and_verify_finds_it(reference,

@@ -77,7 +77,7 @@ def s3(monkeypatch):
 
 @pytest.mark.slow
 def test_build_verify_and_stream_on_s3(tmp_path, mesh_folder, s3):
-    from tap3d.stream import ViewStream
+    from tap3d.stream import StreamSettings, ViewStream
     from tap3d.views.verify import verify
 
     url = "s3://bucket/ds.zarr"
@@ -92,7 +92,7 @@ def test_build_verify_and_stream_on_s3(tmp_path, mesh_folder, s3):
     local = str(tmp_path / "local.zarr")
     build(mesh_folder, local, CONFIG, workers=0, progress=False)
     assert_same_arrays(url, local)
-    stream = ViewStream(url, points=128, views_per_sample=2, seed=0)
+    stream = ViewStream(url, StreamSettings(points=128, views_per_sample=2, seed=0))
     samples = list(stream)
     assert sorted(int(s["index"]) for s in samples) == list(range(8))
     assert samples[0]["images"].shape == (2, 3, 48, 48)

@@ -3,7 +3,6 @@ written from real renders, imported, checked, streamed and trained on; bad files
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 
@@ -11,64 +10,19 @@ import numpy as np
 import pytest
 import zarr
 
-from tap3d.importers import TapDataError, discover_tap, import_tap, tap_cameras
-from tap3d.stream import ViewStream
+from tap3d.importers import TapDataError, discover_tap, import_tap
+from tap3d.stream import StreamSettings, ViewStream
 
-from helpers import MESHES, ROOT, assert_points_on_masks, mask_hits, tap_cli
+from helpers import (ROOT, assert_points_on_masks, mask_hits, tap_cli,
+                     write_tap_tree)
 
 S = 64
-#: Meshes of the tree, and the split folder each goes in.
-TREE = {"duck": "train", "mug": "train", "random000": "val", "bunny": "test"}
-
-
-def _write_tree(root, pybullet_root):
-    """The authors' layout from real renders: each mesh, moved into a made-up source frame
-    (y-up, scaled and offset), sampled to 1024 points (PLY, open3d), and rendered by tap3d's
-    Embree backend and plain shader in the 12 views of the authors' cameras for the cloud as
-    their loader reads it (axes [2, 0, 1], centred, unit radius), JPEG (PIL). Returns what was
-    written per object: the source points and the renders' masks."""
-    import open3d as o3d
-    import torch
-    from PIL import Image
-
-    from tap3d.render.cameras import orthographic_cameras
-    from tap3d.render.meshes import load_mesh, sample_surface
-    from tap3d.render.rasterize import make_rasterizer
-    from tap3d.render.shade import ViewRenderer
-
-    renderer = ViewRenderer(make_rasterizer("embree", S), shading="plain")
-    written = {}
-    for k, (name, split) in enumerate(TREE.items()):
-        mesh = load_mesh(os.path.join(pybullet_root, MESHES[name]), textures="none")
-        points, _ = sample_surface(mesh, 1024, seed=k)
-        offset, scale = np.array([0.3, -1.0, 2.0]) * k, 5.0 + k
-        source = points.astype(np.float64) * scale + offset  # the PLY's frame (y-up)
-        theirs = source[:, [2, 0, 1]]
-        centroid, radius = theirs.mean(0), np.linalg.norm(theirs - theirs.mean(0), axis=1).max()
-        cams = tap_cameras(((theirs - centroid) / radius).astype(np.float32), S)
-        verts = ((mesh.verts.double().numpy() * scale + offset)[:, [2, 0, 1]] - centroid) / radius
-        moved = dataclasses.replace(mesh, verts=torch.from_numpy(verts.astype(np.float32)))
-        K = cams["cameras/K"]
-        views = renderer(moved, orthographic_cameras(cams["cameras/R"], cams["cameras/T"],
-                                                     K[:, 0, 0], K[:, :2, 2], S))
-        stem = f"model_{k:06d}"
-        folder = os.path.join(root, "pointclouds", split)
-        os.makedirs(folder, exist_ok=True)
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(source))
-        o3d.io.write_point_cloud(os.path.join(folder, f"{stem}.ply"), cloud)
-        images = os.path.join(root, "shapenet55v1", split)
-        os.makedirs(images, exist_ok=True)
-        for v in range(12):
-            Image.fromarray(views.rgb[v]).save(os.path.join(images, f"{stem}_{v + 1:03d}.jpg"),
-                                               quality=95)
-        written[f"{split}/{stem}"] = {"source": source, "mask": views.mask, "rgb": views.rgb}
-    return written
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory, pybullet_root):
     root = str(tmp_path_factory.mktemp("ShapeNet55"))
-    return root, _write_tree(root, pybullet_root)
+    return root, write_tap_tree(root, pybullet_root, size=S)
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +85,9 @@ def test_verify_and_stream(imported):
     from tap3d.views.verify import verify
 
     assert verify(imported).ok
-    stream = ViewStream(imported, points=1024, sampling="fixed", up_axis=2, shuffle=False,
-                        scale_range=(0.9, 1.1), normalize="unit_sphere")
+    stream = ViewStream(imported, StreamSettings(points=1024, sampling="fixed", up_axis=2,
+                                                 shuffle=False, scale_range=(0.9, 1.1),
+                                                 normalize="unit_sphere"))
     assert stream.projection == "orthographic"
     for sample in stream:
         for v in range(6):
@@ -150,10 +105,11 @@ def test_anisotropic_scaling_refits_every_view_as_the_authors_do(imported):
 
     from tap3d.views.projection import TAP_FIT, fit_parallel
 
-    plain = ViewStream(imported, points=1024, sampling="fixed", shuffle=False, scale_range=None,
-                       normalize="unit_sphere")
-    scaled = ViewStream(imported, points=1024, sampling="fixed", shuffle=False,
-                        scale_range=(0.6, 1.4), normalize="unit_sphere", anisotropic=True)
+    plain = ViewStream(imported, StreamSettings(points=1024, sampling="fixed", shuffle=False,
+                                                scale_range=None, normalize="unit_sphere"))
+    scaled = ViewStream(imported, StreamSettings(points=1024, sampling="fixed", shuffle=False,
+                                                 scale_range=(0.6, 1.4), normalize="unit_sphere",
+                                                 anisotropic=True))
     for a, b in zip(plain, scaled):
         assert torch.equal(a["images"], b["images"]) and torch.equal(a["masks"], b["masks"])
         xyz = b["points"].double()
@@ -167,8 +123,9 @@ def test_anisotropic_scaling_refits_every_view_as_the_authors_do(imported):
         torch.testing.assert_close(b["K"][:, 0, 0].double(), focal, rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(b["K"][:, :2, 2].double(), centre, rtol=1e-5, atol=1e-3)
         # with every factor 1 the refit is the stored fit, which follows the normalization
-    same = ViewStream(imported, points=1024, sampling="fixed", shuffle=False,
-                      scale_range=(1.0, 1.0), normalize="unit_sphere", anisotropic=True)
+    same = ViewStream(imported, StreamSettings(points=1024, sampling="fixed", shuffle=False,
+                                               scale_range=(1.0, 1.0), normalize="unit_sphere",
+                                               anisotropic=True))
     for a, b in zip(plain, same):
         torch.testing.assert_close(a["points"], b["points"])
         # the rule floors to whole pixels: the same fit within one pixel of offset
@@ -181,9 +138,9 @@ def test_anisotropic_scaling_is_refused_without_a_fitted_parallel_projection(imp
     shutil.copytree(imported, copy)
     del zarr.open_group(copy, mode="r+").attrs["fit"]
     with pytest.raises(ValueError, match="anisotropic scaling needs"):
-        ViewStream(copy, points=64, normalize="unit_sphere", anisotropic=True)
+        ViewStream(copy, StreamSettings(points=64, normalize="unit_sphere", anisotropic=True))
     with pytest.raises(ValueError, match="anisotropic scaling needs"):
-        ViewStream(imported, points=64, normalize="none", anisotropic=True)
+        ViewStream(imported, StreamSettings(points=64, normalize="none", anisotropic=True))
 
 
 def test_it_trains(imported, tmp_path):
@@ -215,7 +172,7 @@ def test_up_axis_comes_from_the_dataset_unless_the_config_names_one(imported):
         resolve_up_axis(load_config(None, up_axis=3), attrs)
     with pytest.raises(FormatError, match="up_axis attribute"):
         resolve_up_axis(dataclasses.replace(load_config(None)), {"up_axis": 5})
-    assert ViewStream(imported, points=64).up_axis == 2
+    assert ViewStream(imported, StreamSettings(points=64)).up_axis == 2
 
 
 def _copy(tree, tmp_path):
@@ -249,7 +206,7 @@ def test_bad_files_are_named_or_skipped(tree, tmp_path):
     assert errors[0] == "" and "model_000001_007.jpg: missing view" in errors[1]
     assert "model_000002_003.jpg: unreadable image" in errors[2]
     assert "model_000003.ply: 1000 points, expected 1024" in errors[3]
-    stream = ViewStream(str(tmp_path / "c.zarr"), points=512, shuffle=False)
+    stream = ViewStream(str(tmp_path / "c.zarr"), StreamSettings(points=512, shuffle=False))
     assert len(stream) == 1 and len(list(stream)) == 1
 
 

@@ -11,10 +11,10 @@ import torch
 import zarr
 
 from tap3d.builder import build
-from tap3d.builder.plan import preset_config
+from tap3d.buildconfig import preset_config
 from tap3d.importers import tap_view_matrices
 from tap3d.models.photograph import camera_rays, tap_queries
-from tap3d.stream import ViewStream
+from tap3d.stream import StreamSettings, ViewStream
 from tap3d.views.projection import TAP_FIT, fit_parallel
 
 from helpers import MESHES, assert_points_on_masks, copy_obj, mask_hits, project
@@ -129,7 +129,7 @@ def test_a_perspective_dataset_is_still_format_1(tmp_path, ortho_meshes):
                                                      image_size=32, points=256),
                     workers=0, progress=False)
     assert not summary.failed and "projection" not in zarr.open_group(out, mode="r").attrs
-    stream = ViewStream(out, points=256, shuffle=False)
+    stream = ViewStream(out, StreamSettings(points=256, shuffle=False))
     assert stream.projection == "perspective"
     sample = next(iter(stream))
     hit, _ = mask_hits(sample["points"].numpy(), sample["K"][0].numpy(),
@@ -147,8 +147,9 @@ def test_tap_query_grid_lands_on_its_cells(ortho_set):
     """Under the stored (scaled, re-centred) cameras, the point grid of ``query: tap`` projects
     onto the centres of the cells it stands for, lies on the view plane through the origin,
     and is close to the authors' own fit to the input cloud (from the points, not the mesh)."""
-    stream = ViewStream(ortho_set, points=1024, views_per_sample=12, normalize="unit_sphere",
-                        scale_range=(0.9, 1.1), shuffle=False)
+    stream = ViewStream(ortho_set, StreamSettings(points=1024, views_per_sample=12,
+                                                  normalize="unit_sphere", scale_range=(0.9, 1.1),
+                                                  shuffle=False))
     grid = 8
     expected = _grid_pixels(grid)
     for sample in stream:
@@ -170,7 +171,8 @@ def test_the_photograph_module_takes_the_projection(ortho_set):
     """A module built for an orthographic dataset embeds the stored-camera constructions."""
     from tap3d.models.photograph import PhotographModule
 
-    sample = next(iter(ViewStream(ortho_set, points=256, views_per_sample=2, shuffle=False)))
+    sample = next(iter(ViewStream(ortho_set, StreamSettings(points=256, views_per_sample=2,
+                                                            shuffle=False))))
     K, w2c, points = sample["K"][None], sample["world_to_camera"][None], sample["points"][None]
     for query, tokens in (("tap", tap_queries(points, w2c, 8, S, K=K).reshape(2, -1, 8)),
                           ("ray", None)):
@@ -184,7 +186,7 @@ def test_the_photograph_module_takes_the_projection(ortho_set):
 
 
 def test_ray_queries_are_parallel_rays_through_the_cells(ortho_set):
-    stream = ViewStream(ortho_set, points=512, views_per_sample=12, shuffle=False)
+    stream = ViewStream(ortho_set, StreamSettings(points=512, views_per_sample=12, shuffle=False))
     sample = next(iter(stream))
     K, w2c = sample["K"].double(), sample["world_to_camera"].double()
     rays = camera_rays(K, w2c, 4, S, "orthographic").numpy()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tap3d.builder.plan import BuildConfig
+from tap3d.buildconfig import BuildConfig
 from tap3d.cli import main
 from tap3d.evaluate.probe import ProbeConfig
 from tap3d.settings import SettingsError, load_settings

@@ -17,7 +17,7 @@ import yaml
 
 from tap3d.train.weights import export_backbone
 from tap3d.clouds import load_labelled
-from tap3d.evaluate import probe
+from tap3d.evaluate import ProbeConfig, probe
 from tap3d.clouds.pipeline import eval_features
 from tap3d.train import finetune, load_finetune_config
 from tap3d.train.checkpoint import load_checkpoint
@@ -96,8 +96,9 @@ def test_trained_features_beat_random_ones_in_the_linear_probe(tmp_path, labelle
                          ("openpoints", tmp_path / "b.pth")):
         if name in ("tap3d", "openpoints"):
             export_backbone(run, source, name)
-        scores[name] = probe(labelled_set, str(source), embed_dim=8, points=192,
-                             device="cpu")["svm_oa"]
+        scores[name] = probe(labelled_set, ProbeConfig(backbone_checkpoint=str(source),
+                                                       embed_dim=8, points=192,
+                                                       device="cpu"))["svm_oa"]
     print(f"linear SVM OA: {scores}")
     assert scores["run"] == scores["tap3d"] == scores["openpoints"]
     assert scores["run"] > scores["random"], scores
@@ -121,8 +122,9 @@ def test_finetune_and_probe_run_every_backbone(tmp_path, labelled_set, one_threa
     assert len(truth) == 48 and results["last_oa"] == pytest.approx(100 * hit.mean())
     assert results["last_macc"] == pytest.approx(
         100 * np.mean([hit[truth == c].mean() for c in range(len(CLASS_MESHES))]))
-    probed = probe(labelled_set, backbone=backbone, embed_dim=8, points=512, device="cpu",
-                   few_shot=["4way5shot"], query=5, folds=2)
+    probed = probe(labelled_set, ProbeConfig(backbone=backbone, embed_dim=8, points=512,
+                                             device="cpu", few_shot=["4way5shot"], query=5,
+                                             folds=2))
     # random features of 8 different meshes: far above chance (measured 77-100 %)
     assert probed["svm_oa"] >= 3 * CHANCE, probed
     assert len(probed["few_shot"]["4way5shot"]) == 2

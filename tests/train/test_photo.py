@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from tap3d.builder import build
-from tap3d.builder.plan import preset_config
+from tap3d.buildconfig import preset_config
 from tap3d.models.generator import Generator
 from tap3d.models.photograph import (PhotographModule, frequency_encoding, tap_queries,
                                      tap_view_rotation)
 from tap3d.train import load_config, load_model, photo_quality, train
 from tap3d.train.checkpoint import load_checkpoint
 from tap3d.train.quality import holdout_split
-from tap3d.stream import ViewStream
+from tap3d.stream import StreamSettings, ViewStream
 
 from helpers import ROOT, mask_hits, tap_cli
 
@@ -70,8 +70,9 @@ def test_tap_queries_are_a_parallel_projection_fitted_to_the_cloud(mvcnn_set):
     origin, for a parallel projection that spans 200/224 of the image along the cloud's longer
     extent and centres it (within the authors' flooring): rows go down the image, columns
     right. The 4th-6th channels are the world up axis in TAP's view frame."""
-    stream = ViewStream(mvcnn_set, points=512, views_per_sample=12, normalize="unit_sphere",
-                        scale_range=None, shuffle=False)
+    stream = ViewStream(mvcnn_set, StreamSettings(points=512, views_per_sample=12,
+                                                  normalize="unit_sphere", scale_range=None,
+                                                  shuffle=False))
     grid, obj = 8, round(S * 200 / 224)
     for sample in list(stream)[:4]:
         points, w2c = sample["points"], sample["world_to_camera"]
@@ -105,8 +106,9 @@ def test_unit_sphere_samples_still_project_onto_the_masks(mvcnn_set):
 
     stored = zarr.open_group(mvcnn_set)["points"][:]
     assert np.linalg.norm(stored.mean(1), axis=1).max() > 0.05  # the centroid shift is real
-    stream = ViewStream(mvcnn_set, points=1024, views_per_sample=12, normalize="unit_sphere",
-                        scale_range=(0.9, 1.1), shuffle=False, seed=5)
+    stream = ViewStream(mvcnn_set, StreamSettings(points=1024, views_per_sample=12,
+                                                  normalize="unit_sphere", scale_range=(0.9, 1.1),
+                                                  shuffle=False, seed=5))
     radii = []
     for sample in stream:
         points = sample["points"].numpy()
@@ -129,7 +131,7 @@ def test_holdout_split_is_seeded_and_the_stream_skips_held_out_objects(mvcnn_set
     np.testing.assert_array_equal(holdout_split(mvcnn_set, 0.25, seed=3)[1], held_out)
     assert any(not np.array_equal(holdout_split(mvcnn_set, 0.25, seed=s)[1], held_out)
                for s in range(4, 10))
-    stream = ViewStream(mvcnn_set, points=64, objects=training, seed=1)
+    stream = ViewStream(mvcnn_set, StreamSettings(points=64, seed=1), objects=training)
     assert len(stream) == 6 and sorted(int(s["index"]) for s in stream) == list(training)
     with pytest.raises(ValueError, match="eval_fraction"):
         holdout_split(mvcnn_set, 1.0)
@@ -143,8 +145,9 @@ def test_fixed_sampling_feeds_the_same_stored_points_every_epoch(mvcnn_set):
     stored = zarr.open_group(mvcnn_set)["points"][:]
 
     def epoch_points(sampling, epoch):
-        stream = ViewStream(mvcnn_set, points=64, sampling=sampling, normalize="none",
-                            scale_range=None, shuffle=False)
+        stream = ViewStream(mvcnn_set, StreamSettings(points=64, sampling=sampling,
+                                                      normalize="none", scale_range=None,
+                                                      shuffle=False))
         stream.set_epoch(epoch)
         return {int(s["index"]): s["points"].numpy() for s in stream}
 

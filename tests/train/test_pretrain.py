@@ -12,7 +12,7 @@ import pytest
 import torch
 import zarr
 
-from tap3d.stream import ViewStream
+from tap3d.stream import StreamSettings, ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.train.weights import export_backbone
 from tap3d.train import load_config, train
@@ -67,7 +67,8 @@ def test_stream_yields_every_done_object_once_across_ranks_and_workers(train_set
     for epoch in (0, 1):
         seen = []
         for rank in range(2):
-            stream = ViewStream(train_set, points=64, rank=rank, world_size=2, seed=1)
+            stream = ViewStream(train_set, StreamSettings(points=64, seed=1), rank=rank,
+                                world_size=2)
             stream.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
             indices = [int(s["index"]) for s in loader]
@@ -75,12 +76,12 @@ def test_stream_yields_every_done_object_once_across_ranks_and_workers(train_set
             seen.append(indices)
         assert not set(seen[0]) & set(seen[1])  # ranks see different objects
         assert sorted(seen[0] + seen[1]) == sorted(done)
-    assert len(ViewStream(train_set, points=64)) == len(done)
+    assert len(ViewStream(train_set, StreamSettings(points=64))) == len(done)
 
 
 def test_stream_sample_contents(train_set):
     g = zarr.open_group(train_set)
-    sample = next(iter(ViewStream(train_set, points=128, seed=0)))
+    sample = next(iter(ViewStream(train_set, StreamSettings(points=128, seed=0))))
     assert sample["points"].shape == (128, 3) and sample["features"].shape == (128, 4)
     assert sample["images"].shape == (3, 3, 64, 64) and sample["masks"].shape == (3, 64, 64)
     assert sample["images"].dtype == torch.uint8
@@ -271,8 +272,8 @@ def test_stream_and_evaluation_feed_the_backbone_the_same_input(train_set):
     from tap3d.clouds.pipeline import AugmentedClouds, eval_features, training_features
 
     stored = zarr.open_group(train_set)["points"][:, :256]
-    stream = ViewStream(train_set, points=256, sampling="fixed", scale_range=None,
-                        normalize="unit_sphere", shuffle=False)
+    stream = ViewStream(train_set, StreamSettings(points=256, sampling="fixed", scale_range=None,
+                                                  normalize="unit_sphere", shuffle=False))
     samples = {int(s["index"]): s["features"] for s in stream}
     indices = sorted(samples)
     assert len(indices) == 7
