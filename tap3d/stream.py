@@ -25,7 +25,7 @@ import torch
 
 from tap3d.geometry.features import to_unit_sphere, with_height
 from tap3d.geometry.pointops import farthest_point_sample
-from tap3d.settings import one_of, setting, settings
+from tap3d.settings import UpAxis, one_of, setting, settings
 from tap3d.views.projection import fit_parallel, orthographic_intrinsics, projection_of
 from tap3d.views.schema import STATUS_DONE, open_views, shard_ranges, up_axis_of
 
@@ -68,8 +68,8 @@ class StreamSettings:
     normalize: one_of(NORMALIZATIONS) = setting(
         "none", "none: the stored frame; unit_sphere: each sample centred at unit radius, the "
         "cameras following.")
-    up_axis: one_of((-1, 0, 1, 2)) = setting(
-        -1, "Up axis of the height feature; -1: the dataset's (tap3d.views.schema.up_axis_of).")
+    up_axis: UpAxis | None = setting(
+        None, "Up axis of the height feature; none: the dataset's (tap3d.views.schema.up_axis_of).")
     seed: int = setting(0, "Base seed of the shard order and of each sample's draws.")
     shuffle: bool = setting(True, "Shuffle the shard order and the objects (a buffer).")
     buffer_size: int = setting(256, "Objects held in the shuffle buffer.")
@@ -121,7 +121,7 @@ class ViewStream(torch.utils.data.IterableDataset):
                              f"{self.num_views}")
         self.sampling, self.shuffle = settings.sampling, settings.shuffle
         self.buffer_size = settings.buffer_size
-        self.up_axis = up_axis_of(group.attrs) if settings.up_axis < 0 else settings.up_axis
+        self.up_axis = up_axis_of(group.attrs) if settings.up_axis is None else settings.up_axis
         self.scale_range, self.seed = settings.scale_range, settings.seed
         self.normalize, self.anisotropic = settings.normalize, settings.anisotropic
         self.fit = group.attrs.get("fit")

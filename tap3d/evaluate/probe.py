@@ -29,7 +29,7 @@ from tap3d.clouds.folds import fold_files, fold_folders, parse_few_shot, read_fo
 from tap3d.clouds.labelled import SCANOBJECTNN_VARIANTS, LabelledDataError, load_labelled
 from tap3d.evaluate.tsne import draw_tsne
 from tap3d.settings import Device, UpAxis, one_of, setting, settings
-from tap3d.train.config import BackboneName
+from tap3d.models.backbones import BackboneName
 from tap3d.train.weights import load_backbone
 
 __all__ = ["ProbeConfig", "pooled_features", "svm_accuracy", "few_shot_folds",

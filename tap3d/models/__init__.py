@@ -7,7 +7,8 @@ from tap3d.models.backbones import (BACKBONES, DGCNN, Backbone, PointMLP, PointN
                                     PointTransformer, make_backbone)
 from tap3d.models.generator import Generator
 from tap3d.models.photograph import PhotographModule, camera_rays
-from tap3d.models.tap import TAPModel
+from tap3d.models.tap import TAPModel, TAPModelConfig, TAPModelSettings
 
 __all__ = ["Backbone", "PointMLP", "DGCNN", "PointNet2", "PointTransformer", "BACKBONES",
-           "make_backbone", "Generator", "PhotographModule", "camera_rays", "TAPModel"]
+           "make_backbone", "Generator", "PhotographModule", "camera_rays", "TAPModel", "TAPModelConfig",
+           "TAPModelSettings"]

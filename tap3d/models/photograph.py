@@ -296,7 +296,7 @@ class PhotographModule(nn.Module):
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
         self.projection = projection
         if up_axis not in (0, 1, 2):
-            raise ValueError(f"up_axis must be 0, 1 or 2, got {up_axis} (a TrainConfig's -1 is "
+            raise ValueError(f"up_axis must be 0, 1 or 2, got {up_axis} (a TrainConfig's None is "
                              "resolved against the dataset first: resolve_up_axis)")
         if ray_frequencies < 0:
             raise ValueError(f"ray_frequencies must be >= 0, got {ray_frequencies}")

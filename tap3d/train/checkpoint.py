@@ -5,14 +5,14 @@ A checkpoint holds ``model``, ``optimizer``, ``scheduler`` (state dicts), ``step
 steps done), ``epoch`` and ``batch_in_epoch`` (where the next step starts), ``rng`` (Python,
 NumPy, torch and CUDA generator states: one dict from a single process, a list of every rank's
 under torchrun), ``config`` (the task's settings as a dict), ``task`` (the task's own progress,
-e.g. fine-tuning's best scores) and what the task adds: ``image_size`` and ``projection``
-(pre-training; ``projection`` is the dataset's, absent before orthographic datasets:
-perspective), ``classes`` (fine-tuning). ``RUN/checkpoints/`` holds ``step_N.pt`` and
-``last.pt`` (a hard link to the newest).
+e.g. fine-tuning's best scores), ``format`` (:data:`CHECKPOINT_FORMAT`) and ``version``
+(:data:`CHECKPOINT_VERSION`), and what the task adds: ``model_args`` (pre-training: the
+:class:`~tap3d.models.TAPModelConfig` the model is rebuilt from), ``classes`` (fine-tuning).
+``RUN/checkpoints/`` holds ``step_N.pt``, ``last.pt`` (a hard link to the newest) and, for the
+downstream tasks, ``best.pt``.
 
-Older checkpoints still load: pre-training ones hold rank 0's ``rng`` dict and no ``task``;
-fine-tuning ones keep their progress (with ``batch_in_epoch``) under ``progress``; their NumPy
-state is ``np.random.get_state()``'s tuple with its key as an array (new ones: a list of ints).
+Checkpoints of other versions (tap3d 0.1.0's development versions wrote none) are refused with
+a :class:`~tap3d.train.torchfile.WeightsError` naming the version found and the one read.
 
 Checkpoints are read as data (:func:`tap3d.train.torchfile.load_torch_file`): a checkpoint
 holds tensors, numbers, strings and containers only, so it loads with ``weights_only=True``;
@@ -21,7 +21,6 @@ one that names other types is refused unless ``trust``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import shutil
@@ -30,12 +29,16 @@ import numpy as np
 import torch
 
 from tap3d.train import distributed
-from tap3d.train.torchfile import load_torch_file
-from tap3d.train.config import TrainConfig
+from tap3d.train.torchfile import WeightsError, load_torch_file
 
-__all__ = ["rng_state", "set_rng_state", "gather_rng_states", "restore_rng_state",
-           "save_checkpoint", "checkpoint_path", "load_checkpoint",
-           "config_from_dict", "LEGACY_DEFAULTS"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "rng_state", "set_rng_state",
+           "gather_rng_states", "restore_rng_state", "stamped", "check_version",
+           "save_checkpoint", "checkpoint_path", "load_checkpoint"]
+
+#: ``format`` of tap3d's training checkpoints (``last.pt``, ``step_N.pt``, ``best.pt``).
+CHECKPOINT_FORMAT = "tap3d.checkpoint"
+#: The one ``version`` of them this tap3d writes and reads.
+CHECKPOINT_VERSION = 1
 
 
 def rng_state() -> dict:
@@ -54,8 +57,7 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` returned, or the form older checkpoints hold (the NumPy
-    state as ``np.random.get_state()`` returns it, its key an array).
+    """Restore what :func:`rng_state` returned.
 
     Args:
         state: ``{"python", "numpy", "torch", "cuda"}``.
@@ -79,12 +81,33 @@ def gather_rng_states(process) -> dict | list[dict]:
 
 def restore_rng_state(states: dict | list[dict], rank: int) -> None:
     """Restore this rank's entry of what :func:`gather_rng_states` returned (a single dict, as
-    single-process runs and older pre-training checkpoints hold it, restores on every rank)."""
+    a single process writes it, restores on every rank)."""
     set_rng_state(states[rank] if isinstance(states, list) else states)
 
 
+def stamped(state: dict) -> dict:
+    """``state`` with this tap3d's checkpoint ``format`` and ``version``."""
+    return {**state, "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}
+
+
+def check_version(state: dict, path: str) -> dict:
+    """``state``, a checkpoint dict read from ``path``, when it is of :data:`CHECKPOINT_VERSION`.
+
+    Raises:
+        WeightsError: another version, or none (written by a development version of tap3d
+            0.1.0); the message names the file and both versions.
+    """
+    if state.get("format") == CHECKPOINT_FORMAT and state.get("version") == CHECKPOINT_VERSION:
+        return state
+    found = state.get("version") if state.get("format") == CHECKPOINT_FORMAT else \
+        "none (a development version of tap3d 0.1.0 wrote it)"
+    raise WeightsError(f"{path}: tap3d checkpoint version {found}; this tap3d reads version "
+                       f"{CHECKPOINT_VERSION} only: train the run again")
+
+
 def save_checkpoint(folder: str, state: dict) -> str:
-    """Write ``state`` to ``folder/step_{state['step']}.pt`` and point ``last.pt`` at it.
+    """Write ``state`` (:func:`stamped` with the format and version) to
+    ``folder/step_{state['step']}.pt`` and point ``last.pt`` at it.
 
     Serialized once, renamed into place (:func:`tap3d.train.distributed.atomic_save`: a reader
     never sees half a file); ``last.pt`` is a hard link (a copy where the file system has
@@ -95,7 +118,7 @@ def save_checkpoint(folder: str, state: dict) -> str:
     """
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"step_{state['step']}.pt")
-    distributed.atomic_save(state, path)
+    distributed.atomic_save(stamped(state), path)
     last = os.path.join(folder, "last.pt")
     if os.path.exists(last + ".tmp"):
         os.remove(last + ".tmp")
@@ -138,18 +161,8 @@ def load_checkpoint(run_or_checkpoint: str, device="cpu", *, trust: bool = False
         FileNotFoundError: no checkpoint there.
         CheckpointError: without ``trust``, the file names a type beyond tensors and numpy
             values (file and type named).
-        WeightsError: the file cannot be read.
+        WeightsError: the file cannot be read, or is a checkpoint of another version than
+            :data:`CHECKPOINT_VERSION` (:func:`check_version`).
     """
-    return load_torch_file(checkpoint_path(run_or_checkpoint), device, trust=trust)
-
-
-#: Settings whose default changed when they were added: the value that checkpoints written
-#: before then were trained with (``ray_frequencies``: raw rays before the encoding existed).
-LEGACY_DEFAULTS = {"ray_frequencies": 0}
-
-
-def config_from_dict(values: dict) -> TrainConfig:
-    """The :class:`TrainConfig` a checkpoint's ``config`` dict records: settings it predates
-    take :data:`LEGACY_DEFAULTS` (what it was trained with), unknown keys are ignored."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{**LEGACY_DEFAULTS, **{k: v for k, v in values.items() if k in known}})
+    path = checkpoint_path(run_or_checkpoint)
+    return check_version(load_torch_file(path, device, trust=trust), path)

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import torch
 
-from tap3d.train import distributed
+from tap3d.train import checkpoint, distributed
 from tap3d.train.engine import Task
 
 __all__ = ["epoch_batches", "CloudsTask"]
@@ -93,8 +93,9 @@ class CloudsTask(Task):
         if scores[key] <= self.scores[f"best_{key}"]:
             return False
         self.scores.update({f"best_{k}": v for k, v in scores.items()}, best_epoch=epoch)
-        distributed.save_on_main({"model": self.model.state_dict(), "epoch": epoch,
-                                  "scores": scores, "config": dataclasses.asdict(self.config)},
+        best = {"model": self.model.state_dict(), "epoch": epoch, "scores": scores,
+                "config": dataclasses.asdict(self.config)}
+        distributed.save_on_main(checkpoint.stamped(best),
                                  os.path.join(self.run.checkpoints, "best.pt"), self.process)
         return True
 

@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import dataclasses
 
-from tap3d.models.backbones import BACKBONES
-from tap3d.models.generator import FACTORS
-from tap3d.models.photograph import QUERIES
-from tap3d.settings import Device, inherit, load_settings, one_of, setting, settings
+from tap3d.models.backbones import BackboneSettings
+from tap3d.models.tap import TAPModelConfig, TAPModelSettings
+from tap3d.settings import Device, UpAxis, inherit, load_settings, one_of, setting, settings
 from tap3d.stream import NORMALIZATIONS, POINT_SAMPLINGS, StreamSettings
 from tap3d.train.perceptual import VGG16_LAYERS
 
-__all__ = ["BackboneName", "RunSettings", "DownstreamSettings", "TrainConfig", "load_config",
-           "resolve_up_axis", "stream_settings"]
-
-#: A backbone name: a key of :data:`tap3d.models.backbones.BACKBONES`.
-BackboneName = one_of(BACKBONES)
+__all__ = ["RunSettings", "DownstreamSettings", "TrainConfig", "load_config",
+           "resolve_up_axis", "model_config", "stream_settings"]
 
 
 @settings
-class RunSettings:
+class RunSettings(BackboneSettings):
     """What every training run has (pre-training, classification, part segmentation); each
     command's class sets its own defaults."""
 
-    backbone: BackboneName = setting("pointmlp", "Backbone (tap3d.models.backbones.BACKBONES).")
-    embed_dim: int = setting(64, "The backbone's base width; its other widths are multiples.")
     epochs: int = setting(100, "Stop after this many epochs.")
     max_steps: int = setting(0, "Stop after this many optimizer steps, if sooner (0: no limit).")
     batch_size: int = setting(32, "Samples per step per process.")
@@ -56,7 +50,7 @@ class DownstreamSettings(RunSettings):
 
 
 @settings
-class TrainConfig(RunSettings):
+class TrainConfig(RunSettings, TAPModelSettings):
     """Pre-training settings. Defaults follow TAP with the supplement's 2 x 128 Photograph
     module; docs/pretraining.md ("Settings") gives each one's source."""
 
@@ -73,24 +67,8 @@ class TrainConfig(RunSettings):
         False, "The authors' per-axis scaling, each view refitted (orthographic data, a fit).")
     normalize: one_of(NORMALIZATIONS) = setting(
         "unit_sphere", "unit_sphere: samples centred at unit radius; none: the stored frame.")
-    up_axis: one_of((-1, 0, 1, 2)) = setting(
-        -1, "World up axis of the height feature and the queries; -1: the dataset's.")
-    photograph_dim: int = setting(128, "Width of the Photograph module.")
-    photograph_depth: int = setting(2, "Blocks of the Photograph module.")
-    photograph_heads: int = setting(4, "Attention heads of the Photograph module.")
-    photograph_head_dim: int = setting(0, "Width of an attention head (0: dim / heads).")
-    photograph_dropout: float = setting(0.0, "Dropout of the Photograph module.")
-    photograph_qkv_bias: bool = setting(True, "Biases of the attention's q/k/v projections.")
-    photograph_memory_hidden: int = setting(0, "Hidden width of the memory MLP (0: dim).")
-    photograph_memory_norm: bool = setting(
-        True, "tap3d's LayerNorm on the memory of each cross-attention.")
-    photograph_output_norm: bool = setting(True, "tap3d's LayerNorm after the last block.")
-    query: one_of(QUERIES) = setting(
-        "ray", "Queries: ray (tap3d's camera rays) or tap (the authors' plane grid).")
-    ray_frequencies: int = setting(4, "Positional-encoding frequencies of the ray queries "
-                                      "(0: the raw rays).")
-    generator_factor: one_of(FACTORS) = setting(
-        32, "Generator upsampling; the query grid is image_size / factor cells a side.")
+    up_axis: UpAxis | None = setting(
+        None, "World up axis of the height feature and the queries; none: the dataset's.")
     w_fg: float = setting(20.0, "Loss weight of the foreground (mask) pixels.")
     w_bg: float = setting(1.0, "Loss weight of the background pixels.")
     w_feat: float = setting(0.0, "Weight of the perceptual loss (0: off).")
@@ -123,20 +101,33 @@ def stream_settings(config: TrainConfig, **changes) -> StreamSettings:
 
 
 def resolve_up_axis(config: TrainConfig, attributes) -> TrainConfig:
-    """``config`` with ``up_axis`` -1 replaced by the dataset's (group ``attributes``,
+    """``config`` with ``up_axis`` None replaced by the dataset's (group ``attributes``,
     :func:`tap3d.views.schema.up_axis_of`); any other value is kept.
 
     Raises:
-        ValueError: an ``up_axis`` that is not -1, 0, 1 or 2.
         FormatError: a dataset attribute that is not 0, 1 or 2.
     """
     from tap3d.views.schema import up_axis_of
 
-    if config.up_axis not in (-1, 0, 1, 2):
-        raise ValueError(f"up_axis must be -1 (the dataset's), 0, 1 or 2, got {config.up_axis}")
-    if config.up_axis >= 0:
+    if config.up_axis is not None:
         return config
     return dataclasses.replace(config, up_axis=up_axis_of(attributes))
+
+
+def model_config(config: TrainConfig, image_size: int, projection: str,
+                 attributes=None) -> TAPModelConfig:
+    """The :class:`~tap3d.models.TAPModelConfig` of a pre-training ``config`` on data of
+    ``image_size`` px views whose cameras project by ``projection``; an ``up_axis`` of None is
+    the dataset's (its group ``attributes``), or 1 (y-up, tap3d's builds) without them.
+
+    Raises:
+        FormatError: a dataset attribute that is not 0, 1 or 2.
+    """
+    up_axis = config.up_axis
+    if up_axis is None:
+        up_axis = resolve_up_axis(config, attributes).up_axis if attributes is not None else 1
+    return TAPModelConfig.from_settings(config, image_size=image_size, projection=projection,
+                                        up_axis=up_axis)
 
 
 def load_config(path: str | None = None, **overrides) -> TrainConfig:

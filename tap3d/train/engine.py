@@ -200,9 +200,8 @@ def _restore(task, optimizer, scheduler, p: Progress, trust: bool = False) -> No
     task.model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    own = state.get("task", state.get("progress", {}))  # fine-tuning before the engine
-    p.step, p.epoch = state["step"], state["epoch"]
-    p.batch_in_epoch = state.get("batch_in_epoch", own.get("batch_in_epoch", 0))
+    own = state["task"]
+    p.step, p.epoch, p.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
     if p.epoch < len(p.epoch_steps) and p.batch_in_epoch >= p.epoch_steps[p.epoch]:
         p.epoch, p.batch_in_epoch = p.epoch + 1, 0  # saved at an epoch's end
     task.load_state_dict(own)

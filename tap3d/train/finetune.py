@@ -188,16 +188,11 @@ class ClassificationTask(CloudsTask):
         return {**self.sums_state(), **self.scores}
 
     def load_state_dict(self, state: dict) -> None:
-        """What :meth:`state_dict` returned, or the ``progress`` dict of a checkpoint written
-        before the engine (``epochs_done``, ``step``); ``{}`` starts afresh."""
+        """What :meth:`state_dict` returned; ``{}`` starts afresh."""
         self.load_sums(state)
         self.scores = {"best_oa": -1.0, "best_macc": 0.0, "best_epoch": -1, "last_oa": 0.0,
-                       "last_macc": 0.0, "train_oa": None,
-                       "epochs": state.get("epochs", state.get("epochs_done", 0)),
-                       "steps": state.get("steps", state.get("step", 0))}
-        self.scores.update({k: state[k] for k in ("best_oa", "best_macc", "best_epoch",
-                                                 "last_oa", "last_macc", "train_oa")
-                            if k in state})
+                       "last_macc": 0.0, "train_oa": None, "epochs": 0, "steps": 0}
+        self.scores.update({k: v for k, v in state.items() if k in self.scores})
 
     def after_step(self, progress, metrics: dict) -> dict:
         self.scores["steps"] = progress.step

@@ -10,6 +10,7 @@ streams different shards and every rank takes the same number of steps per epoch
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -19,7 +20,7 @@ import torch
 from tap3d.train.weights import init_model
 from tap3d.models.tap import TAPModel
 from tap3d.train import distributed, quality
-from tap3d.train.config import TrainConfig, resolve_up_axis, stream_settings
+from tap3d.train.config import TrainConfig, model_config, resolve_up_axis, stream_settings
 from tap3d.train.engine import Task, fit, make_loader, setup
 from tap3d.train.loss import tap_loss
 from tap3d.train.optim import cosine_schedule
@@ -70,8 +71,9 @@ class PretrainTask(Task):
         np.random.seed(config.seed)
         training, held_out = quality.holdout_split(dataset, config.eval_fraction, config.seed)
         self.stream = make_stream(dataset, config, self.process, training)
-        self.image_size = int(self.stream.image_size)
-        self.model = TAPModel(config, self.image_size, self.stream.projection).to(self.device)
+        self.model_config = model_config(config, int(self.stream.image_size),
+                                         self.stream.projection)
+        self.model = TAPModel(self.model_config).to(self.device)
         if config.init:  # weights only; a resumed run's checkpoint replaces them
             init_model(self.model, config.init, trust=trust)
         # the perceptual loss's frozen VGG-16 (not part of the model): its weights file is read
@@ -133,7 +135,9 @@ class PretrainTask(Task):
         return scores
 
     def checkpoint_extras(self) -> dict:
-        return {"image_size": self.image_size, "projection": self.stream.projection}
+        """The model's own config (nanoGPT's ``model_args``): :func:`tap3d.train.weights.
+        load_model` rebuilds the model from it alone."""
+        return {"model_args": dataclasses.asdict(self.model_config)}
 
     def results(self) -> dict:
         """``{"step", "epoch", "loss", "loss_fg", "loss_bg"}`` of the last step and its

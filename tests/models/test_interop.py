@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -92,8 +94,8 @@ def test_tap3d_openpoints_tap3d_is_the_identity(tmp_path):
     back = from_openpoints(theirs)
     assert list(back) == list(ours) and all(torch.equal(back[k], ours[k]) for k in ours)
     # through files: tap3d backbone file -> openpoints file -> tap3d backbone file
-    torch.save({"backbone": "pointmlp", "state_dict": ours, "config": {"embed_dim": 16},
-                "step": 5}, tmp_path / "tap3d.pt")
+    torch.save({"format": "tap3d.backbone", "version": 1, "backbone": "pointmlp",
+                "state_dict": ours, "config": {"embed_dim": 16}, "step": 5}, tmp_path / "tap3d.pt")
     done = tap_cli("export-backbone", str(tmp_path / "tap3d.pt"), "-o",
                    str(tmp_path / "openpoints.pth"), "--format", "openpoints")
     assert done.returncode == 0, done.stderr
@@ -116,13 +118,14 @@ def test_an_unknown_key_fails_and_is_listed(tmp_path):
     assert "bad.pth" in done.stderr and "pre_blocks_list.0.operation.0.net3.0.weight" in done.stderr
     # tap3d naming: an entry the backbone does not have, and a shape that does not fit
     ours = PointMLP(embed_dim=16).state_dict()
-    torch.save({"backbone": "pointmlp", "state_dict": {**ours, "stages.0.gamma": torch.ones(3)},
-                "step": 0}, tmp_path / "extra.pt")
+    torch.save({"format": "tap3d.backbone", "version": 1, "backbone": "pointmlp",
+                "state_dict": {**ours, "stages.0.gamma": torch.ones(3)}, "step": 0},
+               tmp_path / "extra.pt")
     with pytest.raises(WeightsError, match=r"unknown keys: stages\.0\.gamma"):
         load_backbone_weights(tmp_path / "extra.pt").build()
     # a backbone file that names another backbone than its tensors are
-    torch.save({"backbone": "dgcnn", "state_dict": ours, "backbone_args": {}},
-               tmp_path / "other.pt")
+    torch.save({"format": "tap3d.backbone", "version": 1, "backbone": "dgcnn",
+                "state_dict": ours, "backbone_args": {}}, tmp_path / "other.pt")
     with pytest.raises(WeightsError, match=r"unknown keys: embedding\.0\.weight"):
         export_backbone(tmp_path / "other.pt", tmp_path / "o.pth", "openpoints")
 
@@ -132,12 +135,13 @@ def test_a_pretraining_run_exports_in_both_namings(tmp_path):
     from tap3d.models import TAPModel
     from tap3d.train import load_config
     from tap3d.train.checkpoint import save_checkpoint
+    from tap3d.train.config import model_config
 
     config = load_config(None, embed_dim=8, photograph_dim=32)
-    model = TAPModel(config, 64)
+    model = TAPModel(model_config(config, 64, "perspective"))
     save_checkpoint(str(tmp_path / "run" / "checkpoints"),
-                    {"model": model.state_dict(), "step": 7, "config": vars(config),
-                     "image_size": 64})
+                    {"model": model.state_dict(), "step": 7, "config": dataclasses.asdict(config),
+                     "model_args": dataclasses.asdict(model.config)})
     done = tap_cli("export-backbone", str(tmp_path / "run"), "-o", str(tmp_path / "op.pth"),
                    "--format", "openpoints")
     assert done.returncode == 0, done.stderr

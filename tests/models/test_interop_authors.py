@@ -13,6 +13,7 @@ of ``ConvTranspose2d``, weights ``(in, out, k, k)``), with the widths of their
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -31,7 +32,7 @@ from tap3d.models.openpoints import (NamingError, backbone_from_openpoints,
 from tap3d.train import load_config, train
 from tap3d.train import FinetuneConfig
 from tap3d.train.checkpoint import load_checkpoint, save_checkpoint
-from tap3d.train.weights import load_model
+from tap3d.train.config import model_config
 from tap3d.train.finetune import build_classifier
 
 from helpers import ROOT, tap_cli
@@ -235,7 +236,7 @@ def test_authors_whole_model_converts_both_ways_strictly(name):
     config = load_config(os.path.join(ROOT, "configs", CONFIGS[name]))
     assert (config.backbone, config.query, config.photograph_memory_norm,
             config.photograph_output_norm) == (name, "tap", False, False)
-    model = TAPModel(config, 224)
+    model = TAPModel(model_config(config, 224, "perspective"))
     model.load_state_dict(ours, strict=True)
     _same(model_to_openpoints(model.state_dict(), name), theirs)
 
@@ -250,7 +251,8 @@ def test_keys_that_map_nowhere_are_errors_that_list_them():
         model_from_openpoints({**small, "generator.pad_memory": torch.ones(32)})
     # tap3d's own Photograph module (ray queries, extra LayerNorms, q/k/v biases) has no
     # counterpart in theirs
-    model = TAPModel(load_config(None, embed_dim=8, photograph_dim=32), 64)
+    model = TAPModel(model_config(load_config(None, embed_dim=8, photograph_dim=32), 64,
+                                  "perspective"))
     with pytest.raises(NamingError) as error:
         model_to_openpoints(model.state_dict(), "pointmlp")
     for key in ("blocks.0.norm_memory.weight", "photograph.: ", "norm.weight",
@@ -307,7 +309,8 @@ def test_authors_ckpt_latest_loads_with_init_exports_and_generates(tmp_path, duc
             train(duck_and_mug, str(run), load_config(config, init=str(source)), progress=False)
         state = load_checkpoint(run / "checkpoints" / "last.pt")
         assert state["step"] == 1 and state["config"]["init"] == str(source)
-        params = dict(TAPModel(load_config(config), 64).named_parameters())
+        params = dict(TAPModel(model_config(load_config(config), 64, "perspective"))
+                      .named_parameters())
         for key in params:
             near = (state["model"][key] - ours[key]).abs().max() < 1e-5
             assert near == (whole or key.startswith("backbone.")), key
@@ -338,7 +341,8 @@ def test_authors_ckpt_latest_loads_with_init_exports_and_generates(tmp_path, duc
     assert Image.open(sheet).size == (3 * 64, 2 * (2 * 64 + 4) - 4)
     tap3d_ckpt = tmp_path / "tap3d"
     save_checkpoint(str(tap3d_ckpt / "checkpoints"), {
-        "model": ours, "step": 0, "config": vars(load_config(config)), "image_size": 64})
+        "model": ours, "step": 0, "config": dataclasses.asdict(load_config(config)),
+        "model_args": dataclasses.asdict(model_config(load_config(config), 64, "perspective"))})
     generate(tap3d_ckpt, duck_and_mug, tmp_path / "g2.zarr", device="cpu")
     np.testing.assert_allclose(zarr.open_group(str(tmp_path / "g2.zarr"))["generated"][:],
                                values, rtol=0, atol=1e-6)
@@ -358,30 +362,20 @@ def test_backbone_checkpoint_reads_both_of_their_files(tmp_path):
         b = load_backbone_weights(tmp_path / "clean.pth")
         assert a.backbone == b.backbone == name and a.dropped == ["decoder", "generator"]
         _same(a.build().state_dict(), b.build().state_dict())
-    old = make_backbone("transformer", embed_dim=8, depth=2).state_dict()
-    del old["encoder.first.0.linear.bias"], old["encoder.second.0.linear.bias"]
-    torch.save({"backbone": "transformer", "state_dict": old, "config": {}, "step": 4},
-               tmp_path / "old.pt")
-    weights = load_backbone_weights(tmp_path / "old.pt")
+    # a backbone file without its constructor arguments: they are read off the tensors' shapes
+    saved = make_backbone("transformer", embed_dim=8, depth=2).state_dict()
+    torch.save({"format": "tap3d.backbone", "version": 1, "backbone": "transformer",
+                "state_dict": saved, "config": {}, "step": 4}, tmp_path / "bare.pt")
+    weights = load_backbone_weights(tmp_path / "bare.pt")
     assert weights.kwargs == {"embed_dim": 8, "heads": 6, "depth": 2}
-    built = weights.build()
-    assert not built.state_dict()["encoder.first.0.linear.bias"].any()
+    _same(weights.build().state_dict(), saved)
     with pytest.raises(WeightsError, match="holds a transformer backbone, not dgcnn"):
-        load_backbone_weights(tmp_path / "old.pt", "dgcnn")
+        load_backbone_weights(tmp_path / "bare.pt", "dgcnn")
     # fine-tuning starts from their ckpt_latest (the last one written above: the Transformer)
     classifier, config = build_classifier(
         FinetuneConfig(backbone_checkpoint=str(tmp_path / "latest.pth"), embed_dim=8), 5)
     assert config.backbone == "transformer" and config.embed_dim == 64
     _same(classifier.backbone.state_dict(), b.build().state_dict())
-    # a tap3d pre-training checkpoint of the Transformer from before the biases
-    model_config = load_config(None, backbone="transformer", embed_dim=8, photograph_dim=32)
-    state = TAPModel(model_config, 64).state_dict()
-    for key in ("backbone.encoder.first.0.linear.bias", "backbone.encoder.second.0.linear.bias"):
-        del state[key]
-    save_checkpoint(str(tmp_path / "old-run" / "checkpoints"), {
-        "model": state, "step": 2, "config": vars(model_config), "image_size": 64})
-    loaded, _ = load_model(str(tmp_path / "old-run"))
-    assert not loaded.backbone.encoder.second[0].linear.bias.any()
 
 
 def test_init_model_and_build_model_are_strict(tmp_path):
@@ -391,10 +385,10 @@ def test_init_model_and_build_model_are_strict(tmp_path):
     model, config = build_model(weights, 64)
     assert (config.photograph_heads, config.photograph_head_dim, config.photograph_memory_hidden,
             config.embed_dim) == (4, 4, 131, 8)
-    other = TAPModel(load_config(None, embed_dim=8, photograph_dim=32, photograph_depth=1,
-                                 photograph_heads=4, photograph_head_dim=4,
-                                 photograph_qkv_bias=False, photograph_memory_hidden=131,
-                                 query="tap"), 64)  # tap3d's LayerNorms on
+    other = TAPModel(model_config(load_config(
+        None, embed_dim=8, photograph_dim=32, photograph_depth=1, photograph_heads=4,
+        photograph_head_dim=4, photograph_qkv_bias=False, photograph_memory_hidden=131,
+        query="tap"), 64, "perspective"))  # tap3d's LayerNorms on
     with pytest.raises(WeightsError, match=r"c\.pth: does not fit the model: .*missing keys: "
                                            r".*norm_memory"):
         init_model(other, tmp_path / "c.pth")

@@ -74,8 +74,8 @@ def test_pretrained_backbone_loads_with_every_skipped_tensor_named(tmp_path):
 def test_pretrained_backbone_with_fewer_stages_reports_the_missing_ones(tmp_path):
     small = PointMLP(in_channels=6, embed_dim=8, stages=3)
     path = tmp_path / "three_stages.pt"
-    torch.save({"backbone": "pointmlp", "backbone_args": {"in_channels": 6, "embed_dim": 8,
-                                                          "stages": 3},
+    torch.save({"format": "tap3d.backbone", "version": 1, "backbone": "pointmlp",
+                "backbone_args": {"in_channels": 6, "embed_dim": 8, "stages": 3},
                 "state_dict": small.state_dict(), "config": {}, "step": 5}, path)
     model = make_segmenter("pointmlp", parts=10, categories=3, embed_dim=8)
     report = load_pretrained_backbone(model, str(path))

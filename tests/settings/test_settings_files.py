@@ -5,7 +5,6 @@ folders' settings still load; the command-line options are made from the setting
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import pytest
 import yaml
@@ -16,9 +15,7 @@ from tap3d.cli import main
 from tap3d.evaluate.probe import ProbeConfig
 from tap3d.settings import SettingsError, load_settings
 from tap3d.train import FinetuneConfig, PartSegConfig, TrainConfig
-from tap3d.train.checkpoint import config_from_dict
 
-LEGACY = os.path.join(os.path.dirname(__file__), "..", "data", "legacy-469bd89")
 
 #: command line (DATA and OUT filled in) -> (a wrong-typed key, an unknown-choice key) of its
 #: settings class; every one must fail before anything is written.
@@ -92,16 +89,3 @@ def test_every_setting_is_an_option_of_its_command():
                 assert field.name in params, (name, field.name)
                 assert params[field.name].default is None  # not given: file or defaults decide
                 assert params[field.name].help, (name, field.name)
-
-
-def test_settings_of_runs_written_by_earlier_code_still_load():
-    with open(os.path.join(LEGACY, "pretrain", "config.yaml")) as f:
-        pretrain = yaml.safe_load(f)
-    config = config_from_dict(pretrain)
-    assert config.backbone == pretrain["backbone"] and config.points == pretrain["points"]
-    with open(os.path.join(LEGACY, "finetune", "config.yaml")) as f:
-        finetune = yaml.safe_load(f)
-    finetune.pop("dataset")  # the run folder's record of its data, not a setting
-    config = FinetuneConfig(**finetune)
-    assert (config.head, config.embed_dim, config.min_lr) == ([16], 4, 1e-6)
-    assert PartSegConfig().loss == "poly1_focal" and ProbeConfig().points == 1024

@@ -14,6 +14,7 @@ from tap3d.models.backbones import BACKBONES, make_backbone
 from tap3d.models.heads import Classifier
 from tap3d.models.segmentation import make_segmenter
 from tap3d.train import load_config, poly1_focal_loss, tap_loss
+from tap3d.train.config import model_config
 
 from helpers import real_cloud
 
@@ -42,7 +43,7 @@ def _part_segmentation(name):
 
 def _pretraining(name):
     config = load_config(None, backbone=name, embed_dim=8, photograph_dim=32, points=256)
-    model = TAPModel(config, 64)
+    model = TAPModel(model_config(config, 64, "perspective"))
     K = torch.tensor([[55.4, 0, 31.5], [0, 55.4, 31.5], [0, 0, 1]]).expand(2, 2, 3, 3)
     w2c = torch.eye(4).expand(2, 2, 4, 4).clone()
     w2c[..., 2, 3] = 2.0

@@ -25,7 +25,7 @@ from tap3d.train.finetune import build_classifier
 from tap3d.models import BACKBONES
 
 from helpers import ROOT, tap_cli, torchrun_stop_and_resume
-from evaluate_data import CLASS_MESHES, write_modelnet40_h5
+from evaluate_data import CLASS_MESHES
 
 CHANCE = 100.0 / len(CLASS_MESHES)
 
@@ -183,73 +183,6 @@ def test_torchrun_two_processes(tmp_path, labelled_set):
     assert len(oa) == 2 and all(np.isclose(x * 48 / 100, round(x * 48 / 100)) for x in oa)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert isinstance(state["rng"], list) and len(state["rng"]) == 2
-
-
-LEGACY = os.path.join(ROOT, "tests", "data", "legacy-469bd89")
-
-
-def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, one_thread):
-    """``legacy-469bd89/finetune`` was stopped at step 5 by commit 469bd89 (on the clouds of
-    ``legacy-469bd89/finetune-clouds.npz``, stored because trimesh's sampling and the
-    pybullet meshes change between releases; ``tiny(epochs=2, dropout=0.5, checkpoint_every=4,
-    embed_dim=4, head=[16])``, one thread): its checkpoint keeps the progress under
-    ``progress``.
-
-    Nothing here compares floats computed on this machine with stored ones (another CPU's
-    kernels differ in the last bits, and 19 more steps of a 4-wide model turn that into another
-    argmax; the stored weights also differ from this code's own 5 steps by up to 5e-3, measured
-    on one machine: the recipe changed since).
-    What carries over without float kernels is asserted exactly: step, epoch, batch, the torch
-    generator that draws the dropout masks (the data order is seeded per epoch), the model's
-    entries and shapes. Resuming the old folder then ends bit for bit where resuming the same
-    state written in today's layout ends, both computed here."""
-    import shutil
-
-    from tap3d.train.checkpoint import save_checkpoint
-
-    stored = np.load(os.path.join(LEGACY, "finetune-clouds.npz"))
-    data = write_modelnet40_h5(str(tmp_path / "clouds"),
-                               (stored["train_points"], stored["train_labels"]),
-                               (stored["test_points"], stored["test_labels"]), list(CLASS_MESHES))
-    config = tiny(epochs=2, dropout=0.5, checkpoint_every=4, embed_dim=4, head=[16])
-    old = str(tmp_path / "old")
-    shutil.copytree(os.path.join(LEGACY, "finetune"), old)
-    legacy = load_checkpoint(old)
-    assert legacy["step"] == 5 and legacy["progress"]["batch_in_epoch"] == 5
-    assert "task" not in legacy and "batch_in_epoch" not in legacy
-
-    own_run = str(tmp_path / "own")
-    finetune(data, own_run, config, progress=False, stop_at=5)
-    own = load_checkpoint(own_run)
-    assert (own["step"], own["epoch"], own["batch_in_epoch"]) == \
-        (legacy["step"], legacy["epoch"], legacy["progress"]["batch_in_epoch"])
-    # the torch generator draws the dropout masks (the data order and point subsets are
-    # seeded per epoch and batch, the Python and NumPy generators unused)
-    assert torch.equal(own["rng"]["torch"], legacy["rng"]["torch"])
-    assert own["classes"] == legacy["classes"]
-    assert {key: value.shape for key, value in own["model"].items()} == \
-        {key: value.shape for key, value in legacy["model"].items()}
-
-    # the old checkpoint's own state in today's layout (checkpoint.py's docstring): the
-    # progress moved to the top level and ``task``
-    twin = str(tmp_path / "twin")
-    progress = legacy["progress"]
-    task = {**{key: progress[key] for key in own["task"] if key in progress},
-            "epochs": progress["epochs_done"], "steps": progress["step"]}
-    assert set(task) == set(own["task"])
-    save_checkpoint(os.path.join(twin, "checkpoints"), {
-        **own, "model": legacy["model"], "optimizer": legacy["optimizer"],
-        "scheduler": legacy["scheduler"], "rng": legacy["rng"], "task": task})
-    shutil.copy(os.path.join(own_run, "config.yaml"), twin)
-    resumed = finetune(data, old, config, progress=False, resume=True)
-    twinned = finetune(data, twin, config, progress=False, resume=True)
-    assert resumed == twinned and resumed["steps"] == 24 and resumed["epochs"] == 2
-    a, b = load_checkpoint(old), load_checkpoint(twin)
-    assert a["step"] == b["step"] == 24
-    for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
-    assert json.load(open(os.path.join(old, "results.json"))) == \
-        json.load(open(os.path.join(twin, "results.json")))
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import torch
 from tap3d.builder import build
 from tap3d.buildconfig import preset_config
 from tap3d.models.generator import Generator
+from tap3d.models.tap import TAPModelConfig
 from tap3d.models.photograph import (PhotographModule, frequency_encoding, tap_queries,
                                      tap_view_rotation)
 from tap3d.train import load_config, load_model, photo_quality, train
@@ -159,9 +160,10 @@ def test_fixed_sampling_feeds_the_same_stored_points_every_epoch(mvcnn_set):
     assert any(not np.array_equal(random0[i], random1[i]) for i in random0)
 
 
-def test_ray_frequency_encoding_and_checkpoints_from_before_it(tmp_path, mvcnn_set):
-    """NeRF's encoding: x, then sin(2^k pi x), then cos(2^k pi x), channel-major; a checkpoint
-    whose config predates ``ray_frequencies`` loads as raw rays (8 query inputs)."""
+def test_ray_frequency_encoding_and_the_model_rebuilt_from_its_model_args(tmp_path, mvcnn_set):
+    """NeRF's encoding: x, then sin(2^k pi x), then cos(2^k pi x), channel-major; a checkpoint's
+    model is rebuilt from its ``model_args`` alone (raw rays: 8 query inputs), whatever its
+    training settings say."""
     x = torch.tensor([[0.25, -0.5]])
     encoded = frequency_encoding(x, 2)
     angles = np.pi * np.array([0.25, 0.5, -0.5, -1.0])  # x0 * (1, 2) pi, then x1 * (1, 2) pi
@@ -179,10 +181,11 @@ def test_ray_frequency_encoding_and_checkpoints_from_before_it(tmp_path, mvcnn_s
     train(mvcnn_set, run, config, progress=False)
     path = os.path.join(run, "checkpoints", "last.pt")
     state = load_checkpoint(path)
-    del state["config"]["ray_frequencies"]  # as written before the setting existed
+    assert state["model_args"]["ray_frequencies"] == 0 and state["model_args"]["image_size"] == S
+    state["config"]["ray_frequencies"] = 4  # the training settings are not what builds it
     torch.save(state, path)
-    model, loaded = load_model(run)
-    assert loaded.ray_frequencies == 0
+    model, _ = load_model(run)
+    assert model.config == TAPModelConfig(**state["model_args"])
     assert model.photograph.query_embed[0].in_features == 8
 
 

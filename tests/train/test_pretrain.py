@@ -16,9 +16,10 @@ from tap3d.stream import StreamSettings, ViewStream
 from tap3d.models import PhotographModule, TAPModel, camera_rays
 from tap3d.train.weights import export_backbone
 from tap3d.train import load_config, train
+from tap3d.train.config import model_config
 from tap3d.train.checkpoint import load_checkpoint
 
-from helpers import ROOT, torchrun_stop_and_resume
+from helpers import torchrun_stop_and_resume
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_stream_sample_contents(train_set):
 
 def test_model_shapes_and_queries():
     config = _tiny()
-    model = TAPModel(config, 64)
+    model = TAPModel(model_config(config, 64, "perspective"))
     K = torch.tensor([[[55.4, 0, 31.5], [0, 55.4, 31.5], [0, 0, 1]]]).expand(2, 3, 3, 3)
     w2c = torch.eye(4).expand(2, 3, 4, 4).clone()
     w2c[..., 2, 3] = 2.0
@@ -194,61 +195,6 @@ def test_torchrun_two_processes_on_cpu(tmp_path, train_set):
     assert records[0]["samples_per_s"] > 0
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 6
-
-
-#: Run folders written by commit 469bd89, the code before the training engine (see
-#: test_a_run_folder_of_the_previous_code_resumes_exactly and test_finetune.py).
-LEGACY = os.path.join(ROOT, "tests", "data", "legacy-469bd89")
-
-
-def test_a_run_folder_of_the_previous_code_resumes_exactly(tmp_path, train_set):
-    """``legacy-469bd89/pretrain`` was stopped at step 3 by commit 469bd89 (``train_set``,
-    ``_tiny(embed_dim=4, photograph_dim=16, photograph_heads=2)``, one thread): its checkpoint
-    holds rank 0's generators as a dict and no task state.
-
-    Nothing here compares floats computed on this machine with stored ones (the stored steps
-    ran on another machine's kernels and renders of ``train_set``). What carries over without
-    float kernels is asserted exactly: step, epoch, batch, the model's entries and shapes (the
-    twin below carries the old generators, so both resumes draw the same). Resumed here to step 6, the old folder ends bit for bit where the same
-    state written by this code's own run at step 3 ends, and its metrics continue."""
-    import shutil
-
-    from tap3d.train.checkpoint import save_checkpoint
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        config = _tiny(embed_dim=4, photograph_dim=16, photograph_heads=2)
-        old = str(tmp_path / "old")
-        shutil.copytree(os.path.join(LEGACY, "pretrain"), old)
-        legacy = load_checkpoint(old)
-        assert legacy["step"] == 3 and isinstance(legacy["rng"], dict) and "task" not in legacy
-        own_run = str(tmp_path / "own")
-        train(train_set, own_run, config, progress=False, stop_at=3)
-        own = load_checkpoint(own_run)
-        # 3 batches an epoch: the old code kept the end of epoch 0 as (0, 3), this code (1, 0)
-        assert (legacy["epoch"], legacy["batch_in_epoch"]) == (0, 3)
-        assert (own["step"], own["epoch"], own["batch_in_epoch"]) == (3, 1, 0)
-        assert {key: value.shape for key, value in own["model"].items()} == \
-            {key: value.shape for key, value in legacy["model"].items()}
-        twin = str(tmp_path / "twin")
-        save_checkpoint(os.path.join(twin, "checkpoints"), {
-            **own, "model": legacy["model"], "optimizer": legacy["optimizer"],
-            "scheduler": legacy["scheduler"], "rng": legacy["rng"]})
-        shutil.copy(os.path.join(own_run, "metrics.jsonl"), twin)
-        last = train(train_set, old, config, resume=True, progress=False)
-        train(train_set, twin, config, resume=True, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    assert last["step"] == 6
-    a, b = load_checkpoint(old), load_checkpoint(twin)
-    assert a["step"] == b["step"] == 6
-    for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
-    records = [json.loads(line) for line in open(os.path.join(old, "metrics.jsonl"))]
-    assert [r["step"] for r in records] == list(range(1, 7))  # 1-3 by 469bd89, 4-6 here
-    twinned = [json.loads(line) for line in open(os.path.join(twin, "metrics.jsonl"))]
-    assert [r["loss"] for r in records[3:]] == [r["loss"] for r in twinned[3:]]
 
 
 @pytest.mark.slow

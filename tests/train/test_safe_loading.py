@@ -5,10 +5,12 @@ legacy) and the TAP authors' checkpoints load without it."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pathlib
 import re
+import shutil
 import zipfile
 
 import numpy as np
@@ -24,7 +26,9 @@ from tap3d.models.openpoints import model_to_openpoints
 from tap3d.models.segmentation import make_segmenter
 from tap3d.train.weights import load_pretrained_backbone
 from tap3d.train import FinetuneConfig, finetune, load_config, load_finetune_config, load_model
-from tap3d.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tap3d.train.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint,
+                                    rng_state, save_checkpoint, set_rng_state)
+from tap3d.train.config import model_config
 from tap3d.train.finetune import build_classifier
 
 from evaluate_data import write_modelnet40_h5
@@ -83,7 +87,8 @@ def backbone_file(path, extra) -> str:
 def authors_file(path, best_val, **extra) -> str:
     """The authors' ``*_ckpt_latest.pth`` (under DDP: ``module.``) with ``best_val`` and
     ``extra`` entries."""
-    theirs = model_to_openpoints(TAPModel(authors_structure(), 64).state_dict(), "pointmlp")
+    theirs = model_to_openpoints(TAPModel(model_config(authors_structure(), 64, "perspective"))
+                                 .state_dict(), "pointmlp")
     torch.save({"model": {f"module.{k}": v for k, v in theirs.items()}, "optimizer": {},
                 "scheduler": {}, "epoch": 99, "best_val": best_val, **extra}, path)
     return str(path)
@@ -92,9 +97,11 @@ def authors_file(path, best_val, **extra) -> str:
 def run_folder(path, extra) -> str:
     """A pre-training run folder whose ``last.pt`` also holds ``extra`` next to the states."""
     config = authors_structure()
+    built = model_config(config, 64, "perspective")
     save_checkpoint(os.path.join(path, "checkpoints"), {
-        "model": TAPModel(config, 64).state_dict(), "step": 0, "epoch": 0, "batch_in_epoch": 0,
-        "config": vars(config), "image_size": 64, "rng": {**rng_state(), "extra": extra}})
+        "model": TAPModel(built).state_dict(), "step": 0, "epoch": 0, "batch_in_epoch": 0,
+        "config": dataclasses.asdict(config), "model_args": dataclasses.asdict(built),
+        "rng": {**rng_state(), "extra": extra}})
     return str(path)
 
 
@@ -132,8 +139,8 @@ LOADERS = {
     "load_backbone (run)": ("run", lambda path, out: load_backbone(path)),
     "export_backbone": ("backbone", export_backbone),
     "load_model_weights": ("authors", lambda path, out: load_model_weights(path)),
-    "init_model": ("authors", lambda path, out: init_model(TAPModel(authors_structure(), 64),
-                                                           path)),
+    "init_model": ("authors", lambda path, out: init_model(
+        TAPModel(model_config(authors_structure(), 64, "perspective")), path)),
     "export_model": ("authors", export_model),
     "build_classifier": ("backbone", lambda path, out: build_classifier(
         FinetuneConfig(backbone_checkpoint=path, embed_dim=8), 3)),
@@ -300,9 +307,9 @@ def test_every_command_refuses_a_file_that_would_run_code(request, tmp_path, evi
 
 # -- what must load without the opt-in ----------------------------------------------------------
 
-def test_tap3d_run_folders_new_and_legacy_load_as_data(tmp_path, clouds):
-    """A new run's checkpoint names no global at all (its NumPy state is plain ints); the legacy
-    folders (NumPy state as arrays) load and restore the generators; resume is exact."""
+def test_tap3d_run_folders_load_as_data(tmp_path, clouds):
+    """A new run's checkpoint names no global at all (its NumPy state is plain ints); resume is
+    exact."""
     config = load_finetune_config(os.path.join(ROOT, "configs", "finetune-cpu.yaml"),
                                   epochs=1, max_steps=2, batch_size=4, checkpoint_every=1)
     run = str(tmp_path / "run")
@@ -311,26 +318,42 @@ def test_tap3d_run_folders_new_and_legacy_load_as_data(tmp_path, clouds):
     assert torch.serialization.get_unsafe_globals_in_checkpoint(last) == []
     state = torch.load(last, weights_only=True)  # torch's own allowlist suffices
     assert isinstance(state["rng"]["numpy"][1], list)
+    assert (state["format"], state["version"]) == (CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     assert finetune(clouds, run, config, progress=False, resume=True)["steps"] == 2
+
+
+def test_run_folders_of_development_versions_are_refused_naming_the_version(tmp_path, clouds):
+    """``legacy-469bd89/`` holds run folders written by a development version of tap3d 0.1.0
+    (commit 469bd89), before checkpoints had a version: every reader refuses them in one
+    sentence naming the file, the version found and the one read; a resume changes none of
+    their files."""
+    words = ("tap3d checkpoint version none", "reads version 1 only")
     for kind in ("pretrain", "finetune"):
-        legacy = load_checkpoint(os.path.join(LEGACY, kind))
-        assert isinstance(legacy["rng"]["numpy"][1], np.ndarray)
-        set_rng_state(legacy["rng"])
-        np.testing.assert_array_equal(np.random.get_state()[1], legacy["rng"]["numpy"][1])
-    assert load_backbone_weights(os.path.join(LEGACY, "pretrain")).origin == "tap3d run"
-    load_model(os.path.join(LEGACY, "pretrain"))
+        last = os.path.join(LEGACY, kind, "checkpoints", "last.pt")
+        for read in (load_checkpoint, load_backbone_weights, load_model_weights, load_model):
+            with pytest.raises(WeightsError) as error:
+                read(os.path.join(LEGACY, kind))
+            assert last in str(error.value) and all(w in str(error.value) for w in words)
+    old = tmp_path / "old"
+    shutil.copytree(os.path.join(LEGACY, "finetune"), old)
+    before = {p: p.read_bytes() for p in old.rglob("*") if p.is_file()}
+    done = CliRunner().invoke(main, ["finetune", clouds, "-o", str(old), "--resume", "--embed-dim",
+                                     "4", "--max-steps", "6", "--batch-size", "4"])
+    assert done.exit_code == 1 and all(w in done.output for w in words), done.output
+    assert all(path.read_bytes() == data for path, data in before.items())  # nothing lost
+    untagged = tmp_path / "backbone.pt"  # a backbone file from before format and version
+    torch.save({"backbone": "pointmlp", "state_dict": make_backbone("pointmlp", embed_dim=8)
+                .state_dict()}, untagged)
+    with pytest.raises(WeightsError, match="tap3d backbone file version none.*export it again"):
+        load_backbone_weights(untagged)
 
 
-def test_new_rng_states_restore_exactly_as_the_old_form():
+def test_rng_states_restore_exactly():
     state = rng_state()
     expected = (np.random.rand(5), torch.rand(5))
     set_rng_state(state)
     np.testing.assert_array_equal(np.random.rand(5), expected[0])
     assert torch.equal(torch.rand(5), expected[1])
-    old = {**state, "numpy": (state["numpy"][0], np.array(state["numpy"][1], dtype=np.uint32),
-                              *state["numpy"][2:])}
-    set_rng_state(old)
-    np.testing.assert_array_equal(np.random.rand(5), expected[0])
 
 
 def _numpy1_names(path: str) -> None:

@@ -31,10 +31,11 @@ from tap3d.models.backbones.pointmlp import PointMLP
 from tap3d.models.backbones.pointnet2 import PointNet2, SetAbstraction
 from tap3d.models.backbones.transformer import PointTransformer
 from tap3d.models.naming import Rule
+from tap3d.settings import one_of, setting, settings
 
 __all__ = ["Backbone", "PointwiseBlock", "PointMLP", "DGCNN", "EdgeConv", "PointNet2",
            "SetAbstraction", "PointTransformer", "BackboneEntry", "REGISTRY", "BACKBONES",
-           "make_backbone", "entry_of"]
+           "make_backbone", "entry_of", "BackboneName", "BackboneSettings"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,17 @@ REGISTRY = {
 
 #: Backbone name -> class (the settings' and the command line's choices).
 BACKBONES = {name: entry.backbone for name, entry in REGISTRY.items()}
+
+#: A backbone name: a key of :data:`BACKBONES`.
+BackboneName = one_of(BACKBONES)
+
+
+@settings
+class BackboneSettings:
+    """Which backbone, and how wide: what every model built on a backbone is given."""
+
+    backbone: BackboneName = setting("pointmlp", "Backbone (tap3d.models.backbones.BACKBONES).")
+    embed_dim: int = setting(64, "The backbone's base width; its other widths are multiples.")
 
 
 def entry_of(backbone: Backbone) -> tuple[str, BackboneEntry]:

@@ -63,13 +63,8 @@ class _Block(nn.Module):
 class _GroupEmbedding(nn.Module):
     """Point-BERT's mini-PointNet: ``(B, G, k, 3)`` offsets -> ``(B, G, out)``.
 
-    Every linear layer has a bias, as the authors' ``Encoder`` (``nn.Conv1d`` defaults). tap3d
-    before that had none on the two layers followed by BatchNorm; such checkpoints load with
-    zero biases (:meth:`_zero_missing_biases`), which computes exactly what they computed.
+    Every linear layer has a bias, as the authors' ``Encoder`` (``nn.Conv1d`` defaults).
     """
-
-    #: the biases that checkpoints written before they existed lack
-    LEGACY_BIASES = ("first.0.linear.bias", "second.0.linear.bias")
 
     def __init__(self, width: int, out: int):
         super().__init__()
@@ -77,15 +72,6 @@ class _GroupEmbedding(nn.Module):
                                    nn.Linear(2 * width, 4 * width))
         self.second = nn.Sequential(PointwiseBlock(8 * width, 8 * width, bias=True),
                                     nn.Linear(8 * width, out))
-        self._register_load_state_dict_pre_hook(self._zero_missing_biases)
-
-    def _zero_missing_biases(self, state_dict, prefix, *args):
-        if any(k.startswith(prefix) for k in state_dict):
-            for name in self.LEGACY_BIASES:
-                if prefix + name not in state_dict:
-                    weight = state_dict.get(prefix + name.replace("bias", "weight"))
-                    if weight is not None:
-                        state_dict[prefix + name] = weight.new_zeros(weight.shape[0])
 
     def forward(self, groups):
         x = self.first(groups)  # (B, G, k, 4 width)

@@ -9,11 +9,12 @@ does not load. Training checkpoints (optimizer, RNG) are :mod:`tap3d.train.check
 Sources:
 
 - a tap3d run folder (``tap-cli train`` or ``tap-cli finetune``; ``checkpoints/last.pt``) or
-  one of its checkpoint files: the ``backbone.*`` entries of ``model``, and its ``config``;
+  one of its checkpoint files (:data:`tap3d.train.checkpoint.CHECKPOINT_VERSION` only): the
+  ``backbone.*`` entries of ``model``, its ``config`` and, for pre-training, ``model_args``;
 - a tap3d backbone file, the one backbone format (:func:`export_backbone` ``tap3d``):
   ``{"format": "tap3d.backbone", "version": 1, "backbone", "backbone_args", "state_dict",
-  "config", "step"}``; files written before ``format``/``version`` and ``backbone_args``
-  existed read the same (the constructor arguments then come from the tensors' shapes);
+  "config", "step"}``; a file of another version (or of none: tap3d 0.1.0's development
+  versions) is refused, naming both versions;
 - a checkpoint of the authors' code (openpoints, GitHub wangzy22/TAP): their pre-training
   ``*_ckpt_latest.pth`` / ``*_ckpt_best.pth`` (``{model, optimizer, scheduler, epoch,
   best_val}``, ``model`` = ``encoder.`` backbone, ``generator.`` Photograph module, ``decoder.``

@@ -12,15 +12,13 @@ from tap3d.models.backbones import REGISTRY, Backbone, make_backbone
 from tap3d.models.openpoints import (NamingError, backbone_from_openpoints, backbone_to_openpoints,
                                      identify_backbone)
 from tap3d.train.torchfile import WeightsError, as_data
-from tap3d.train.weights.files import load_strictly, named_state, read_weights
+from tap3d.train.weights.files import (BACKBONE_FORMAT, BACKBONE_VERSION, load_strictly,
+                                       named_state, read_weights)
 
 __all__ = ["BACKBONE_FORMAT", "EXPORT_FORMATS", "to_openpoints", "from_openpoints",
            "BackboneWeights", "backbone_kwargs", "load_backbone_weights", "load_backbone",
            "export_backbone"]
 
-
-#: ``format`` of a tap3d backbone file (``version`` 1).
-BACKBONE_FORMAT = "tap3d.backbone"
 
 #: The namings :func:`export_backbone` writes: tap3d's, or the TAP authors' (openpoints).
 EXPORT_FORMATS = ("tap3d", "openpoints")
@@ -221,12 +219,12 @@ def export_backbone(source: str | os.PathLike, output: str | os.PathLike,
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
     model, weights = load_backbone(source, expect=backbone, trust=trust)
-    weights.state_dict = model.state_dict()  # legacy defaults (zero biases of old files) in
+    weights.state_dict = model.state_dict()
     if format == "openpoints":
         torch.save({"model": to_openpoints(weights.state_dict, weights.backbone)}, output)
     else:
-        torch.save({"format": BACKBONE_FORMAT, "version": 1, "backbone": weights.backbone,
-                    "backbone_args": as_data(weights.kwargs), "state_dict": weights.state_dict,
+        torch.save({"format": BACKBONE_FORMAT, "version": BACKBONE_VERSION,
+                    "backbone": weights.backbone, "backbone_args": as_data(weights.kwargs), "state_dict": weights.state_dict,
                     "config": as_data(weights.config or {"backbone": weights.backbone}),
                     "step": as_data(weights.step)}, output)
     return weights

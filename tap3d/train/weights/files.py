@@ -10,11 +10,11 @@ import re
 import torch
 
 from tap3d.models.openpoints import NamingError, identify_backbone
-from tap3d.train.checkpoint import load_checkpoint
+from tap3d.train.checkpoint import CHECKPOINT_FORMAT, check_version, load_checkpoint
 from tap3d.train.torchfile import WeightsError, load_torch_file
 
-__all__ = ["load_strictly", "torch_dict", "WRAPPERS", "read_weights",
-           "named_state"]
+__all__ = ["BACKBONE_FORMAT", "BACKBONE_VERSION", "load_strictly", "torch_dict", "WRAPPERS",
+           "read_weights", "named_state"]
 
 
 def load_strictly(model: torch.nn.Module, state: dict, what: str) -> None:
@@ -42,6 +42,11 @@ def torch_dict(path: str, trust: bool = False) -> dict:
     return obj
 
 
+#: ``format`` and ``version`` of a tap3d backbone file (:func:`tap3d.train.weights.
+#: export_backbone`).
+BACKBONE_FORMAT = "tap3d.backbone"
+BACKBONE_VERSION = 1
+
 #: What the authors' ``load_checkpoint`` unwraps (``openpoints/utils/ckpt_util.py``).
 WRAPPERS = ("model", "net", "network", "state_dict", "base_model")
 
@@ -49,11 +54,15 @@ WRAPPERS = ("model", "net", "network", "state_dict", "base_model")
 def read_weights(path: str, trust: bool = False) -> tuple[dict, dict]:
     """``(state dict with its prefixes, module. removed; meta)`` of a run folder or file;
     ``meta``: ``config`` (dict or None), ``origin``, ``step``, ``kwargs`` (constructor
-    arguments a tap3d backbone file records, or None), ``image_size`` and ``projection``
-    (tap3d pre-training; ``projection`` absent before orthographic datasets: perspective).
-    ``trust``: :func:`load_torch_file`'s."""
+    arguments a tap3d backbone file records, or None), ``model_args`` (what a tap3d
+    pre-training checkpoint records, or None). ``trust``: :func:`load_torch_file`'s.
+
+    Raises:
+        WeightsError: unreadable; a tap3d checkpoint or backbone file of another version than
+            this tap3d's (the message names both); no tensors.
+    """
     meta = {"config": None, "origin": "openpoints", "step": None, "kwargs": None,
-            "image_size": None, "projection": "perspective"}
+            "model_args": None}
     if os.path.isdir(path):
         try:
             obj = load_checkpoint(path, trust=trust)
@@ -64,15 +73,22 @@ def read_weights(path: str, trust: bool = False) -> tuple[dict, dict]:
     else:
         raise WeightsError(f"{path}: no such file or run folder")
     if isinstance(obj.get("state_dict"), dict) and "backbone" in obj:  # tap3d backbone file
+        if (obj.get("format"), obj.get("version")) != (BACKBONE_FORMAT, BACKBONE_VERSION):
+            found = obj.get("version") if obj.get("format") == BACKBONE_FORMAT else \
+                "none (a development version of tap3d 0.1.0 wrote it)"
+            raise WeightsError(f"{path}: tap3d backbone file version {found}; this tap3d reads "
+                               f"version {BACKBONE_VERSION} only: export it again")
         meta.update(config={**(obj.get("config") or {}), "backbone": obj["backbone"]},
                     origin="tap3d backbone", step=obj.get("step"), kwargs=obj.get("backbone_args"))
         state = obj["state_dict"]
     else:
         config = obj.get("config") if isinstance(obj.get("config"), dict) else None
+        tap3d_run = obj.get("format") == CHECKPOINT_FORMAT or bool(config and "backbone" in config)
+        if tap3d_run:
+            check_version(obj, path)
         meta.update(config=config, step=obj.get("step", obj.get("epoch")),
-                    image_size=obj.get("image_size"),
-                    projection=obj.get("projection", "perspective"),
-                    origin="tap3d run" if config and "backbone" in config else "openpoints")
+                    model_args=obj.get("model_args"),
+                    origin="tap3d run" if tap3d_run else "openpoints")
         state = obj
         while (key := next((k for k in WRAPPERS if isinstance(state.get(k), dict)), None)):
             state = state[key]

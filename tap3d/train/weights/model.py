@@ -4,6 +4,7 @@ authors' pre-training checkpoints, for ``tap-cli train --init``, ``generate`` an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ import torch
 from tap3d.models.naming import count_indices
 from tap3d.models.openpoints import (AUTHORS_PREFIXES, NamingError, model_from_openpoints,
                                      model_to_openpoints)
-from tap3d.models.tap import TAPModel
-from tap3d.train.checkpoint import config_from_dict, load_checkpoint
-from tap3d.train.config import load_config, resolve_up_axis
+from tap3d.models.tap import TAPModel, TAPModelConfig
+from tap3d.train.checkpoint import load_checkpoint
+from tap3d.train.config import TrainConfig, load_config, model_config, resolve_up_axis
 from tap3d.train.torchfile import WeightsError, as_data
 from tap3d.train.weights.backbone import backbone_kwargs, load_backbone_weights
 from tap3d.train.weights.files import load_strictly, named_state, read_weights
@@ -35,22 +36,19 @@ class ModelWeights:
         backbone_only: the source holds a backbone and nothing else (the authors'
             ``*_clean.pth``, a tap3d backbone file).
         config: the tap3d training config recorded (dict), else None.
-        image_size: generated view side recorded by a tap3d checkpoint, else None.
+        model_args: the :class:`~tap3d.models.TAPModelConfig` a tap3d pre-training checkpoint
+            records (dict), else None.
         path, origin, step: as :class:`BackboneWeights`.
-        projection: the projection of the dataset a tap3d checkpoint was trained on
-            (``perspective`` for the authors' and for checkpoints older than orthographic
-            datasets).
     """
 
     state_dict: dict
     backbone: str
     backbone_only: bool
     config: dict | None
-    image_size: int | None
+    model_args: dict | None
     path: str
     origin: str
     step: int | None
-    projection: str = "perspective"
 
 
 def load_model_weights(path: str | os.PathLike, *, trust: bool = False) -> ModelWeights:
@@ -77,8 +75,8 @@ def load_model_weights(path: str | os.PathLike, *, trust: bool = False) -> Model
         inner = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
         found = named_state(inner)
         name = (meta["config"] or {}).get("backbone") or (found[0] if found else "pointmlp")
-        return ModelWeights(state, name, False, meta["config"], meta["image_size"], path,
-                            "tap3d run", meta["step"], meta["projection"])
+        return ModelWeights(state, name, False, meta["config"], meta["model_args"], path,
+                            "tap3d run", meta["step"])
     if tops & set(AUTHORS_PREFIXES) - {"encoder"}:  # the authors' ViewGenBase
         try:
             name, converted = model_from_openpoints(state)
@@ -120,42 +118,49 @@ def init_model(model: torch.nn.Module, path: str | os.PathLike, *,
 
 
 def build_model(weights: ModelWeights, image_size: int | None = None, config=None,
-                projection: str = "perspective", attributes=None):
-    """The :class:`~tap3d.models.TAPModel` of whole-model ``weights``, in eval mode.
+                projection: str | None = None, attributes=None):
+    """The :class:`~tap3d.models.TAPModel` of whole-model ``weights``, in eval mode: a tap3d
+    checkpoint's from the :class:`~tap3d.models.TAPModelConfig` it records, the authors' from
+    ``config`` (default: :func:`authors_config`) and the data's size and projection.
 
     Args:
         weights: from :func:`load_model_weights`.
         image_size: generated view side; a tap3d checkpoint records its own (they must agree).
-        config: a :class:`~tap3d.train.TrainConfig`; default: what a tap3d checkpoint records,
-            or :func:`authors_config` for the authors' checkpoints.
+        config: a :class:`~tap3d.train.TrainConfig` of the inputs (and of the architecture of
+            the authors' checkpoints); default: what a tap3d checkpoint records, or
+            :func:`authors_config` for the authors'.
         projection: how the cameras the model is given project (the dataset's ``projection``,
-            :mod:`tap3d.views.projection`).
-        attributes: the dataset's group attributes, for a config whose ``up_axis`` is -1
-            (:func:`tap3d.train.config.resolve_up_axis`); None keeps -1 in the config (the
-            model then reads y-up).
+            :mod:`tap3d.views.projection`); None: what a tap3d checkpoint records, else
+            ``perspective``.
+        attributes: the dataset's group attributes, for an ``up_axis`` of None
+            (:func:`tap3d.train.config.resolve_up_axis`); None: y-up.
 
     Returns:
-        ``(model, config)``.
+        ``(model, config)``: the model and the :class:`~tap3d.train.TrainConfig` of its inputs.
 
     Raises:
-        WeightsError: a backbone-only source, image sizes that disagree, or weights that do not
-            fit the model (all entries listed).
+        WeightsError: a backbone-only source, image sizes that disagree, no image size for the
+            authors' model, or weights that do not fit the model (all entries listed).
     """
-
     if weights.backbone_only:
         raise WeightsError(f"{weights.path}: holds a backbone only, not a whole TAP model")
-    if image_size and weights.image_size and image_size != weights.image_size:
-        raise WeightsError(f"{weights.path}: generates {weights.image_size} px views, not "
-                           f"{image_size} px")
-    size = weights.image_size or image_size
-    if not size:
-        raise WeightsError(f"{weights.path}: records no image size; give one")
     if config is None:
-        config = config_from_dict(weights.config) if weights.config else \
+        config = TrainConfig(**weights.config) if weights.config else \
             load_config(None, **authors_config(weights))
     if attributes is not None:
         config = resolve_up_axis(config, attributes)
-    model = TAPModel(config, size, projection)
+    if weights.model_args:
+        built = TAPModelConfig(**weights.model_args)
+        if image_size and image_size != built.image_size:
+            raise WeightsError(f"{weights.path}: generates {built.image_size} px views, not "
+                               f"{image_size} px")
+        if projection is not None:  # the cameras of the data it is given
+            built = dataclasses.replace(built, projection=projection)
+    elif not image_size:
+        raise WeightsError(f"{weights.path}: records no image size; give one")
+    else:
+        built = model_config(config, image_size, projection or "perspective", attributes)
+    model = TAPModel(built)
     load_strictly(model, weights.state_dict, f"{weights.path}: does not fit the model")
     return model.eval(), config
 
@@ -163,9 +168,8 @@ def build_model(weights: ModelWeights, image_size: int | None = None, config=Non
 def load_model(run_or_checkpoint: str | os.PathLike, device: str = "cpu", *,
                trust: bool = False) -> tuple[TAPModel, object]:
     """The TAP model of a tap3d pre-training run or checkpoint, in eval mode on ``device``,
-    and its :class:`~tap3d.train.TrainConfig` (settings the checkpoint predates take
-    :data:`~tap3d.train.checkpoint.LEGACY_DEFAULTS`); :func:`load_model_weights` then
-    :func:`build_model` at the recorded image size and projection.
+    and its :class:`~tap3d.train.TrainConfig`: :func:`load_model_weights`, then
+    :func:`build_model` from the :class:`~tap3d.models.TAPModelConfig` it records.
 
     Args:
         run_or_checkpoint: a run folder (its ``checkpoints/last.pt``) or a checkpoint file.
@@ -185,7 +189,7 @@ def load_model(run_or_checkpoint: str | os.PathLike, device: str = "cpu", *,
     if weights.origin != "tap3d run":
         raise WeightsError(f"{weights.path}: not a tap3d pre-training checkpoint "
                            f"({weights.origin}); load_model_weights and build_model read it")
-    model, config = build_model(weights, projection=weights.projection)
+    model, config = build_model(weights)
     return model.to(device), config
 
 
@@ -220,8 +224,8 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
     if weights.backbone_only:
         raise WeightsError(f"{weights.path}: holds a backbone only; export-backbone writes it")
     epoch = weights.step if weights.step is not None else 0  # the authors' files: their epoch
-    if weights.origin == "tap3d run":  # through the model: legacy defaults filled in
-        weights.state_dict = build_model(weights, projection=weights.projection)[0].state_dict()
+    if weights.origin == "tap3d run":  # through the model: its entries, strictly checked
+        weights.state_dict = build_model(weights)[0].state_dict()
         # their epoch counts finished epochs (resume starts at epoch + 1); tap3d's "epoch" is
         # the 0-based epoch in progress, i.e. the epochs finished before it
         epoch = int(load_checkpoint(os.fspath(source), trust=trust).get("epoch", 0))
@@ -235,7 +239,8 @@ def export_model(source: str | os.PathLike, output: str | os.PathLike, *,
 
 
 def authors_config(weights: ModelWeights) -> dict:
-    """TrainConfig model settings that fit the authors' checkpoint ``weights`` (tap3d names):
+    """The :class:`~tap3d.models.TAPModelSettings` that fit the authors' checkpoint ``weights``
+    (tap3d names), as a dict:
     their Photograph module (``query`` ``tap``, no extra LayerNorms, no q/k/v bias,
     ``channels_per_head`` heads of as many channels), widths from the tensors' shapes."""
     state = weights.state_dict
