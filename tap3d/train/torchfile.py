@@ -3,8 +3,7 @@
 Files are data: every ``torch.load`` of tap3d goes through :func:`load_torch_file`, which
 unpickles with ``weights_only=True`` and allows, besides what torch allows (tensors, numbers,
 strings, containers, ``OrderedDict``), only numpy arrays, dtypes and scalars
-(:data:`SAFE_GLOBALS`: older tap3d checkpoints hold NumPy generator states, other code's
-checkpoints numpy numbers). A file that names any other type or function is refused with a
+(:data:`SAFE_GLOBALS`: the authors' and other code's checkpoints hold numpy numbers). A file that names any other type or function is refused with a
 :class:`CheckpointError` that names the file and the global, before anything it names is
 called: unpickling it could run code (an object whose ``__reduce__`` returns ``os.system``).
 ``trust=True`` (``--trust-checkpoint``) reads such a file with the full unpickler.
@@ -50,8 +49,8 @@ def _numpy_globals() -> list:
 
 #: The globals a checkpoint may name beyond torch's ``weights_only`` allowlist (tensors,
 #: numbers, strings, containers, ``OrderedDict``, ``torch.Size``, dtypes): numpy arrays,
-#: dtypes and scalars only (:func:`_numpy_globals`), as older tap3d checkpoints hold NumPy
-#: generator states (``np.random.get_state()``) and other code's checkpoints numpy numbers.
+#: dtypes and scalars only (:func:`_numpy_globals`), as the authors' and other code's
+#: checkpoints hold numpy numbers.
 SAFE_GLOBALS = _numpy_globals()
 
 
@@ -94,8 +93,7 @@ def load_torch_file(path: str | os.PathLike, map_location="cpu", *, trust: bool 
     (numpy arrays, dtypes and scalars) added to torch's allowlist for this call only: tensors,
     numbers, strings, containers and numpy values load; a file that names any other type or
     function is refused before anything it names is imported or called. tap3d's checkpoints
-    and run folders (also those written before this rule) and the TAP authors' checkpoints
-    load this way.
+    and run folders and the TAP authors' checkpoints load this way.
 
     Args:
         path: the file.

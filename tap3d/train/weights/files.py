@@ -19,7 +19,7 @@ __all__ = ["BACKBONE_FORMAT", "BACKBONE_VERSION", "load_strictly", "torch_dict",
 
 def load_strictly(model: torch.nn.Module, state: dict, what: str) -> None:
     """``model.load_state_dict(state)`` with every unknown key, missing key and shape listed
-    in one :class:`WeightsError` (load hooks, such as legacy defaults, apply first)."""
+    in one :class:`WeightsError`."""
     expected = model.state_dict()
     shapes = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in state.items()
               if k in expected and v.shape != expected[k].shape]
