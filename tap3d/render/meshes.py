@@ -2,8 +2,9 @@
 
 Formats: ``.obj`` (with ``.mtl`` materials and texture images) goes through tinyobjloader
 (:mod:`tap3d.render.objfile`; PyTorch3D's ``load_obj`` on request) and its textures through
-:mod:`tap3d.render.textures`; ``.off .ply .stl .glb .gltf`` go through trimesh (vertex colours,
-face colours and textures sampled at the vertices). Every mesh is validated here, not trusted to
+:mod:`tap3d.render.textures`; ``.glb .gltf`` through :mod:`tap3d.render.gltf` (the scene graph,
+every primitive, the base colour per pixel: :mod:`tap3d.render.basecolor`); ``.off .ply .stl``
+go through trimesh (vertex colours, face colours and textures sampled at the vertices). Every mesh is validated here, not trusted to
 the loaders (see docs/building.md, "Mesh-loading pitfalls"): PyTorch3D only warns about faces
 indexing past the vertex list, trimesh silently drops NaN vertices and tinyobjloader reads them
 as 0.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tap3d.render.basecolor import BaseColorTextures
 from tap3d.render.objfile import OBJ_LOADERS, MeshError, load_obj_pytorch3d, read_obj
 from tap3d.render.textures import (DEFAULT_COLOR, TEXTURES, VertexColors, atlas_textures,
                                    material_textures)
@@ -138,6 +140,24 @@ def _load_trimesh(path: str, notes: list[str]):
     return verts_np, faces_np, colors
 
 
+def _load_gltf(path: str, textures: str, notes: list[str]):
+    """``(verts, faces, appearance or None)`` of a glTF file (:func:`~tap3d.render.gltf.
+    read_gltf`; ``textures`` ``none``: geometry only)."""
+    from tap3d.render.gltf import read_gltf
+
+    scene = read_gltf(path)
+    notes += scene.notes
+    verts = scene.verts.astype(np.float32)
+    _validate(path, verts, scene.faces)
+    if textures == "none":
+        return verts, scene.faces, None
+    images = [None if m.image is None else scene.images[m.image] for m in scene.materials]
+    return verts, scene.faces, BaseColorTextures(
+        scene.faces, scene.uvs, scene.colors[:, :3], scene.face_material,
+        np.array([m.factor[:3] for m in scene.materials], np.float32), images,
+        [m.wrap for m in scene.materials])
+
+
 def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes: list[str]):
     """``(verts, faces, appearance or None)`` of an OBJ file (see :func:`load_mesh`)."""
     if obj_loader == "pytorch3d":
@@ -166,7 +186,7 @@ def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size:
     Args:
         path: a file with a suffix in :data:`tap3d.sources.MESH_SUFFIXES`.
         textures: OBJ appearance, ``uv`` (per-material images at source resolution), ``atlas``
-            (PyTorch3D's per-face atlas) or ``none`` (geometry only: no material or image is
+            (PyTorch3D's per-face atlas; glTF files keep their per-pixel base colour) or ``none`` (geometry only: no material or image is
             read, every face gets :data:`DEFAULT_COLOR`).
         texture_atlas_size: ``R``, the per-face texture resolution of ``atlas``.
         obj_loader: ``tinyobjloader`` or ``pytorch3d`` (PyTorch3D's ``load_obj``, which
@@ -197,6 +217,8 @@ def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size:
     if suffix == ".obj":
         verts_np, faces_np, appearance = _load_obj(path, textures, texture_atlas_size,
                                                    obj_loader, notes)
+    elif suffix in (".glb", ".gltf"):
+        verts_np, faces_np, appearance = _load_gltf(path, textures, notes)
     elif suffix in MESH_SUFFIXES:
         verts_np, faces_np, colors = _load_trimesh(path, notes)
         appearance = None if colors is None or textures == "none" else \

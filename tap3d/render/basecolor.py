@@ -1,0 +1,120 @@
+"""glTF's base colour as a tap3d appearance: ``sample(face, bary)`` of each covered pixel, like
+:mod:`tap3d.render.textures`' OBJ appearances, so that it is shaded exactly as OBJ colours are.
+
+glTF 2.0 (section 3.9.2) defines the base colour in linear space as
+``decode_sRGB(baseColorTexture) x baseColorFactor x COLOR_0``; :class:`BaseColorTextures`
+computes that per pixel and encodes it to sRGB (the space of OBJ texels and of the stored
+views). Texture lookups follow the GPU convention glTF viewers use: texel centres at
+``(i + 0.5) / W``, ``v`` down, bilinear between the four nearest texels decoded to linear first
+(as sRGB textures are filtered), ``repeat``, ``clamp`` or ``mirror`` wrapping per axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BaseColorTextures", "srgb_to_linear", "linear_to_srgb"]
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear (IEC 61966-2-1), float32."""
+    c = np.asarray(c, np.float32)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Linear values -> sRGB-encoded in [0, 1] (clamped first), float32."""
+    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x,
+                    1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+#: Linear value of each 8-bit sRGB code.
+_DECODE = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+
+
+def _wrap_index(i: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Texel indices ``i`` (any integers) inside ``0..n-1`` by the wrap ``mode``."""
+    if mode == "clamp":
+        return np.clip(i, 0, n - 1)
+    if mode == "mirror":
+        m = np.mod(i, 2 * n)
+        return np.where(m >= n, 2 * n - 1 - m, m)
+    return np.mod(i, n)
+
+
+def _lookup(image: np.ndarray, uv: np.ndarray, wrap: tuple[str, str]) -> np.ndarray:
+    """Bilinear linear-space lookup of ``(M, 2)`` glTF UVs in an ``(H, W, 3)`` uint8 sRGB image
+    -> ``(M, 3)`` float32 linear RGB."""
+    H, W = image.shape[:2]
+    x = uv[:, 0].astype(np.float64) * W - 0.5
+    y = uv[:, 1].astype(np.float64) * H - 0.5
+    x0, y0 = np.floor(x), np.floor(y)
+    wx = (x - x0).astype(np.float32)[:, None]
+    wy = (y - y0).astype(np.float32)[:, None]
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    cols = _wrap_index(x0, W, wrap[0]), _wrap_index(x0 + 1, W, wrap[0])
+    rows = _wrap_index(y0, H, wrap[1]) * W, _wrap_index(y0 + 1, H, wrap[1]) * W
+    flat = image.reshape(-1, image.shape[2])[:, :3]
+
+    def at(row, col):
+        return _DECODE[flat.take(row + col, axis=0)]
+
+    top = at(rows[0], cols[0])
+    top += (at(rows[0], cols[1]) - top) * wx
+    bottom = at(rows[1], cols[0])
+    bottom += (at(rows[1], cols[1]) - bottom) * wx
+    top += (bottom - top) * wy
+    return top
+
+
+class BaseColorTextures:
+    """Per-pixel glTF base colour (module docstring).
+
+    Args:
+        faces: ``(F, 3)`` int64 vertex indices.
+        uvs: ``(V, 2)`` float32 base colour texture coordinates (glTF's, ``v`` down).
+        colors: ``(V, 3)`` float32 linear ``COLOR_0``.
+        face_material: ``(F,)`` int64 material slot of each face.
+        factors: ``(K, 3)`` float32 linear base colour factor of each slot.
+        images: ``K`` entries, an ``(H, W, 3 or 4)`` uint8 sRGB image or None (the factor
+            alone).
+        wraps: ``K`` entries, ``(s, t)`` wrap modes.
+    """
+
+    def __init__(self, faces, uvs, colors, face_material, factors, images, wraps):
+        self.faces = np.ascontiguousarray(faces, np.int64)
+        self.uvs = np.ascontiguousarray(uvs, np.float32)
+        self.colors = np.ascontiguousarray(colors, np.float32)
+        self.face_material = np.ascontiguousarray(face_material, np.int64)
+        self.factors = np.ascontiguousarray(factors, np.float32)
+        self.images, self.wraps = list(images), list(wraps)
+        self._plain_colors = bool((self.colors == 1.0).all())
+
+    def linear(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+        """``(M,)`` faces and ``(M, 3)`` float32 barycentrics -> ``(M, 3)`` float32 linear base
+        colour."""
+        slot = self.face_material[face]
+        out = self.factors[slot]
+        corners = self.faces[face]
+        if not self._plain_colors:
+            out = out * np.einsum("mk,mkc->mc", bary, self.colors[corners], optimize=False)
+        textured = [k for k in np.unique(slot) if self.images[k] is not None]
+        for k in textured:
+            pick = np.flatnonzero(slot == k) if len(textured) > 1 or len(np.unique(slot)) > 1 \
+                else slice(None)
+            uv = np.einsum("mk,mkc->mc", bary[pick], self.uvs[corners[pick]], optimize=False)
+            out[pick] = out[pick] * _lookup(self.images[k], uv, self.wraps[k])
+        return out
+
+    def sample(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+        """``(M,)`` faces and ``(M, 3)`` float32 barycentrics -> ``(M, 3)`` float32 sRGB base
+        colour in [0, 1] (what the shader multiplies, as OBJ texels)."""
+        return linear_to_srgb(self.linear(face, bary))
+
+    def to_pytorch3d(self):
+        """The same colours as a PyTorch3D texture (:class:`~tap3d.render.sampled.
+        SampledTextures`)."""
+        from tap3d.render.sampled import SampledTextures
+
+        return SampledTextures(self, len(self.faces))
