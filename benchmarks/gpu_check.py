@@ -132,6 +132,7 @@ def ranks_probe(out: str, device: str) -> None:
             json.dump({"ok": all(checks.values()), "backend": backend, "shared_gpu": shared,
                        "ranks": ranks, "checks": checks}, f, indent=1)
     distributed.barrier(process)
+    distributed.teardown(process)
     sys.exit(0 if all(checks.values()) else 1)
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Process", "setup", "barrier", "wrap", "all_gather", "reduce_across_processes",
-           "atomic_save", "save_on_main", "BACKEND_VARIABLE"]
+__all__ = ["Process", "setup", "teardown", "barrier", "wrap", "all_gather",
+           "reduce_across_processes", "atomic_save", "save_on_main", "BACKEND_VARIABLE"]
 
 #: The environment variable that overrides the process group's backend (``nccl``, ``gloo``).
 BACKEND_VARIABLE = "TAP3D_DIST_BACKEND"
@@ -58,6 +58,14 @@ def setup() -> Process:
     if not dist.is_initialized():
         dist.init_process_group(os.environ.get(BACKEND_VARIABLE) or ("nccl" if cuda else "gloo"))
     return Process(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def teardown(process: Process) -> None:
+    """Destroy the process group :func:`setup` made (every rank, at the end; a no-op in a
+    single process): gloo's threads then end before the interpreter does, instead of aborting
+    it ("terminate called without an active exception")."""
+    if process.world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def barrier(process: Process) -> None:
