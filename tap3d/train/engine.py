@@ -313,4 +313,5 @@ def fit(task: Task, resume: bool = False, progress: bool = True,
     bar.close()
     run.close()
     distributed.barrier(process)
+    distributed.teardown(process)
     return task.results()
