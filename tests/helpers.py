@@ -223,3 +223,40 @@ def write_tap_tree(root, pybullet_root, tree: dict | None = None, size: int = 64
                                                quality=95)
         written[f"{split}/{stem}"] = {"source": source, "mask": views.mask, "rgb": views.rgb}
     return written
+
+
+def objaverse_uid(name: str) -> str:
+    """A 32-hex uid, as Objaverse 1.0's, made from a name."""
+    import hashlib
+
+    return hashlib.md5(name.encode()).hexdigest()
+
+
+def write_objaverse(root, pybullet_root, present: dict, absent: tuple = (),
+                    lvis: dict | None = None) -> str:
+    """Objaverse 1.0 as the ``objaverse`` package downloads a subset, under
+    ``root/hf-objaverse-v1``: ``object-paths.json.gz`` listing ``present`` and ``absent`` uids,
+    the ``glbs/000-XXX/<uid>.glb`` files of ``present`` only (uid -> (folder, a :data:`MESHES`
+    name), exported from pybullet_data's OBJ with trimesh), a downloader's ``.tmp`` file, a
+    ``metadata/`` file, and ``lvis-annotations.json.gz`` when ``lvis`` (name -> uids) is given.
+    Returns the ``hf-objaverse-v1`` folder."""
+    import gzip
+    import json
+
+    import trimesh
+
+    base = os.path.join(root, "hf-objaverse-v1")
+    paths = {uid: f"glbs/{folder}/{uid}.glb" for uid, (folder, _) in present.items()}
+    paths.update({uid: f"glbs/000-{k % 3:03d}/{uid}.glb" for k, uid in enumerate(absent)})
+    for uid, (folder, name) in present.items():
+        os.makedirs(os.path.join(base, "glbs", folder), exist_ok=True)
+        mesh = trimesh.load(os.path.join(pybullet_root, MESHES[name]), force="mesh")
+        mesh.export(os.path.join(base, paths[uid]))
+    first = os.path.join(base, "glbs", next(iter(present.values()))[0])
+    open(os.path.join(first, f"{objaverse_uid('partial')}.glb.tmp"), "wb").close()
+    os.makedirs(os.path.join(base, "metadata"), exist_ok=True)
+    for name, data in [("object-paths.json.gz", paths), ("metadata/000-000.json.gz", {}),
+                       *([("lvis-annotations.json.gz", lvis)] if lvis is not None else [])]:
+        with gzip.open(os.path.join(base, name), "wt") as f:
+            json.dump(data, f)
+    return base

@@ -65,6 +65,7 @@ class BuildSummary:
 
 def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildConfig = BuildConfig(),
           *, synsets: list[str] | None = None, limit: int | None = None,
+          objects: str | os.PathLike | list[str] | None = None,
           workers: int | None = None, scheduler: str | None = None, overwrite: bool = False,
           progress: bool = True, timeout: float | None = 600.0,
           memory_limit: int | str | None = None) -> BuildSummary:
@@ -77,6 +78,8 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
         config: rendering and format settings.
         synsets: categories to keep (synset ids or taxonomy names).
         limit: at most this many objects per category.
+        objects: only these objects: an object list file (one id per line) or the ids; an id
+            the source lacks is a ``SourceError``. Applied before ``limit``.
         workers: Dask worker processes of a local cluster (one thread each; default: one per
             CPU core, or 1 with CUDA); ``0`` renders in this process without Dask.
         scheduler: address of an existing Dask scheduler to use instead of a local cluster.
@@ -101,7 +104,7 @@ def build(source: str | os.PathLike, output: str | os.PathLike, config: BuildCon
             full disk): one line naming the store, the key or shard and the cause. Finished
             shards are kept; the same command resumes once the storage works.
     """
-    plan = make_plan(source, config, synsets, limit)
+    plan = make_plan(source, config, synsets, limit, objects)
     store = os.fspath(output)
     began = time.perf_counter()
     if overwrite or needs_creation(store):

@@ -50,8 +50,9 @@ class Plan:
                                   normal_maps=c.normal_maps)
 
 
-def make_plan(source, config: "BuildConfig", synsets=None, limit=None) -> Plan:
-    """Validate ``config``, resolve ``auto`` settings and discover the objects.
+def make_plan(source, config: "BuildConfig", synsets=None, limit=None, objects=None) -> Plan:
+    """Validate ``config``, resolve ``auto`` settings and discover the objects
+    (:func:`tap3d.sources.discover` with ``synsets``, ``limit`` and ``objects``).
 
     Raises:
         ValueError: invalid settings.
@@ -63,7 +64,7 @@ def make_plan(source, config: "BuildConfig", synsets=None, limit=None) -> Plan:
     device = resolve_device(config.device)
     config = replace(config, device=device, backend=resolve_backend(config.backend, device),
                      layout=resolve_layout_name(config.layout, config.views))
-    found = discover(source, synsets=synsets, limit=limit)
+    found = discover(source, synsets=synsets, limit=limit, objects=objects)
     objects = found.objects
     index = {
         "object_id": np.array([o.object_id for o in objects], dtype=str),

@@ -44,8 +44,12 @@ def _finish(report) -> None:
                    "64); it overrides --preset, explicit options override it.")
 @_build_options
 @click.option("--synsets", default=None,
-              help="Comma-separated synset ids or taxonomy names (folder names for mesh folders).")
+              help="Comma-separated synset ids or taxonomy names (LVIS names for Objaverse, "
+                   "folder names for mesh folders).")
 @click.option("--limit", default=None, type=int, help="At most this many objects per category.")
+@click.option("--objects", "objects_file", default=None, metavar="FILE",
+              help="Text file of object ids, one per line (blank lines and # comments "
+                   "skipped): build only these (before --limit).")
 @click.option("--workers", default=None, type=int,
               help="Local Dask worker processes (default: one per core; 0: no Dask).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler.")
@@ -57,9 +61,10 @@ def _finish(report) -> None:
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output (default: resume it when the settings match).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def build_dataset(source, output, config_path, synsets, limit, workers, scheduler, timeout,
-                  memory_limit, overwrite, quiet, **settings):
-    """Render SOURCE (ShapeNetCore v1/v2 root, mesh folder, or 'pybullet') into a Zarr dataset.
+def build_dataset(source, output, config_path, synsets, limit, objects_file, workers, scheduler,
+                  timeout, memory_limit, overwrite, quiet, **settings):
+    """Render SOURCE (ShapeNetCore v1/v2 root, ModelNet, Objaverse 1.0, mesh folder, or
+    'pybullet') into a Zarr dataset.
 
     Settings: the defaults, then --preset, then the --config file, then the options given.
     """
@@ -71,8 +76,9 @@ def build_dataset(source, output, config_path, synsets, limit, workers, schedule
         config = load_build_config(config_path, **settings)
         summary = build(source, output, config,
                         synsets=[s for s in synsets.split(",") if s] if synsets else None,
-                        limit=limit, workers=workers, scheduler=scheduler, overwrite=overwrite,
-                        progress=not quiet, timeout=timeout, memory_limit=memory_limit)
+                        limit=limit, objects=objects_file, workers=workers, scheduler=scheduler,
+                        overwrite=overwrite, progress=not quiet, timeout=timeout,
+                        memory_limit=memory_limit)
     except (SourceError, FileExistsError, FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     _finish(summary)

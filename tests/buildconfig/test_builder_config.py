@@ -200,7 +200,9 @@ def test_imports_flow_sources_render_builder():
     root = os.path.dirname(os.path.dirname(tap3d.builder.__file__))
     render = {name[:-3]: _imports(os.path.join(root, "render", name))
               for name in os.listdir(os.path.join(root, "render")) if name.endswith(".py")}
-    assert not {m for m in _imports(os.path.join(root, "sources.py"))
+    sources = os.path.join(root, "sources")
+    assert not {m for name in os.listdir(sources) if name.endswith(".py")
+                for m in _imports(os.path.join(sources, name))
                 if re.match(r"tap3d\.(render|builder)", m)}
     graph = {name: {m.split(".")[2] for m in deps
                     if m.startswith("tap3d.render.") and m.split(".")[2] in render} - {name}
