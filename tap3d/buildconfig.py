@@ -106,6 +106,16 @@ class BuildConfig:
     normal_maps: bool = setting(
         False, "Also write the normal view array: camera-space unit normals (OpenCV frame).",
         before=False)
+    max_file_mb: float | None = setting(
+        None, "Fail an object whose mesh file is larger, MB (none: no limit).", before=None)
+    max_faces: int | None = setting(
+        None, "Fail an object with more triangles (none: no limit).", before=None)
+    max_texture_pixels: int | None = setting(
+        None, "Fail an object whose texture images hold more pixels in all (none: no limit).",
+        before=None)
+    max_texture_size: int | None = setting(
+        None, "Downsample texture images whose longer side is larger, pixels (none: keep).",
+        before=None)
 
     def validate(self) -> "BuildConfig":
         """Raise ``ValueError`` on settings that cannot be built; return self."""
@@ -127,6 +137,9 @@ class BuildConfig:
                 raise ValueError(f"fit must be in ({3 / self.image_size:.3g}, 1] for "
                                  f"{self.image_size} px images, got {self.fit}")
         SHADERS[self.shader](self.shading)  # the shader refuses a shading it cannot compute
+        for name in ("max_file_mb", "max_faces", "max_texture_pixels", "max_texture_size"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.obj_loader == "pytorch3d" and self.textures != "atlas":
             raise ValueError("obj_loader 'pytorch3d' builds a texture atlas; use textures 'atlas'")
         return self

@@ -82,6 +82,7 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
         MeshError: the mesh cannot be loaded or is invalid (the message names the file).
     """
     from tap3d.render.cameras import make_cameras, make_orthographic_cameras, opencv_cameras
+    from tap3d.render.limits import MeshLimits
     from tap3d.render.meshes import load_mesh, sample_surface
     from tap3d.views.projection import orthographic_intrinsics
 
@@ -89,8 +90,11 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     began = time.perf_counter()
     seeds = np.random.SeedSequence(object_seed(config.seed, spec.object_id)).spawn(2)
     # plain shading reads no material or image: the geometry alone
+    limits = MeshLimits(config.max_file_mb, config.max_faces, config.max_texture_pixels,
+                        config.max_texture_size)
     mesh = load_mesh(spec.path, textures="none" if config.shading == "plain" else config.textures,
-                     texture_atlas_size=config.texture_atlas_size, obj_loader=config.obj_loader)
+                     texture_atlas_size=config.texture_atlas_size, obj_loader=config.obj_loader,
+                     limits=limits)
     timings["load"] = timings.get("load", 0.0) + time.perf_counter() - began
     layout = make_layout(config.layout, config.views, config.distance,
                          rng=np.random.default_rng(seeds[0]),

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tap3d.render.gltfdata import GltfFile
-from tap3d.render.objfile import MeshError
+from tap3d.render.errors import MeshError
 
 __all__ = ["GltfMaterial", "GltfScene", "read_gltf"]
 
@@ -241,17 +241,18 @@ def _draco(reader: GltfFile, primitive, ext: dict) -> tuple[dict, np.ndarray]:
     return attributes, faces
 
 
-def read_gltf(path: str) -> GltfScene:
+def read_gltf(path: str, limits=None) -> GltfScene:
     """The scene of a ``.glb``/``.gltf`` file as one mesh with its base colours (module
     docstring).
 
     Raises:
         MeshError: unreadable file, a required extension tap3d cannot decode
             (``EXT_meshopt_compression`` ...), a URI outside the file's folder, data that runs
-            past its buffer, undecodable Draco data, or no triangles. The message names the
+            past its buffer, undecodable Draco data, no triangles, or texture images over
+            ``limits`` (:class:`~tap3d.render.limits.MeshLimits`). The message names the
             file and the reason.
     """
-    reader = GltfFile(path)
+    reader = GltfFile(path, limits)
     gltf, notes = reader.gltf, []
     materials, images, infos = _materials(reader, notes)
     verts, faces, uvs, colors, slots, count, skipped = [], [], [], [], [], 0, set()

@@ -16,7 +16,8 @@ import urllib.parse
 
 import numpy as np
 
-from tap3d.render.objfile import MeshError
+from tap3d.render.limits import BudgetError, decode_image
+from tap3d.render.errors import MeshError
 
 __all__ = ["GltfFile", "SUPPORTED_EXTENSIONS"]
 
@@ -39,10 +40,10 @@ class GltfFile:
             :data:`SUPPORTED_EXTENSIONS`.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, limits=None):
         import pygltflib
 
-        self.path = path
+        self.path, self.limits = path, limits
         self.folder = os.path.dirname(os.path.abspath(path))
         try:
             self.gltf = pygltflib.GLTF2().load(path)
@@ -137,11 +138,12 @@ class GltfFile:
         return out
 
     def image(self, index: int) -> tuple[np.ndarray | None, str | None]:
-        """``((H, W, 4) uint8 RGBA, None)`` or ``(None, the reason it was not decoded)``."""
-        import io
+        """``((H, W, 4) uint8 RGBA, None)`` or ``(None, the reason it was not decoded)``,
+        within the file's limits (:func:`tap3d.render.limits.decode_image`).
 
-        from PIL import Image
-
+        Raises:
+            MeshError: over the object's ``max_texture_pixels``.
+        """
         image = self.gltf.images[index]
         name = f"image {index}" + (f" ({image.name or image.uri})" if image.name or
                                    (image.uri and not image.uri.startswith("data:")) else "")
@@ -154,8 +156,9 @@ class GltfFile:
                 data = self.uri(image.uri)
             else:
                 return None, f"{name} has no data"
-            with Image.open(io.BytesIO(data)) as opened:
-                return np.asarray(opened.convert("RGBA"), dtype=np.uint8), None
+            return decode_image(data, "RGBA", self.path, name, self.limits), None
+        except BudgetError:
+            raise
         except MeshError as error:
             return None, f"{name}: {error.reason}"
         except Exception as error:  # noqa: BLE001 - Pillow raises many types

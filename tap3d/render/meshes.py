@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tap3d.render.basecolor import BaseColorTextures
+from tap3d.render.limits import MeshLimits
 from tap3d.render.objfile import OBJ_LOADERS, MeshError, load_obj_pytorch3d, read_obj
 from tap3d.render.textures import (DEFAULT_COLOR, TEXTURES, VertexColors, atlas_textures,
                                    material_textures)
@@ -140,15 +141,16 @@ def _load_trimesh(path: str, notes: list[str]):
     return verts_np, faces_np, colors
 
 
-def _load_gltf(path: str, textures: str, notes: list[str]):
+def _load_gltf(path: str, textures: str, notes: list[str], limits: MeshLimits):
     """``(verts, faces, appearance or None)`` of a glTF file (:func:`~tap3d.render.gltf.
     read_gltf`; ``textures`` ``none``: geometry only)."""
     from tap3d.render.gltf import read_gltf
 
-    scene = read_gltf(path)
+    scene = read_gltf(path, limits)
     notes += scene.notes
     verts = scene.verts.astype(np.float32)
     _validate(path, verts, scene.faces)
+    limits.check_faces(path, len(scene.faces))
     if textures == "none":
         return verts, scene.faces, None
     images = [None if m.image is None else scene.images[m.image] for m in scene.materials]
@@ -158,15 +160,18 @@ def _load_gltf(path: str, textures: str, notes: list[str]):
         [m.wrap for m in scene.materials])
 
 
-def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes: list[str]):
+def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes: list[str],
+              limits: MeshLimits):
     """``(verts, faces, appearance or None)`` of an OBJ file (see :func:`load_mesh`)."""
     if obj_loader == "pytorch3d":
         verts, faces, appearance = load_obj_pytorch3d(path, atlas_size, notes)
         _validate(path, verts, faces)
+        limits.check_faces(path, len(faces))
         return verts, faces, appearance
     obj = read_obj(path)
     notes += obj.notes
     _validate(path, obj.verts, obj.faces)
+    limits.check_faces(path, len(obj.faces))
     bad = (obj.faces_uvs >= len(obj.verts_uvs)).any(1)
     if bad.any():
         notes.append(f"{path}: {int(bad.sum())} faces index texture coordinates past the "
@@ -175,12 +180,12 @@ def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes:
     if textures == "none" or not obj.materials:
         return obj.verts, obj.faces, None
     if textures == "atlas":
-        return obj.verts, obj.faces, atlas_textures(obj, atlas_size, notes, path)
-    return obj.verts, obj.faces, material_textures(obj, notes, path)
+        return obj.verts, obj.faces, atlas_textures(obj, atlas_size, notes, path, limits)
+    return obj.verts, obj.faces, material_textures(obj, notes, path, limits)
 
 
 def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size: int = 4,
-              obj_loader: str = "tinyobjloader") -> Mesh:
+              obj_loader: str = "tinyobjloader", limits: MeshLimits | None = None) -> Mesh:
     """Load, validate and normalize one mesh file with its appearance.
 
     Args:
@@ -191,6 +196,7 @@ def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size:
         texture_atlas_size: ``R``, the per-face texture resolution of ``atlas``.
         obj_loader: ``tinyobjloader`` or ``pytorch3d`` (PyTorch3D's ``load_obj``, which
             always builds an atlas; kept for comparison).
+        limits: the object's budgets (:class:`~tap3d.render.limits.MeshLimits`; default: none).
 
     Returns:
         A :class:`Mesh` in the normalized object frame (float32 vertices, int64 faces).
@@ -198,7 +204,8 @@ def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size:
     Raises:
         MeshError: the file is missing or empty, unreadable (binary garbage, truncated), has no
             vertices or faces, NaN/inf vertices, faces indexing past the vertex list, only
-            zero-area faces, or all vertices in one point. The message names the file.
+            zero-area faces, or all vertices in one point; over one of ``limits``
+            (:class:`~tap3d.render.limits.BudgetError`). The message names the file.
         ValueError: an unknown ``textures`` or ``obj_loader``.
     """
     import torch
@@ -212,15 +219,18 @@ def load_mesh(path: str | os.PathLike, textures: str = "uv", texture_atlas_size:
         raise MeshError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise MeshError(path, "empty file")
+    limits = MeshLimits() if limits is None else limits
+    limits.check_file(path)
     suffix = os.path.splitext(path)[1].lower()
     notes: list[str] = []
     if suffix == ".obj":
         verts_np, faces_np, appearance = _load_obj(path, textures, texture_atlas_size,
-                                                   obj_loader, notes)
+                                                   obj_loader, notes, limits)
     elif suffix in (".glb", ".gltf"):
-        verts_np, faces_np, appearance = _load_gltf(path, textures, notes)
+        verts_np, faces_np, appearance = _load_gltf(path, textures, notes, limits)
     elif suffix in MESH_SUFFIXES:
         verts_np, faces_np, colors = _load_trimesh(path, notes)
+        limits.check_faces(path, len(faces_np))
         appearance = None if colors is None or textures == "none" else \
             VertexColors(faces_np, colors)
     else:

@@ -28,23 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tap3d.render.errors import MeshError
+
 __all__ = ["OBJ_LOADERS", "MeshError", "Material", "ObjData", "read_obj", "load_obj_pytorch3d"]
 
 #: OBJ readers, by name (``BuildConfig.obj_loader``).
 OBJ_LOADERS = ("tinyobjloader", "pytorch3d")
 _BAD_NUMBER = re.compile(rb"^v[ \t][^\n]*?(?:nan|inf)", re.M)
-
-
-class MeshError(Exception):
-    """A mesh file that cannot be loaded, validated or rendered.
-
-    ``str(error)`` is ``"<path>: <reason>"``, the text recorded in the dataset's ``error`` array.
-    """
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass

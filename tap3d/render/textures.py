@@ -19,7 +19,11 @@ shows the image (``Kd`` is not multiplied in), one without shows ``Kd`` (white w
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+from tap3d.render.limits import decode_image
 
 __all__ = ["TEXTURES", "DEFAULT_COLOR", "VertexColors", "FaceAtlas", "MaterialTextures",
            "read_image", "material_textures", "atlas_textures"]
@@ -201,29 +205,29 @@ def _bilinear(image: np.ndarray, uv: np.ndarray, wrap: str) -> np.ndarray:
     return top
 
 
-def read_image(path: str) -> np.ndarray:
+def read_image(path: str, mesh_path: str | None = None, limits=None) -> np.ndarray:
     """An image file as ``(H, W, 3)`` uint8 RGB (alpha dropped, grayscale and palettes expanded,
-    as PyTorch3D reads texture images).
+    as PyTorch3D reads texture images), within the object's ``limits``
+    (:func:`tap3d.render.limits.decode_image`).
 
     Raises:
         OSError: the file is missing or not an image Pillow reads.
+        MeshError: over the object's ``max_texture_pixels``.
     """
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return decode_image(path, "RGB", mesh_path or path, os.path.basename(path), limits)
 
 
-def material_textures(obj, notes: list[str], path: str) -> MaterialTextures:
+def material_textures(obj, notes: list[str], path: str, limits=None) -> MaterialTextures:
     """:class:`MaterialTextures` of an :class:`~tap3d.render.objfile.ObjData`, reading each
-    image file once. Missing or unreadable images are noted and their material's colour used."""
+    image file once within ``limits`` (:class:`~tap3d.render.limits.MeshLimits`). Missing or
+    unreadable images are noted and their material's colour used."""
     images, cache = [], {}
     for material in obj.materials:
         image = None
         if material.image is not None:
             if material.image not in cache:
                 try:
-                    cache[material.image] = read_image(material.image)
+                    cache[material.image] = read_image(material.image, path, limits)
                 except OSError as error:
                     cache[material.image] = None
                     notes.append(f"{path}: texture image {material.image} could not be read "
@@ -237,14 +241,14 @@ def material_textures(obj, notes: list[str], path: str) -> MaterialTextures:
                             images + [None], [m.wrap for m in obj.materials] + ["repeat"])
 
 
-def atlas_textures(obj, size: int, notes: list[str], path: str):
+def atlas_textures(obj, size: int, notes: list[str], path: str, limits=None):
     """``--textures atlas`` from an :class:`~tap3d.render.objfile.ObjData`: PyTorch3D's
     ``make_mesh_texture_atlas`` (``size`` x ``size`` texels per face, repeat wrapping), or the
     exact :class:`MaterialTextures` for one image on every face (as before this option)."""
     import torch
     from pytorch3d.io.mtl_io import make_mesh_texture_atlas
 
-    uv = material_textures(obj, notes, path)
+    uv = material_textures(obj, notes, path, limits)
     if uv.single_image():
         return uv
     names = np.array([m.name for m in obj.materials] + [""], dtype=object)[uv.face_slot]
