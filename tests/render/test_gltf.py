@@ -277,3 +277,66 @@ def test_uris_stay_inside_the_files_folder(tmp_path, duck):
         glb.node(mesh=0)
         mesh = load_mesh(glb.save(str(tmp_path / "inner" / "case.glb")))
         assert any("outside its folder" in w for w in mesh.warnings), (uri, mesh.warnings)
+
+
+def test_feature_files_in_the_objaverse_layout_build_like_their_references(tmp_path, duck):
+    """The feature files as Objaverse 1.0 lays them out (uid object ids, an LVIS category) and
+    their references as a mesh folder, built alike: every object's stored views agree, and a
+    KTX2 texture is named in the object's warnings."""
+    import gzip
+    import json
+    import shutil
+
+    import zarr
+
+    from tap3d.builder import BuildConfig, build
+
+    from helpers import objaverse_uid
+
+    base = tmp_path / "objaverse" / "hf-objaverse-v1"
+    os.makedirs(base / "glbs" / "000-000")
+    paths, references = {}, {}
+    for name, case in CASES.items():
+        uid, work = objaverse_uid(name), tmp_path / "cases" / name
+        os.makedirs(work)
+        glb, reference = _write(work, duck, case)
+        shutil.move(glb, base / "glbs" / "000-000" / f"{uid}.glb")
+        paths[uid] = f"glbs/000-000/{uid}.glb"
+        shutil.copytree(work, tmp_path / "references" / uid)
+        references[uid] = name
+    ktx2 = objaverse_uid("ktx2")
+    glb = Glb()
+    image = glb.image(b"\xabKTX 20\xbb\r\n\x1a\n" + bytes(64), "image/ktx2", "albedo.ktx2")
+    _duck_mesh(glb, duck, glb.material(factor=FACTOR, texture=glb.texture(
+        None, extensions={"KHR_texture_basisu": {"source": image}})))
+    glb.node(mesh=0)
+    glb.save(str(base / "glbs" / "000-000" / f"{ktx2}.glb"), used=["KHR_texture_basisu"])
+    paths[ktx2] = f"glbs/000-000/{ktx2}.glb"
+    for file, data in (("object-paths.json.gz", paths),
+                       ("lvis-annotations.json.gz", {"duck": sorted(references)})):
+        with gzip.open(base / file, "wt") as f:
+            json.dump(data, f)
+    config = BuildConfig(views=10, image_size=S, points=256, shard_size=4)
+    built = {}
+    for kind, source in (("glb", base.parent), ("ref", tmp_path / "references")):
+        out = str(tmp_path / f"{kind}.zarr")
+        summary = build(str(source), out, config, workers=0, progress=False)
+        assert summary.done == len(paths) - (kind == "ref"), summary.format()
+        built[kind] = zarr.open_group(out, mode="r")
+    ours, theirs = built["glb"], built["ref"]
+    ids = [str(i) for i in ours["object_id"][:]]
+    assert sorted(ids) == sorted(paths)
+    category = dict(zip(ids, (str(c) for c in ours["category"][:])))
+    assert category[ktx2] == "uncategorized" and all(category[u] == "duck" for u in references)
+    row = {str(i).split("/")[0]: k for k, i in enumerate(theirs["object_id"][:])}
+    for k, uid in enumerate(ids):
+        warnings = str(ours["warnings"][k])
+        if uid == ktx2:
+            assert "albedo.ktx2" in warnings and "KTX2" in warnings, warnings
+            continue
+        assert warnings == "", (references[uid], warnings)
+        a, b = ours["mask"][k], theirs["mask"][row[uid]]
+        both = a & b
+        rgb = np.abs(ours["rgb"][k].astype(int) - theirs["rgb"][row[uid]].astype(int))[both]
+        assert (a != b).sum() / b.sum() <= 0.01 and rgb.mean() <= 3.0, (references[uid],
+                                                                      rgb.mean())
