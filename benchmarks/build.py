@@ -32,6 +32,15 @@ Prints four tables:
    and the projected time of ShapeNetCore v2 (52,472 models) on 16 cores.
 4. peak RSS of one fresh worker process rendering the samurai monastery subdivided once (~499k
    faces), each path.
+5. (``--tables glb``, not in the default run) GLB against OBJ at Objaverse's usual render
+   (12 views, 512 x 512, 8192 points): 12 textured multi-primitive GLB files made from
+   pybullet_data's textured meshes by ``benchmarks/glb_objects.py`` (two primitives and two
+   materials each, embedded PNG/JPEG, a ``baseColorFactor``) and the same meshes as OBJ + MTL +
+   images; per-stage seconds per object and objects/s per core (one thread, in this process,
+   the set as one shard per format, formats in turn, best of ``--glb-rounds`` rounds), against
+   the Blender renderers' ~12 GPU-seconds per object; the load split (file parse, image decode,
+   the rest); how alike the two formats' views are; ``--glb-profile N``: cProfile of one GLB
+   object's render, its top N functions.
 """
 
 from __future__ import annotations
@@ -60,6 +69,11 @@ BASELINE_REF = "4ae3ed4"
 PATHS = {"default": dict(),
          "before": dict(obj_loader="pytorch3d", textures="atlas", shader="pytorch3d")}
 STAGES = ("load", "rasterize", "shade", "sample", "write")
+#: Objaverse's usual render (Zero123, SyncDreamer, OpenLRM: 12 views, 512 px), and what the
+#: published Blender scripts spend per object: ~800k objects in 2 weeks on 8 V100s
+#: (SyncDreamer issue #14), 2 * 7 * 86400 * 8 / 800_000 = 12.1 GPU-seconds.
+GLB_VIEWS, GLB_SIZE = 12, 512
+BLENDER_GPU_SECONDS = 2 * 7 * 86400 * 8 / 800_000
 
 
 def heavy_folder(root: str, out: str) -> str:
@@ -322,12 +336,198 @@ def memory_table(root: str, workdir: str) -> list[str]:
     return rows
 
 
+def _glb_load_split(made: list[dict]) -> list[str]:
+    """Seconds per object of ``load_mesh`` and two of its parts, each format (best of 3 per
+    object): the file's parse and the images' decode; the rest (GLB: accessors and scene graph;
+    both: checks, normalization, the appearance) is ``load_mesh`` less those."""
+    from tap3d.render.gltfdata import GltfFile
+    from tap3d.render.meshes import load_mesh
+    from tap3d.render.objfile import read_obj
+    from tap3d.render.textures import read_image
+
+    def best(fn):
+        return timed(fn, repeats=3).min
+
+    def glb_images(path):
+        reader = GltfFile(path)
+        return lambda: [reader.image(i) for i in range(len(reader.gltf.images))]
+
+    def obj_images(path):
+        files = sorted({m.image for m in read_obj(path).materials if m.image})
+        return lambda: [read_image(f) for f in files]
+
+    sums = {"GLB (pygltflib: JSON + binary chunk)": [0.0] * 3,
+            "OBJ + MTL (tinyobjloader + checks)": [0.0] * 3}
+    for item in made:
+        glb, obj = item["glb"], item["obj"]
+        for total, (parse, images, load) in zip(sums.values(), (
+                (lambda: GltfFile(glb), glb_images(glb), lambda: load_mesh(glb)),
+                (lambda: read_obj(obj), obj_images(obj), lambda: load_mesh(obj)))):
+            for k, fn in enumerate((parse, images, load)):
+                total[k] += best(fn)
+    n = len(made)
+    rows = ["| format | file parse | image decode | the rest | load_mesh |",
+            "| --- | ---: | ---: | ---: | ---: |"]
+    for name, (parse, images, load) in sums.items():
+        rows.append(f"| {name} | {parse / n:.4f} | {images / n:.4f} | "
+                    f"{(load - parse - images) / n:.4f} | {load / n:.4f} |")
+    return rows
+
+
+def _glb_texel_split(plans: dict) -> tuple[list[str], object]:
+    """Seconds per object of the shader's texture lookup (``mesh.textures.sample`` on the
+    covered pixels of the 12 views) against the rest of shading, each format; for GLB also its
+    two parts (linear base colour: sRGB-decoded bilinear lookups x factor; the sRGB encode).
+    Best of 3 each. Returns the rows and the GLB object with the most covered pixels."""
+    from tap3d.builder import make_renderer
+    from tap3d.render.basecolor import linear_to_srgb
+    from tap3d.render.cameras import make_cameras, make_layout
+    from tap3d.render.meshes import load_mesh
+
+    sums, most = {}, (0, None)
+    for name, plan in plans.items():
+        config = plan.config
+        renderer = make_renderer(config, threads=1)
+        cameras = make_cameras(make_layout(config.layout, config.views, config.distance),
+                               config.fov, device="cpu")
+        total = sums.setdefault(name, [0.0] * 5)
+        for spec in plan.objects:
+            mesh = load_mesh(spec.path)
+            covered = renderer.rasterizer.covered(mesh.verts, mesh.faces, cameras)
+            face, bary = covered.face, covered.bary
+            shade = timed(lambda: renderer.shader(mesh, cameras, covered, config.image_size),
+                          repeats=3).min
+            sample = timed(lambda: mesh.textures.sample(face, bary), repeats=3).min
+            parts = [0.0, 0.0]
+            if hasattr(mesh.textures, "linear"):  # glTF's base colour
+                linear = timed(lambda: mesh.textures.linear(face, bary), repeats=3)
+                parts = [linear.min, timed(lambda: linear_to_srgb(linear.result),
+                                           repeats=3).min]
+                if len(face) > most[0]:
+                    most = (len(face), spec)
+            for k, value in enumerate((len(face), sample, shade - sample, *parts)):
+                total[k] += value
+    n = len(next(iter(plans.values())).objects)
+    rows = ["| format | covered pixels / object | texture lookup s | of it: linear base colour "
+            "s | of it: sRGB encode s | rest of the shader s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, (pixels, sample, rest, linear, encode) in sums.items():
+        parts = f"{linear / n:.3f} | {encode / n:.3f}" if linear else " | "
+        rows.append(f"| {name} | {pixels / n:,.0f} | {sample / n:.3f} | {parts} | "
+                    f"{rest / n:.3f} |")
+    return rows, most[1]
+
+
+def _views_alike(stores: dict) -> str:
+    """Mask disagreement and mean |rgb| (of 255, where both cover) between the two stores."""
+    from tap3d.views import schema
+
+    glb, obj = (schema.open_views(store) for store in stores.values())
+    mask_a, mask_b = np.asarray(glb["mask"][:]), np.asarray(obj["mask"][:])
+    both = mask_a & mask_b
+    rgb = np.abs(np.asarray(glb["rgb"][:], np.int16) - np.asarray(obj["rgb"][:], np.int16))
+    return (f"GLB against OBJ views: masks disagree on {100 * (mask_a != mask_b).mean():.3f}% "
+            f"of pixels, mean |rgb| {rgb[both].mean():.2f} of 255 where both cover")
+
+
+def glb_table(root: str, workdir: str, rounds: int = 3, profile: int = 0) -> list[str]:
+    """GLB against the same meshes as OBJ at 12 views of 512 px, one thread in this process
+    (module docstring, table 5); returns the rows printed."""
+    import torch
+    from glb_objects import make_sets
+
+    from tap3d.builder import BuildConfig, make_plan, render_shard
+    from tap3d.views.writer import create_dataset
+
+    torch.set_num_threads(1)
+    glb, obj, made = make_sets(root, os.path.join(workdir, "glb-set"))
+    n = len(made)
+    faces = sorted(item["faces"] for item in made)
+    print(f"{n} objects, {faces[0]}-{faces[-1]} faces (median {faces[n // 2]}), "
+          f"{sum(item['primitives'] for item in made)} primitives, "
+          f"{sum(item['materials'] for item in made)} materials, GLB files "
+          f"{sum(item['glb_bytes'] for item in made) / 2**20:.1f} MiB; images: "
+          + ", ".join(sorted({item['image'] for item in made})) + "\n", flush=True)
+    config = BuildConfig(views=GLB_VIEWS, image_size=GLB_SIZE, shard_size=n, device="cpu")
+    plans = {"GLB": make_plan(glb, config), "OBJ + MTL + PNG/JPEG": make_plan(obj, config)}
+    stores = {}
+    for name, plan in plans.items():
+        assert len(plan.objects) == n and plan.config.layout == "mvcnn", plan.config
+        stores[name] = os.path.join(workdir, f"glb-{len(stores)}.zarr")
+        create_dataset(stores[name], plan.specs(), n, plan.attributes, plan.index,
+                       overwrite=True)
+        render_shard(stores[name], 0, 0, plan.objects[:1], plan.config, threads=1)  # warm-up
+    best = {}
+    for _ in range(rounds):  # the formats in turn, so that other load hits both alike
+        for name, plan in plans.items():
+            run = timed(lambda: render_shard(stores[name], 0, 0, plan.objects, plan.config,
+                                             threads=1))
+            assert run.result.done == n, run.result.failed
+            if name not in best or run.min < best[name][0]:
+                best[name] = (run.min, run.result.timings)
+    rows = ["| path | " + " | ".join(f"{s} s/object" for s in STAGES)
+            + " | total s/object | objects/s per core | Blender's GPU-s / these core-s |",
+            "| --- |" + " ---: |" * (len(STAGES) + 3)]
+    for name, (seconds, stages) in best.items():
+        rows.append(f"| {name} | " + " | ".join(f"{stages.get(s, 0.0) / n:.3f}" for s in STAGES)
+                    + f" | {seconds / n:.3f} | {n / seconds:.2f} | "
+                    f"{BLENDER_GPU_SECONDS / (seconds / n):.0f}x |")
+    glb_seconds, obj_seconds = (value[0] for value in best.values())
+    glb_rate = n / glb_seconds
+    rows.append(f"\nGLB / OBJ seconds per object: {glb_seconds / obj_seconds:.2f}; "
+                f"goal 1 object/s per core: {'met' if glb_rate >= 1 else 'NOT met'} "
+                f"({glb_rate:.2f}); Blender ~{BLENDER_GPU_SECONDS:.1f} GPU-s per object")
+    rows.append(_views_alike(stores))
+    print("\n".join(rows), flush=True)
+    print("\n### Load split, seconds per object (best of 3 each, one thread)\n")
+    split = _glb_load_split(made)
+    print("\n".join(split), flush=True)
+    print("\n### Shading split, seconds per object (best of 3 each, one thread)\n")
+    texels, largest = _glb_texel_split(plans)
+    print("\n".join(texels), flush=True)
+    rows += [""] + split + [""] + texels
+    if profile:
+        rows += [""] + _glb_profile(plans["GLB"], largest, profile)
+    return rows
+
+
+def _glb_profile(plan, spec, top: int) -> list[str]:
+    """cProfile of rendering one GLB object (``spec``: the one with the most covered pixels)
+    once, one thread: its top ``top`` functions by cumulative and by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    from tap3d.builder import make_renderer, render_object
+
+    renderer = make_renderer(plan.config, threads=1)
+    render_object(spec, plan.config, renderer)  # warm
+    profiler = cProfile.Profile()
+    profiler.enable()
+    stages = {}
+    render_object(spec, plan.config, renderer, stages)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    lines = [f"### cProfile of one GLB object ({spec.object_id}; stages "
+             + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()) + ")", out.getvalue()]
+    print("\n".join(lines), flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="no Dask build, no memory table")
     parser.add_argument("--tables", default="parsers,stages,dask,memory",
-                        help="comma-separated tables to print (parsers, stages, dask, memory)")
+                        help="comma-separated tables to print (parsers, stages, dask, memory; "
+                             "glb: GLB against OBJ at 12 views of 512 px, not in the default)")
+    parser.add_argument("--glb-rounds", type=int, default=3,
+                        help="rounds of the GLB table (the formats in turn; the best kept)")
+    parser.add_argument("--glb-profile", type=int, default=0, metavar="N",
+                        help="also cProfile one GLB object in the GLB table, top N functions")
     parser.add_argument("--shard-size", type=int, default=len(HEAVY),
                         help="objects per shard in the per-stage table (default: the whole "
                              "heavy set, as a build's shards of 64 hold many objects; 1: the "
@@ -356,6 +556,10 @@ def main() -> None:
         if "memory" in tables:
             print("\n## Peak memory (VmHWM) of one worker on the ~499k-face mesh\n")
             memory_table(root, workdir)
+        if "glb" in tables:
+            print(f"\n## GLB against OBJ + MTL + images ({GLB_VIEWS} views, {GLB_SIZE} px, "
+                  "8192 points), seconds per object, one thread\n")
+            glb_table(root, workdir, args.glb_rounds, args.glb_profile)
     print(f"\n(numpy {np.__version__}, {os.cpu_count()} cores, peak RSS of this process "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 

@@ -35,6 +35,8 @@ _DECODE = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 def _wrap_index(i: np.ndarray, n: int, mode: str) -> np.ndarray:
     """Texel indices ``i`` (any integers) inside ``0..n-1`` by the wrap ``mode``."""
+    if i.size and i.min() >= 0 and i.max() < n:
+        return i
     if mode == "clamp":
         return np.clip(i, 0, n - 1)
     if mode == "mirror":
@@ -44,18 +46,17 @@ def _wrap_index(i: np.ndarray, n: int, mode: str) -> np.ndarray:
 
 
 def _lookup(image: np.ndarray, uv: np.ndarray, wrap: tuple[str, str]) -> np.ndarray:
-    """Bilinear linear-space lookup of ``(M, 2)`` glTF UVs in an ``(H, W, 3)`` uint8 sRGB image
-    -> ``(M, 3)`` float32 linear RGB."""
+    """Bilinear linear-space lookup of ``(M, 2)`` glTF UVs in a contiguous ``(H, W, 3)`` uint8
+    sRGB image -> ``(M, 3)`` float32 linear RGB."""
     H, W = image.shape[:2]
-    x = uv[:, 0].astype(np.float64) * W - 0.5
-    y = uv[:, 1].astype(np.float64) * H - 0.5
+    x = uv[:, 0] * np.float32(W) - np.float32(0.5)
+    y = uv[:, 1] * np.float32(H) - np.float32(0.5)
     x0, y0 = np.floor(x), np.floor(y)
-    wx = (x - x0).astype(np.float32)[:, None]
-    wy = (y - y0).astype(np.float32)[:, None]
+    wx, wy = (x - x0)[:, None], (y - y0)[:, None]
     x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
     cols = _wrap_index(x0, W, wrap[0]), _wrap_index(x0 + 1, W, wrap[0])
     rows = _wrap_index(y0, H, wrap[1]) * W, _wrap_index(y0 + 1, H, wrap[1]) * W
-    flat = image.reshape(-1, image.shape[2])[:, :3]
+    flat = image.reshape(-1, 3)
 
     def at(row, col):
         return _DECODE[flat.take(row + col, axis=0)]
@@ -88,23 +89,36 @@ class BaseColorTextures:
         self.colors = np.ascontiguousarray(colors, np.float32)
         self.face_material = np.ascontiguousarray(face_material, np.int64)
         self.factors = np.ascontiguousarray(factors, np.float32)
-        self.images, self.wraps = list(images), list(wraps)
+        # contiguous RGB: a gather from a strided RGBA view copies the whole image
+        self.images = [None if image is None else np.ascontiguousarray(image[..., :3])
+                       for image in images]
+        self.wraps = list(wraps)
         self._plain_colors = bool((self.colors == 1.0).all())
 
     def linear(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
         """``(M,)`` faces and ``(M, 3)`` float32 barycentrics -> ``(M, 3)`` float32 linear base
         colour."""
         slot = self.face_material[face]
-        out = self.factors[slot]
         corners = self.faces[face]
+        out = np.empty((len(face), 3), np.float32)
+        if len(self.factors) == 1 or (slot.size and slot.min() == slot.max()):
+            groups = [(int(slot[0]) if slot.size else 0, slice(None))]
+        else:  # one group of pixels per material (a stable sort of the slots)
+            order = np.argsort(slot, kind="stable")
+            bounds = np.searchsorted(slot[order], np.arange(len(self.factors) + 1))
+            groups = [(k, order[bounds[k]:bounds[k + 1]]) for k in range(len(self.factors))
+                      if bounds[k + 1] > bounds[k]]
+        for k, pick in groups:
+            value = np.broadcast_to(self.factors[k], (len(face), 3))[pick] \
+                if isinstance(pick, slice) else np.broadcast_to(self.factors[k], (len(pick), 3))
+            if self.images[k] is not None:
+                w, c = bary[pick], corners[pick]
+                uvs = self.uvs
+                uv = w[:, :1] * uvs[c[:, 0]] + w[:, 1:2] * uvs[c[:, 1]] + w[:, 2:] * uvs[c[:, 2]]
+                value = value * _lookup(self.images[k], uv, self.wraps[k])
+            out[pick] = value
         if not self._plain_colors:
-            out = out * np.einsum("mk,mkc->mc", bary, self.colors[corners], optimize=False)
-        textured = [k for k in np.unique(slot) if self.images[k] is not None]
-        for k in textured:
-            pick = np.flatnonzero(slot == k) if len(textured) > 1 or len(np.unique(slot)) > 1 \
-                else slice(None)
-            uv = np.einsum("mk,mkc->mc", bary[pick], self.uvs[corners[pick]], optimize=False)
-            out[pick] = out[pick] * _lookup(self.images[k], uv, self.wraps[k])
+            out *= np.einsum("mk,mkc->mc", bary, self.colors[corners], optimize=False)
         return out
 
     def sample(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
