@@ -32,7 +32,7 @@ from tap3d.views.projection import PROJECTIONS, TAP_FIT
 
 __all__ = ["BuildConfig", "PRESETS", "CHOICES", "field_type", "preset_config",
            "load_build_config", "recorded_attributes", "compared_attributes",
-           "resume_differences"]
+           "resume_differences", "optional_arrays"]
 
 #: Appearance presets (``--preset``; their sources in docs/building.md): ``clip2point`` is the
 #: default settings, ``clip2point-pretrain`` adds CLIP2Point's per-view distance jitter, ``tap``
@@ -106,6 +106,12 @@ class BuildConfig:
     normal_maps: bool = setting(
         False, "Also write the normal view array: camera-space unit normals (OpenCV frame).",
         before=False)
+    albedo_maps: bool = setting(
+        False, "Also write the albedo view array: the unlit sRGB base colour of each pixel.",
+        before=False)
+    point_colors: bool = setting(
+        False, "Also write point_colors: the sRGB base colour at each surface point.",
+        before=False)
     max_file_mb: float | None = setting(
         None, "Fail an object whose mesh file is larger, MB (none: no limit).", before=None)
     max_faces: int | None = setting(
@@ -140,6 +146,9 @@ class BuildConfig:
         for name in ("max_file_mb", "max_faces", "max_texture_pixels", "max_texture_size"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.shading == "plain" and (self.albedo_maps or self.point_colors):
+            raise ValueError("albedo_maps and point_colors need shading 'textured' (plain "
+                             "shading reads no colour)")
         if self.obj_loader == "pytorch3d" and self.textures != "atlas":
             raise ValueError("obj_loader 'pytorch3d' builds a texture atlas; use textures 'atlas'")
         return self
@@ -150,6 +159,13 @@ class BuildConfig:
 CHOICES = {name: choices_of(hint) for name, hint in
            typing.get_type_hints(BuildConfig, include_extras=True).items()
            if choices_of(hint) is not None}
+
+
+def optional_arrays(config: BuildConfig) -> tuple[str, ...]:
+    """The optional arrays (:data:`tap3d.views.schema.OPTIONAL_ARRAYS`) ``config`` writes."""
+    return tuple(name for name, on in (("normal", config.normal_maps),
+                                       ("albedo", config.albedo_maps),
+                                       ("point_colors", config.point_colors)) if on)
 
 
 def _attribute(field: dataclasses.Field) -> str | None:

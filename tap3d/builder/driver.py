@@ -155,23 +155,13 @@ def _run(tasks, store: str, config: BuildConfig, workers: int | None, scheduler:
         bar.close()
         return reports
 
-    import dask
-    import psutil
-    from dask.distributed import Client, LocalCluster, as_completed
-    from dask.utils import parse_bytes
+    from dask.distributed import as_completed
 
-    limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else memory_limit
-    cluster = None
-    if scheduler is None:
-        gpu = config.device.startswith("cuda")
-        n = workers or (1 if gpu else (os.cpu_count() or 1))
-        limit = limit or psutil.virtual_memory().total // n
-        with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=50, memory_limit=limit)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
+    from tap3d.views.cluster import DaskCluster
+
+    cluster = DaskCluster(workers, scheduler, memory_limit=memory_limit,
+                          gpu=config.device.startswith("cuda"))
+    client, limit = cluster.client, cluster.memory_limit
     # The watchdog acts below the nanny's own limit (it terminates at 95%) so that the reason
     # is recorded.
     watch = int(0.9 * limit) if limit else None
@@ -203,7 +193,5 @@ def _run(tasks, store: str, config: BuildConfig, workers: int | None, scheduler:
             bar.update(len(objs))
     finally:
         bar.close()
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        cluster.close()
     return reports

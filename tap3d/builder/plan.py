@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from tap3d.buildconfig import BuildConfig, recorded_attributes
+from tap3d.buildconfig import BuildConfig, optional_arrays, recorded_attributes
 from tap3d.devices import resolve_device
 from tap3d.render.cameras import make_layout, resolve_layout_name
 from tap3d.sources import ObjectSpec, Source, discover
@@ -47,7 +47,7 @@ class Plan:
         """The format's array specs for this build."""
         c = self.config
         return schema.array_specs(len(self.objects), c.views, c.image_size, c.points,
-                                  normal_maps=c.normal_maps)
+                                  optional=optional_arrays(c))
 
 
 def make_plan(source, config: "BuildConfig", synsets=None, limit=None, objects=None) -> Plan:
@@ -66,14 +66,27 @@ def make_plan(source, config: "BuildConfig", synsets=None, limit=None, objects=N
                      layout=resolve_layout_name(config.layout, config.views))
     found = discover(source, synsets=synsets, limit=limit, objects=objects)
     objects = found.objects
-    index = {
-        "object_id": np.array([o.object_id for o in objects], dtype=str),
-        "category": np.array([o.category for o in objects], dtype=str),
-        "label": np.array([found.label(o.category) for o in objects], dtype=np.int32),
-        "split": np.array([o.split for o in objects], dtype=str),
-    }
+    index = _index_arrays(found)
     return Plan(config, found, objects, index, _attributes(found, config),
                 schema.shard_ranges(len(objects), config.shard_size))
+
+
+def _index_arrays(found: Source) -> dict:
+    """``object_id``/``category``/``split`` (str) and ``label`` (int32) of ``found``'s objects.
+
+    Labels come from a dict: :meth:`Source.label` searches the category list, O(categories)
+    per object, and Objaverse has 1,156 (0.79 s against 0.05 s for 100k objects).
+    """
+    objects = found.objects
+    labels = {category: i for i, category in enumerate(found.categories)}
+    categories = [o.category for o in objects]
+    return {
+        "object_id": np.array([o.object_id for o in objects], dtype=str),
+        "category": np.array(categories, dtype=str),
+        "label": np.fromiter(map(labels.__getitem__, categories), dtype=np.int32,
+                             count=len(categories)),
+        "split": np.array([o.split for o in objects], dtype=str),
+    }
 
 
 def object_seed(seed: int, object_id: str) -> int:

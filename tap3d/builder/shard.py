@@ -19,7 +19,7 @@ import numpy as np
 
 from tap3d.builder.containment import Watchdog
 from tap3d.builder.plan import object_seed
-from tap3d.buildconfig import BuildConfig
+from tap3d.buildconfig import BuildConfig, optional_arrays
 from tap3d.render.cameras import make_layout
 from tap3d.render.meshes import MeshError
 from tap3d.sources import ObjectSpec
@@ -59,7 +59,7 @@ def make_renderer(config: BuildConfig, threads: int = 1):
 
     return ViewRenderer(make_rasterizer(config.backend, config.image_size, config.device, threads),
                         SHADERS[config.shader](config.shading, config.background),
-                        normal_maps=config.normal_maps)
+                        normal_maps=config.normal_maps, albedo_maps=config.albedo_maps)
 
 
 def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
@@ -83,7 +83,7 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     """
     from tap3d.render.cameras import make_cameras, make_orthographic_cameras, opencv_cameras
     from tap3d.render.limits import MeshLimits
-    from tap3d.render.meshes import load_mesh, sample_surface
+    from tap3d.render.meshes import load_mesh, sample_surface, surface_colors
     from tap3d.views.projection import orthographic_intrinsics
 
     timings = {} if timings is None else timings
@@ -110,7 +110,8 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
         cameras = make_cameras(layout, config.fov, device=config.device)
     views = renderer(mesh, cameras, timings)
     began = time.perf_counter()
-    points, normals = sample_surface(mesh, config.points, seed=int(seeds[1].generate_state(1)[0]))
+    points, normals, faces = sample_surface(mesh, config.points,
+                                            seed=int(seeds[1].generate_state(1)[0]), faces=True)
     timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - began
     R = cameras.R.cpu().numpy()
     T = cameras.T.cpu().numpy()
@@ -121,6 +122,10 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     if config.normal_maps:  # world -> OpenCV camera frame: the rotation of world_to_camera
         normal = np.einsum("vij,vyxj->vyxi", world_to_camera[:, :3, :3], views.normal)
         optional["normal"] = np.where(views.mask[..., None], normal, 0).astype(np.float16)
+    if config.albedo_maps:
+        optional["albedo"] = views.albedo
+    if config.point_colors:
+        optional["point_colors"] = surface_colors(mesh, points, faces)
     return {
         **optional,
         "rgb": views.rgb,
@@ -200,7 +205,7 @@ def _render_shard(store, shard, start, objects, config, threads, failed, timeout
     began = time.perf_counter()
     renderer = make_renderer(config, threads)
     arrays = schema.empty_shard(len(objects), config.views, config.image_size, config.points,
-                                normal_maps=config.normal_maps)
+                                optional=optional_arrays(config))
     report = ShardReport(shard, 0)
     watchdog = Watchdog.start_in_worker(store, shard, timeout, memory_limit)
     for i, spec in enumerate(objects):

@@ -170,15 +170,20 @@ def inspect_command(path, output, objects, cameras_png):
 
 @main.command("verify")
 @click.argument("dataset")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Check the shards on a local Dask cluster of this many worker processes "
+                   "(one task per shard; 0: in this process).")
+@click.option("--scheduler", default=None,
+              help="Address of an existing Dask scheduler to check the shards on.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def verify_command(dataset, quiet):
+def verify_command(dataset, workers, scheduler, quiet):
     """Check DATASET (path or fsspec URL): format, shapes, dtypes, chunks, values, cameras.
 
     Prints a report; exits with status 1 on any defect.
     """
     from tap3d.views.verify import verify
 
-    report = verify(dataset, progress=not quiet)
+    report = verify(dataset, progress=not quiet, workers=workers, scheduler=scheduler)
     click.echo(report.format())
     if not report.ok:
         raise SystemExit(1)

@@ -78,12 +78,15 @@ class RenderedViews:
         normal: ``(V, S, S, 3)`` float32 unit normals of the visible surface in the world
             (normalized object) frame, turned towards the camera, 0 where not covered
             (:func:`covered_normals`); None unless asked for.
+        albedo: ``(V, S, S, 3)`` uint8 unlit sRGB surface colour (the appearance's
+            ``sample``, no light), 0 where not covered; None unless asked for.
     """
 
     rgb: np.ndarray
     mask: np.ndarray
     depth: np.ndarray
     normal: np.ndarray | None = None
+    albedo: np.ndarray | None = None
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -281,12 +284,15 @@ class ViewRenderer:
         rasterizer: a backend from :mod:`tap3d.render.rasterize` (its ``covered``).
         shader: a :class:`Shader`; None: ``CoveredShader()`` (``tap3d``, ``textured``, white).
         normal_maps: also return the views' surface normals (:attr:`RenderedViews.normal`).
+        albedo_maps: also return the views' unlit colour (:attr:`RenderedViews.albedo`).
     """
 
-    def __init__(self, rasterizer, shader: Shader | None = None, normal_maps: bool = False):
+    def __init__(self, rasterizer, shader: Shader | None = None, normal_maps: bool = False,
+                 albedo_maps: bool = False):
         self.rasterizer = rasterizer
         self.shader = CoveredShader() if shader is None else shader
         self.normal_maps = normal_maps
+        self.albedo_maps = albedo_maps
 
     def __call__(self, mesh, cameras, timings: dict | None = None) -> RenderedViews:
         """Render one mesh from every camera.
@@ -313,9 +319,15 @@ class ViewRenderer:
         depth = np.zeros((V, S, S), np.float32)
         depth.reshape(-1)[covered.pixel] = covered.depth
         normal = self._normals(mesh, cameras, covered) if self.normal_maps else None
+        albedo = None
+        if self.albedo_maps:
+            albedo = np.zeros((V, S, S, 3), np.uint8)
+            colour = mesh.textures.sample(covered.face, covered.bary)
+            albedo.reshape(-1, 3)[covered.pixel] = (np.clip(colour, 0, 1) * 255 + 0.5
+                                                    ).astype(np.uint8)
         timings["rasterize"] = timings.get("rasterize", 0.0) + shaded - began
         timings["shade"] = timings.get("shade", 0.0) + time.perf_counter() - shaded
-        return RenderedViews(rgb=rgb, mask=mask, depth=depth, normal=normal)
+        return RenderedViews(rgb=rgb, mask=mask, depth=depth, normal=normal, albedo=albedo)
 
     def _normals(self, mesh, cameras, covered: CoveredPixels) -> np.ndarray:
         """``(V, S, S, 3)`` float32 world-frame normal maps of covered pixels

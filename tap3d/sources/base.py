@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 __all__ = ["MESH_SUFFIXES", "ObjectSpec", "Source", "SourceError", "finish", "unknown_category"]
 
@@ -62,16 +63,18 @@ class Source:
 def finish(source: Source, limit) -> Source:
     """Sort, apply the per-category (per category and split, where there are splits) limit and
     fill in the categories and their names."""
-    per_group: dict[tuple[str, str], int] = {}
-    objects = []
-    for obj in sorted(source.objects, key=lambda o: (o.category, o.object_id)):
-        group = (obj.category, obj.split)
-        if limit is not None and per_group.get(group, 0) >= limit:
-            continue
-        per_group[group] = per_group.get(group, 0) + 1
-        objects.append(obj)
+    objects = sorted(source.objects, key=attrgetter("category", "object_id"))
+    if limit is not None:
+        per_group: dict[tuple[str, str], int] = {}
+        kept = []
+        for obj in objects:
+            group = (obj.category, obj.split)
+            if per_group.get(group, 0) < limit:
+                per_group[group] = per_group.get(group, 0) + 1
+                kept.append(obj)
+        objects = kept
     source.objects = objects
-    source.categories = sorted({category for category, _ in per_group})
+    source.categories = sorted({obj.category for obj in objects})
     source.category_names = {c: source.category_names.get(c, c) for c in source.categories}
     return source
 

@@ -87,17 +87,21 @@ def shapenet(root: str, kind: str, synsets) -> Source:
 def mesh_folder(root: str, synsets) -> Source:
     """Every file with a suffix in :data:`MESH_SUFFIXES` under ``root``, recursively."""
     found = []
+    wanted = set(synsets) if synsets else None
+    # paths, relative paths and categories per folder, not per file (os.path.relpath per file
+    # was most of planning a folder of 10k meshes); a name's suffix as os.path.splitext
+    # sees it (leading dots are not a suffix)
     for directory, subdirs, files in os.walk(root):
         subdirs.sort()
+        category = os.path.basename(directory) if directory != root else \
+            os.path.basename(os.path.abspath(root))
+        if wanted is not None and category not in wanted:
+            continue
+        folder = os.path.relpath(directory, root).replace(os.sep, "/")
+        prefix = "" if folder == "." else folder + "/"
         for name in sorted(files):
-            if os.path.splitext(name)[1].lower() in MESH_SUFFIXES:
-                path = os.path.join(directory, name)
-                rel = os.path.relpath(path, root).replace(os.sep, "/")
-                category = os.path.basename(directory) if directory != root else \
-                    os.path.basename(os.path.abspath(root))
-                found.append(ObjectSpec(rel, category, path))
-    if synsets:
-        found = [o for o in found if o.category in set(synsets)]
+            if name.lstrip(".").lower().endswith(MESH_SUFFIXES):
+                found.append(ObjectSpec(prefix + name, category, os.path.join(directory, name)))
     return Source("mesh_folder", root, found)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "STATUS_DONE",
     "STATUS_FAILED",
     "ArraySpec",
+    "OPTIONAL_ARRAYS",
     "array_specs",
     "shard_ranges",
     "empty_shard",
@@ -78,9 +79,14 @@ class ArraySpec:
         return "" if self.dtype is str else 0
 
 
+#: The optional arrays a build writes on request (docs/format.md): ``normal`` (normal maps),
+#: ``albedo`` (unlit base colour maps) and ``point_colors`` (base colour of each surface point).
+OPTIONAL_ARRAYS = ("normal", "albedo", "point_colors")
+
+
 def array_specs(num_objects: int, num_views: int, image_size: int,
                 num_points: int, part_labels: bool = False,
-                normal_maps: bool = False) -> dict[str, ArraySpec]:
+                optional: tuple[str, ...] = ()) -> dict[str, ArraySpec]:
     """Every array of the format, keyed by its path in the group.
 
     Args:
@@ -90,17 +96,29 @@ def array_specs(num_objects: int, num_views: int, image_size: int,
         num_points: ``P``, surface points per object.
         part_labels: add the optional ``part`` array ``(N, P)`` int16: the global part id of
             every point (docs/partseg.md; with the ``parts`` group attribute).
-        normal_maps: add the optional ``normal`` array ``(N, V, S, S, 3)`` float16: unit
-            surface normals of each pixel in the camera's OpenCV frame, 0 where ``mask`` is
-            false (docs/format.md; a build's ``--normal-maps``).
+        optional: names from :data:`OPTIONAL_ARRAYS` to add: ``normal`` ``(N, V, S, S, 3)``
+            float16, unit surface normals of each pixel in the camera's OpenCV frame, 0 where
+            ``mask`` is false (a build's ``--normal-maps``); ``albedo`` ``(N, V, S, S, 3)``
+            uint8, the unlit sRGB base colour of each pixel, 0 where ``mask`` is false
+            (``--albedo-maps``); ``point_colors`` ``(N, P, 3)`` uint8, the sRGB base colour at
+            each surface point (``--point-colors``).
+
+    Raises:
+        ValueError: an unknown optional array.
     """
     N, V, S, P = num_objects, num_views, image_size, num_points
     ov = ("object", "view")
-    optional = {"part": ArraySpec((N, P), "int16", ("object", "point"), False)} if part_labels \
+    unknown = set(optional) - set(OPTIONAL_ARRAYS)
+    if unknown:
+        raise ValueError(f"unknown optional arrays {sorted(unknown)}; the format has "
+                         f"{', '.join(OPTIONAL_ARRAYS)}")
+    extra = {"normal": ArraySpec((N, V, S, S, 3), "float16", ov + ("y", "x", "xyz"), True),
+             "albedo": ArraySpec((N, V, S, S, 3), "uint8", ov + ("y", "x", "channel"), True),
+             "point_colors": ArraySpec((N, P, 3), "uint8", ("object", "point", "channel"),
+                                       False)}
+    parts = {"part": ArraySpec((N, P), "int16", ("object", "point"), False)} if part_labels \
         else {}
-    if normal_maps:
-        optional["normal"] = ArraySpec((N, V, S, S, 3), "float16", ov + ("y", "x", "xyz"), True)
-    return {**optional, 
+    return {**parts, **{name: extra[name] for name in OPTIONAL_ARRAYS if name in optional},
         "rgb": ArraySpec((N, V, S, S, 3), "uint8", ov + ("y", "x", "channel"), True),
         "mask": ArraySpec((N, V, S, S), "bool", ov + ("y", "x"), True),
         "depth": ArraySpec((N, V, S, S), "float16", ov + ("y", "x"), True),
@@ -138,13 +156,12 @@ SHARD_ARRAYS = tuple(
 
 
 def empty_shard(num_objects: int, num_views: int, image_size: int,
-                num_points: int, normal_maps: bool = False) -> dict[str, np.ndarray]:
-    """Zeroed arrays of :data:`SHARD_ARRAYS` (and ``normal`` with ``normal_maps``) for
+                num_points: int, optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Zeroed arrays of :data:`SHARD_ARRAYS` (and the ``optional`` ones) for
     ``num_objects`` objects, in the format's dtypes (strings as object arrays of ``""``;
     ``astype(str)`` them before writing)."""
-    specs = array_specs(num_objects, num_views, image_size, num_points,
-                        normal_maps=normal_maps)
-    names = (("normal",) if normal_maps else ()) + SHARD_ARRAYS
+    specs = array_specs(num_objects, num_views, image_size, num_points, optional=optional)
+    names = tuple(name for name in OPTIONAL_ARRAYS if name in optional) + SHARD_ARRAYS
     arrays = {name: np.zeros(specs[name].shape, dtype=object if specs[name].dtype is str
                              else specs[name].dtype) for name in names}
     for name in names:

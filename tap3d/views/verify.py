@@ -15,16 +15,25 @@ unique, every ``label`` an index of the ``categories`` attribute (or -1 with no 
 ``category`` the entry it indexes. Geometry checks cover done objects only (failed objects keep
 the fill value 0). A failure of the storage itself is not a defect of the data: it raises
 :class:`~tap3d.views.storage.StorageError`.
+
+The checks of the attributes, the arrays' presence, shapes and dtypes, the status counts and
+the index arrays run here; everything read shard by shard (decoding, NaN/inf, cameras) is one
+task per shard (:func:`tap3d.views.shardcheck.check_shard`), run in this process or, with
+``workers`` or ``scheduler``, on Dask workers (:class:`tap3d.views.cluster.DaskCluster`, as the
+build runs). The shards' results are merged in shard order: the report is the same either way.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tap3d.views import schema as fmt
 from tap3d.views.projection import PROJECTIONS
+from tap3d.views.shardcheck import ROTATIONS, Defect, ShardCheck, check_shard
 from tap3d.views.storage import StorageError, open_store, store_name
 
 __all__ = ["Defect", "VerifyReport", "verify"]
@@ -32,19 +41,6 @@ __all__ = ["Defect", "VerifyReport", "verify"]
 #: Attributes every dataset carries (docs/format.md, "Group attributes").
 REQUIRED_ATTRIBUTES = ("format", "format_version", "views", "image_size", "points_per_object",
                        "shard_size", "layout", "categories", "fov", "seed")
-
-
-@dataclass
-class Defect:
-    """One problem: the array (or ``attributes``), the chunk when known, the reason."""
-
-    array: str
-    reason: str
-    chunk: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.array} chunk {self.chunk}" if self.chunk else self.array
-        return f"{where}: {self.reason}"
 
 
 @dataclass
@@ -71,50 +67,17 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def _chunk_key(name: str, index: int, ndim: int) -> str:
-    return f"{name}/c/" + "/".join([str(index)] + ["0"] * (ndim - 1))
-
-
-def _read_shards(group, name: str, spec, shard_size: int, report: VerifyReport):
-    """Yield ``(start, data, readable)`` shard by shard (never the whole array at once)."""
-    array = group[name]
-    per_chunk = array.chunks[0]
-    dtype = object if spec.dtype is str else spec.dtype
-    for start, stop in fmt.shard_ranges(spec.shape[0], shard_size):
-        try:
-            data = array[start:stop]
-            report.chunks_read += -(-(stop - start) // per_chunk)
-            yield start, data, np.ones(stop - start, dtype=bool)
-            continue
-        except StorageError:
-            raise
-        except Exception:  # noqa: BLE001 - find the chunk below
-            pass
-        data = np.zeros((stop - start,) + spec.shape[1:], dtype=dtype)
-        readable = np.ones(stop - start, dtype=bool)
-        for first in range(start, stop, per_chunk):
-            last = min(first + per_chunk, stop)
-            try:
-                data[first - start:last - start] = array[first:last]
-                report.chunks_read += 1
-            except StorageError:
-                raise
-            except Exception as error:  # noqa: BLE001
-                readable[first - start:last - start] = False
-                shard = f" (in shard file {_chunk_key(name, start // shard_size, len(spec.shape))})" \
-                    if spec.sharded else ""
-                report.defects.append(Defect(
-                    name, f"does not decode{shard}: {type(error).__name__}: {error}",
-                    chunk=f"{first // per_chunk} (objects {first}-{last - 1})"))
-        yield start, data, readable
-
-
-def verify(store, progress: bool = False) -> VerifyReport:
+def verify(store, progress: bool = False, workers: int | None = None,
+           scheduler: str | None = None) -> VerifyReport:
     """Check a dataset; see the module docstring for the checks.
 
     Args:
-        store: dataset path or fsspec URL.
-        progress: show a progress bar over the arrays.
+        store: dataset path or fsspec URL (with ``workers`` or ``scheduler``: one the workers
+            can read).
+        progress: show a progress bar over the shards.
+        workers: check the shards on a local Dask cluster of this many worker processes;
+            ``None`` or ``0``: in this process.
+        scheduler: address of an existing Dask scheduler to check the shards on instead.
 
     Returns:
         A :class:`VerifyReport`; it does not raise on defects (``report.ok`` is false).
@@ -123,7 +86,6 @@ def verify(store, progress: bool = False) -> VerifyReport:
         StorageError: the storage failed to answer (nothing is known about the data).
     """
     import zarr
-    from tqdm.auto import tqdm
 
     report = VerifyReport(store_name(store))
     try:
@@ -134,10 +96,76 @@ def verify(store, progress: bool = False) -> VerifyReport:
     except Exception as error:  # noqa: BLE001
         report.defects.append(Defect("group", f"cannot be opened: {type(error).__name__}: {error}"))
         return report
+    if not _check_attributes(attrs, report):
+        return report
+    try:
+        n = group["object_id"].shape[0]
+    except StorageError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        report.defects.append(Defect("object_id", f"missing or unreadable: {error}"))
+        return report
+    report.objects = n
+    views, size, points = attrs["views"], attrs["image_size"], attrs["points_per_object"]
+    shard_size = attrs["shard_size"]
+    specs = fmt.array_specs(n, views, size, points, part_labels="part" in group,
+                            optional=tuple(name for name in fmt.OPTIONAL_ARRAYS
+                                           if name in group))
+    found: dict[str, list[Defect]] = {}  # before reading: missing, shape, dtype
+    read, arrays = {}, {}
+    for name, spec in specs.items():
+        try:
+            array = group[name]
+        except StorageError:
+            raise
+        except KeyError:
+            found[name] = [Defect(name, "missing")]
+            continue
+        if array.shape != spec.shape:
+            found[name] = [Defect(name, f"shape {array.shape}, expected {spec.shape}")]
+            continue
+        expected = np.dtype("str") if spec.dtype is str else np.dtype(spec.dtype)
+        if spec.dtype is not str and array.dtype != expected:
+            found[name] = [Defect(name, f"dtype {array.dtype}, expected {expected}")]
+        report.arrays_checked += 1
+        read[name], arrays[name] = spec, array
+    shards = _check_shards(store, arrays, fmt.shard_ranges(n, shard_size), read, shard_size,
+                           size, workers, scheduler, progress)
+    report.chunks_read = sum(shard.chunks_read for shard in shards)
+    for name in specs:
+        report.defects += found.get(name, [])
+        for shard in shards:
+            report.defects += shard.defects.get(name, [])
+        not_finite = [i for shard in shards for i in shard.not_finite.get(name, [])]
+        if not_finite:
+            report.defects.append(Defect(name, f"NaN/inf in {len(not_finite)} objects, first "
+                                               f"{not_finite[:10]}"))
+    values = {name: np.concatenate([shard.values[name] for shard in shards])
+              for name in (shards[0].values if shards else ())}
+    if "status" in values:
+        status = values["status"]
+        names = {fmt.STATUS_PENDING: "pending", fmt.STATUS_DONE: "done",
+                 fmt.STATUS_FAILED: "failed"}
+        report.status = {label: int((status == code).sum()) for code, label in names.items()}
+        unknown = ~np.isin(status, list(names))
+        if unknown.any():
+            report.defects.append(Defect("status", f"unknown values at objects "
+                                                   f"{np.flatnonzero(unknown)[:10].tolist()}"))
+        if report.status["pending"]:
+            report.defects.append(Defect("status", f"{report.status['pending']} objects pending "
+                                         "(an unfinished build: run the same command again)"))
+        _merge_cameras(shards, report)
+    _check_index(values, list(attrs["categories"]), report)
+    return report
+
+
+def _check_attributes(attrs: dict, report: VerifyReport) -> bool:
+    """Format name and version, projection, creation, required attributes; False when the
+    rest cannot be checked."""
     if attrs.get("format") != fmt.FORMAT:
         report.defects.append(Defect("attributes", f"format is {attrs.get('format')!r}, "
                                                    f"expected {fmt.FORMAT!r}"))
-        return report
+        return False
     if attrs.get("format_version") not in fmt.READABLE_VERSIONS:
         report.defects.append(Defect("attributes", f"format_version "
                                      f"{attrs.get('format_version')!r}, this reader knows "
@@ -156,68 +184,46 @@ def verify(store, progress: bool = False) -> VerifyReport:
     missing = [key for key in REQUIRED_ATTRIBUTES if key not in attrs]
     if missing:
         report.defects.append(Defect("attributes", f"missing {', '.join(missing)}"))
-        return report
+        return False
+    return True
+
+
+def _check_shards(store, arrays: dict, ranges, specs: dict, shard_size: int, size: int,
+                  workers: int | None, scheduler: str | None,
+                  progress: bool) -> list[ShardCheck]:
+    """:func:`~tap3d.views.shardcheck.check_shard` for every shard, in shard order: in this
+    process (the arrays opened once), or one Dask task per shard (each worker opens the store
+    once per verify)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(ranges), desc="verify", unit="shard", disable=not progress)
     try:
-        n = group["object_id"].shape[0]
-    except StorageError:
-        raise
-    except Exception as error:  # noqa: BLE001
-        report.defects.append(Defect("object_id", f"missing or unreadable: {error}"))
-        return report
-    report.objects = n
-    views, size, points = attrs["views"], attrs["image_size"], attrs["points_per_object"]
-    shard_size = attrs["shard_size"]
-    specs = fmt.array_specs(n, views, size, points, part_labels="part" in group,
-                            normal_maps="normal" in group)
-    values: dict[str, np.ndarray] = {}
-    readable = np.ones(n, dtype=bool)
-    for name, spec in tqdm(specs.items(), desc="verify", unit="array", disable=not progress):
-        try:
-            array = group[name]
-        except StorageError:
-            raise
-        except KeyError:
-            report.defects.append(Defect(name, "missing"))
-            continue
-        if array.shape != spec.shape:
-            report.defects.append(Defect(name, f"shape {array.shape}, expected {spec.shape}"))
-            continue
-        expected = np.dtype("str") if spec.dtype is str else np.dtype(spec.dtype)
-        if spec.dtype is not str and array.dtype != expected:
-            report.defects.append(Defect(name, f"dtype {array.dtype}, expected {expected}"))
-        report.arrays_checked += 1
-        keep = name in ("status", "cameras/R", "cameras/K", "cameras/world_to_camera",
-                        "object_id", "category", "label")
-        floating = spec.dtype is not str and np.dtype(spec.dtype).kind == "f"
-        kept, not_finite = [], []
-        for start, data, ok in _read_shards(group, name, spec, shard_size, report):
-            readable[start:start + len(ok)] &= ok
-            if floating:
-                bad = ~np.isfinite(data.reshape(len(data), -1)).all(1) & ok
-                not_finite += (start + np.flatnonzero(bad)).tolist()
-            if keep:
-                kept.append(data)
-        if not_finite:
-            report.defects.append(Defect(name, f"NaN/inf in {len(not_finite)} objects, first "
-                                               f"{not_finite[:10]}"))
-        if keep:
-            values[name] = np.concatenate(kept)
-    if "status" in values:
-        status = values["status"]
-        names = {fmt.STATUS_PENDING: "pending", fmt.STATUS_DONE: "done",
-                 fmt.STATUS_FAILED: "failed"}
-        report.status = {label: int((status == code).sum()) for code, label in names.items()}
-        unknown = ~np.isin(status, list(names))
-        if unknown.any():
-            report.defects.append(Defect("status", f"unknown values at objects "
-                                                   f"{np.flatnonzero(unknown)[:10].tolist()}"))
-        if report.status["pending"]:
-            report.defects.append(Defect("status", f"{report.status['pending']} objects pending "
-                                         "(an unfinished build: run the same command again)"))
-        done = (status == fmt.STATUS_DONE) & readable
-        _check_cameras(values, done, size, report)
-    _check_index(values, list(attrs["categories"]), report)
-    return report
+        if not workers and scheduler is None:
+            results = []
+            for start, stop in ranges:
+                results.append(check_shard(store, start, stop, specs, shard_size, size, arrays))
+                bar.update()
+            return results
+        if not ranges:
+            return []
+        from dask.distributed import as_completed
+
+        from tap3d.views.cluster import DaskCluster
+
+        run = uuid.uuid4().hex  # each worker opens the store once for this verify
+        if isinstance(store, (str, os.PathLike)) and "://" not in os.fspath(store):
+            store = os.path.abspath(store)  # workers may run in another folder
+        with DaskCluster(workers, scheduler) as cluster:
+            futures = {cluster.client.submit(check_shard, store, start, stop, specs, shard_size,
+                                             size, run=run, pure=False): i
+                       for i, (start, stop) in enumerate(ranges)}
+            results = [None] * len(ranges)
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()  # raises the task's StorageError
+                bar.update()
+            return results
+    finally:
+        bar.close()
 
 
 def _check_index(values: dict, categories: list, report: VerifyReport) -> None:
@@ -259,30 +265,17 @@ def _check_index(values: dict, categories: list, report: VerifyReport) -> None:
                                                      f"{expected[i]!r})"))
 
 
-def _check_cameras(values: dict, done: np.ndarray, size: int, report: VerifyReport) -> None:
-    """Rotations orthonormal with det +1; K a pinhole matrix with the centre in the image."""
-    rotations = {"cameras/R": values.get("cameras/R")}
-    if values.get("cameras/world_to_camera") is not None:
-        rotations["cameras/world_to_camera"] = values["cameras/world_to_camera"][..., :3, :3]
-    for name, R in rotations.items():
-        if R is None or not done.any():
-            continue
-        R = R[done].astype(np.float64)
-        error = np.abs(R @ np.swapaxes(R, -1, -2) - np.eye(3)).max(axis=(-1, -2))
-        det = np.linalg.det(R)
-        bad = (error > 1e-4) | (np.abs(det - 1) > 1e-4)
-        if bad.any():
-            objects = np.flatnonzero(done)[np.flatnonzero(bad.any(1))][:10].tolist()
+def _merge_cameras(shards: list[ShardCheck], report: VerifyReport) -> None:
+    """The shards' camera checks as one defect per array: the first objects in order and the
+    largest rotation error over every done object."""
+    for name in ROTATIONS:
+        checked = [shard.rotations[name] for shard in shards if name in shard.rotations]
+        objects = [i for bad, _ in checked for i in bad]
+        if objects:
+            error = np.max([largest for _, largest in checked])
             report.defects.append(Defect(name, f"rotation not orthonormal with det +1 in objects "
-                                               f"{objects} (max |R R^T - I| {error.max():.2e})"))
-    K = values.get("cameras/K")
-    if K is not None and done.any():
-        K = K[done].astype(np.float64)
-        bad = ((K[..., 0, 0] <= 0) | (K[..., 1, 1] <= 0) | (np.abs(K[..., 0, 1]) > 1e-6)
-               | (np.abs(K[..., 1, 0]) > 1e-6) | (np.abs(K[..., 2, :] - [0, 0, 1]).max(-1) > 1e-6)
-               | (K[..., 0, 2] < 0) | (K[..., 0, 2] > size - 1) | (K[..., 1, 2] < 0)
-               | (K[..., 1, 2] > size - 1))
-        if bad.any():
-            objects = np.flatnonzero(done)[np.flatnonzero(bad.any(1))][:10].tolist()
-            report.defects.append(Defect("cameras/K", f"not a valid intrinsic matrix in objects "
-                                                      f"{objects}"))
+                                               f"{objects[:10]} (max |R R^T - I| {error:.2e})"))
+    objects = [i for shard in shards for i in (shard.intrinsics or [])]
+    if objects:
+        report.defects.append(Defect("cameras/K", f"not a valid intrinsic matrix in objects "
+                                                  f"{objects[:10]}"))

@@ -75,7 +75,7 @@ def test_verify_and_the_reader_see_the_normal_array(with_normals):
 
     report = verify(with_normals)
     assert report.ok, report.format()
-    assert report.arrays_checked == len(array_specs(8, 6, 64, 512, normal_maps=True))
+    assert report.arrays_checked == len(array_specs(8, 6, 64, 512, optional=("normal",)))
     ds = open_dataset(with_normals)
     assert ds["normal"].dims == ("object", "view", "y", "x", "xyz")
     assert zarr.open_group(with_normals).attrs["normal_maps"] is True
