@@ -192,7 +192,8 @@ def write_tap_tree(root, pybullet_root, tree: dict | None = None, size: int = 64
 
     from tap3d.importers import tap_cameras
     from tap3d.render.cameras import orthographic_cameras
-    from tap3d.render.meshes import load_mesh, sample_surface
+    from tap3d.render.meshes import load_mesh
+    from tap3d.render.surface import sample_surface
     from tap3d.render.rasterize import make_rasterizer
     from tap3d.render.shade import CoveredShader, ViewRenderer
 

@@ -83,7 +83,8 @@ def render_object(spec: ObjectSpec, config: BuildConfig, renderer,
     """
     from tap3d.render.cameras import make_cameras, make_orthographic_cameras, opencv_cameras
     from tap3d.render.limits import MeshLimits
-    from tap3d.render.meshes import load_mesh, sample_surface, surface_colors
+    from tap3d.render.meshes import load_mesh
+    from tap3d.render.surface import sample_surface, surface_colors
     from tap3d.views.projection import orthographic_intrinsics
 
     timings = {} if timings is None else timings

@@ -29,8 +29,9 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
                     1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
 
 
-#: Linear value of each 8-bit sRGB code.
+#: Linear value of each 8-bit sRGB code, and of each 8-bit linear code (alpha).
 _DECODE = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+_LINEAR = np.arange(256, dtype=np.float32) / 255.0
 
 
 def _wrap_index(i: np.ndarray, n: int, mode: str) -> np.ndarray:
@@ -45,9 +46,10 @@ def _wrap_index(i: np.ndarray, n: int, mode: str) -> np.ndarray:
     return np.mod(i, n)
 
 
-def _lookup(image: np.ndarray, uv: np.ndarray, wrap: tuple[str, str]) -> np.ndarray:
-    """Bilinear linear-space lookup of ``(M, 2)`` glTF UVs in a contiguous ``(H, W, 3)`` uint8
-    sRGB image -> ``(M, 3)`` float32 linear RGB."""
+def _lookup(image: np.ndarray, uv: np.ndarray, wrap: tuple[str, str],
+            table: np.ndarray = _DECODE) -> np.ndarray:
+    """Bilinear linear-space lookup of ``(M, 2)`` glTF UVs in a contiguous ``(H, W, C)`` uint8
+    image whose codes ``table`` decodes (sRGB colour; linear alpha) -> ``(M, C)`` float32."""
     H, W = image.shape[:2]
     x = uv[:, 0] * np.float32(W) - np.float32(0.5)
     y = uv[:, 1] * np.float32(H) - np.float32(0.5)
@@ -56,10 +58,10 @@ def _lookup(image: np.ndarray, uv: np.ndarray, wrap: tuple[str, str]) -> np.ndar
     x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
     cols = _wrap_index(x0, W, wrap[0]), _wrap_index(x0 + 1, W, wrap[0])
     rows = _wrap_index(y0, H, wrap[1]) * W, _wrap_index(y0 + 1, H, wrap[1]) * W
-    flat = image.reshape(-1, 3)
+    flat = image.reshape(-1, image.shape[2])
 
     def at(row, col):
-        return _DECODE[flat.take(row + col, axis=0)]
+        return table[flat.take(row + col, axis=0)]
 
     top = at(rows[0], cols[0])
     top += (at(rows[0], cols[1]) - top) * wx
@@ -81,9 +83,14 @@ class BaseColorTextures:
         images: ``K`` entries, an ``(H, W, 3 or 4)`` uint8 sRGB image or None (the factor
             alone).
         wraps: ``K`` entries, ``(s, t)`` wrap modes.
+        cutoffs: ``K`` entries: the ``alphaCutoff`` of an ``alphaMode: MASK`` slot, else None
+            (opaque; ``BLEND`` is drawn opaque too).
+        alphas: ``(V,)`` float32 ``COLOR_0`` alpha, and ``(K,)`` float32 factor alpha (None:
+            1); only read for ``MASK`` slots.
     """
 
-    def __init__(self, faces, uvs, colors, face_material, factors, images, wraps):
+    def __init__(self, faces, uvs, colors, face_material, factors, images, wraps,
+                 cutoffs=None, alphas=(None, None)):
         self.faces = np.ascontiguousarray(faces, np.int64)
         self.uvs = np.ascontiguousarray(uvs, np.float32)
         self.colors = np.ascontiguousarray(colors, np.float32)
@@ -94,6 +101,42 @@ class BaseColorTextures:
                        for image in images]
         self.wraps = list(wraps)
         self._plain_colors = bool((self.colors == 1.0).all())
+        self.cutoffs = list(cutoffs) if cutoffs is not None else [None] * len(self.factors)
+        self._alpha_images = [None if c is None or image is None or image.shape[-1] < 4 else
+                              np.ascontiguousarray(image[..., 3:]) for c, image in
+                              zip(self.cutoffs, images)]
+        vertex_alpha, factor_alpha = alphas
+        self._vertex_alpha = vertex_alpha
+        self._factor_alpha = np.ones(len(self.factors), np.float32) if factor_alpha is None \
+            else np.asarray(factor_alpha, np.float32)
+
+    @property
+    def has_cutout(self) -> bool:
+        """Whether a slot is ``alphaMode: MASK`` (some surface may be cut away)."""
+        return any(c is not None for c in self.cutoffs)
+
+    def cutout(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+        """``(M,)`` bool: the points (faces and barycentrics) that ``alphaMode: MASK`` cuts away,
+        where ``texture alpha x factor alpha x COLOR_0 alpha < alphaCutoff`` (glTF 2.0 section
+        3.9.4)."""
+        slot = self.face_material[face]
+        cut = np.zeros(len(face), bool)
+        for k, cutoff in enumerate(self.cutoffs):
+            if cutoff is None:
+                continue
+            pick = np.flatnonzero(slot == k)
+            if not len(pick):
+                continue
+            alpha = np.full(len(pick), self._factor_alpha[k], np.float32)
+            corners, w = self.faces[face[pick]], bary[pick]
+            if self._alpha_images[k] is not None:
+                uv = w[:, :1] * self.uvs[corners[:, 0]] + w[:, 1:2] * self.uvs[corners[:, 1]] \
+                    + w[:, 2:] * self.uvs[corners[:, 2]]
+                alpha *= _lookup(self._alpha_images[k], uv, self.wraps[k], _LINEAR)[:, 0]
+            if self._vertex_alpha is not None:
+                alpha *= (w * self._vertex_alpha[corners]).sum(1)
+            cut[pick] = alpha < cutoff
+        return cut
 
     def linear(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
         """``(M,)`` faces and ``(M, 3)`` float32 barycentrics -> ``(M, 3)`` float32 linear base

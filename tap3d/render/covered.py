@@ -8,10 +8,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CoveredPixels", "MAX_BATCH_FACES", "view_batches"]
+__all__ = ["CoveredPixels", "MAX_BATCH_FACES", "CUT_LAYERS", "view_batches"]
 
 #: Memory bound of work on per-view copies of a mesh: mesh faces x views in one batch.
 MAX_BATCH_FACES = 2_000_000
+#: Surfaces a ray passes through at most where ``alphaMode: MASK`` cuts them away (foliage,
+#: fences); a pixel whose nearest layers are all cut shows the background.
+CUT_LAYERS = 8
 
 
 class CoveredPixels(NamedTuple):

@@ -8,7 +8,7 @@ and :meth:`EmbreeRasterizer.rasterize_views`.
 
 from __future__ import annotations
 
-from tap3d.render.covered import CoveredPixels
+from tap3d.render.covered import CUT_LAYERS, CoveredPixels
 
 __all__ = ["EmbreeRasterizer"]
 
@@ -119,20 +119,26 @@ class EmbreeRasterizer:
             _RAY_CACHE[key] = (np.ascontiguousarray(rays, np.float32), zscale.numpy())
         return _RAY_CACHE[key]
 
-    def _cast(self, verts, faces, rays):
-        """First hits of ``(R, 6)`` rays on one mesh: face ``(R,)`` uint32, distance ``(R,)``
-        float32 (inf: no hit) and the hit's (u, v) ``(R, 2)`` float32, numpy arrays."""
+    def _scene(self, verts, faces):
+        """One mesh's Embree scene."""
         import numpy as np
         import open3d as o3d
 
         scene = o3d.t.geometry.RaycastingScene(nthreads=self.threads)
         scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(verts.numpy(), np.float32)),
                             o3d.core.Tensor(faces.numpy().astype(np.uint32)))
+        return scene
+
+    def _cast(self, scene, rays):
+        """First hits of ``(R, 6)`` rays in a scene: face ``(R,)`` uint32, distance ``(R,)``
+        float32 (inf: no hit) and the hit's (u, v) ``(R, 2)`` float32, numpy arrays."""
+        import open3d as o3d
+
         hits = scene.cast_rays(o3d.core.Tensor(rays), nthreads=self.threads)
         return (hits["primitive_ids"].numpy(), hits["t_hit"].numpy(),
                 hits["primitive_uvs"].numpy())
 
-    def covered(self, verts, faces, cameras) -> CoveredPixels:
+    def covered(self, verts, faces, cameras, cut=None) -> CoveredPixels:
         """One mesh seen by every camera, covered pixels only (what the renderer reads).
 
         Only rays through the pixels inside each view's projection of the mesh's bounding box
@@ -141,6 +147,9 @@ class EmbreeRasterizer:
         Args:
             verts: ``(V, 3)`` float32 tensor; faces: ``(F, 3)`` int64 tensor.
             cameras: ``N`` perspective or orthographic cameras.
+            cut: ``cut(face, bary) -> (M,) bool``: surface points to see through
+                (``alphaMode: MASK``); a ray that hits one goes on from just past it, through
+                at most :data:`~tap3d.render.covered.CUT_LAYERS` surfaces.
 
         Returns:
             :class:`~tap3d.render.covered.CoveredPixels`: ``pixel`` ``(M,)`` int64 flat index
@@ -156,7 +165,10 @@ class EmbreeRasterizer:
         window = self._window(verts.detach().cpu().numpy(), cameras)
         if window is not None:
             rays = rays[window]
-        face, t_hit, uv = self._cast(verts.detach().cpu(), faces.cpu(), rays)
+        scene = self._scene(verts.detach().cpu(), faces.cpu())
+        face, t_hit, uv = self._cast(scene, rays)
+        if cut is not None:
+            face, t_hit, uv = self._peel(scene, rays, face, t_hit, uv, cut)
         hit = np.flatnonzero(np.isfinite(t_hit))
         pixel = hit if window is None else window[hit]
         uv = uv[hit]
@@ -165,6 +177,28 @@ class EmbreeRasterizer:
         bary[:, 0] = 1.0 - uv[:, 0] - uv[:, 1]
         return CoveredPixels(pixel, face[hit].astype(np.int64), bary,
                              t_hit[hit] * zscale.reshape(-1)[pixel], rays[hit, 3:])
+
+    def _peel(self, scene, rays, face, t_hit, uv, cut):
+        """The first hits of ``rays`` that ``cut`` keeps: a cut hit's ray is cast again from
+        just past it (its distance accumulated), :data:`CUT_LAYERS` times at most."""
+        import numpy as np
+
+        t_hit = t_hit.copy()
+        for _ in range(CUT_LAYERS):
+            hit = np.flatnonzero(np.isfinite(t_hit))
+            bary = np.stack([1.0 - uv[hit, 0] - uv[hit, 1], uv[hit, 0], uv[hit, 1]], 1)
+            again = hit[cut(face[hit].astype(np.int64), bary.astype(np.float32))]
+            if not len(again):
+                return face, t_hit, uv
+            start = t_hit[again] + np.float32(1e-5)
+            moved = rays[again].copy()
+            moved[:, :3] += moved[:, 3:] * start[:, None]
+            f, t, u = self._cast(scene, moved)
+            face[again], t_hit[again], uv[again] = f, t + start, u
+        hit = np.flatnonzero(np.isfinite(t_hit))  # still cut after the last layer: nothing
+        bary = np.stack([1.0 - uv[hit, 0] - uv[hit, 1], uv[hit, 0], uv[hit, 1]], 1)
+        t_hit[hit[cut(face[hit].astype(np.int64), bary.astype(np.float32))]] = np.inf
+        return face, t_hit, uv
 
     def _window(self, verts, cameras):
         """Flat indices into ``(N, S, S)`` of the pixels inside each view's projection of the
@@ -254,7 +288,7 @@ class EmbreeRasterizer:
         uv = np.zeros((N, P, 2), np.float32)
         views = rays.reshape(N, P, 6)
         for group in groups:
-            hit = self._cast(verts_list[group[0]], faces_list[group[0]],
+            hit = self._cast(self._scene(verts_list[group[0]], faces_list[group[0]]),
                              np.ascontiguousarray(views[group].reshape(-1, 6)))
             face[group], t_hit[group], uv[group] = (a.reshape((len(group), P) + a.shape[1:])
                                                     for a in hit)
@@ -270,7 +304,7 @@ class EmbreeRasterizer:
         device = cameras.device
         cameras = cameras.to("cpu")
         rays, zscale = self._ray_set(cameras)
-        face, t_hit, uv = self._cast(verts.detach().cpu(), faces.cpu(), rays)
+        face, t_hit, uv = self._cast(self._scene(verts.detach().cpu(), faces.cpu()), rays)
         return self._fragments(face, t_hit, uv, zscale, None, 0, device)
 
     def _edge_dists(self, meshes, cameras, face, covered):

@@ -34,8 +34,6 @@ __all__ = [
     "Mesh",
     "load_mesh",
     "vertex_normals",
-    "sample_surface",
-    "surface_colors",
 ]
 
 @dataclass
@@ -158,7 +156,9 @@ def _load_gltf(path: str, textures: str, notes: list[str], limits: MeshLimits):
     return verts, scene.faces, BaseColorTextures(
         scene.faces, scene.uvs, scene.colors[:, :3], scene.face_material,
         np.array([m.factor[:3] for m in scene.materials], np.float32), images,
-        [m.wrap for m in scene.materials])
+        [m.wrap for m in scene.materials],
+        [m.alpha_cutoff if m.alpha_mode == "MASK" else None for m in scene.materials],
+        (scene.colors[:, 3], np.array([m.factor[3] for m in scene.materials], np.float32)))
 
 
 def _load_obj(path: str, textures: str, atlas_size: int, obj_loader: str, notes: list[str],
@@ -274,56 +274,3 @@ def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
                                            minlength=len(verts))
     length = np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-6)
     return (summed / length).astype(np.float32)
-
-
-def sample_surface(mesh: Mesh, count: int, seed: int, faces: bool = False):
-    """Area-weighted uniform samples on the mesh surface, with their face normals.
-
-    Uses ``trimesh.sample.sample_surface`` (faces chosen with probability proportional to
-    area, points uniform inside each triangle).
-
-    Args:
-        mesh: a validated mesh (normalized frame).
-        count: number of points ``P``.
-        seed: seed of the sampler; the same seed gives the same points.
-        faces: also return the face of each point.
-
-    Returns:
-        ``points`` ``(P, 3)`` float32 in the normalized frame and ``normals`` ``(P, 3)`` float32
-        unit face normals (right-hand rule on the face winding); with ``faces``, also
-        ``(P,)`` int64 face indices.
-    """
-    import trimesh
-
-    surface = trimesh.Trimesh(
-        vertices=mesh.verts.numpy().astype(np.float64),
-        faces=mesh.faces.numpy(),
-        process=False,
-        validate=False,
-    )
-    points, face_index = trimesh.sample.sample_surface(surface, count, seed=seed)
-    normals = surface.face_normals[face_index]
-    if faces:
-        return points.astype(np.float32), normals.astype(np.float32), face_index.astype(np.int64)
-    return points.astype(np.float32), normals.astype(np.float32)
-
-
-def surface_colors(mesh: Mesh, points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """The surface colour (the appearance's ``sample``: sRGB base colour, unlit) at points on
-    the given faces.
-
-    Args:
-        mesh: the mesh the points were sampled on.
-        points: ``(P, 3)`` float32, normalized frame; faces: ``(P,)`` int64, each point's face.
-
-    Returns:
-        ``(P, 3)`` uint8 sRGB.
-    """
-    import trimesh
-
-    corners = mesh.verts.numpy()[mesh.faces.numpy()[faces]].astype(np.float64)
-    bary = trimesh.triangles.points_to_barycentric(corners, points.astype(np.float64))
-    bary = np.clip(bary, 0.0, 1.0).astype(np.float32)
-    bary /= np.maximum(bary.sum(1, keepdims=True), np.float32(1e-12))
-    colour = mesh.textures.sample(faces, bary)
-    return (np.clip(colour, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)

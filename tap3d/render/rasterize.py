@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from tap3d.render.covered import MAX_BATCH_FACES, CoveredPixels, view_batches
+from tap3d.render.covered import CUT_LAYERS, MAX_BATCH_FACES, CoveredPixels, view_batches
 from tap3d.render.embree import EmbreeRasterizer
 
 __all__ = ["Rasterizer", "PyTorch3DRasterizer", "EmbreeRasterizer", "BACKENDS",
@@ -50,9 +50,9 @@ class Rasterizer(Protocol):
     image_size: int
     max_batch_faces: int | None
 
-    def covered(self, verts, faces, cameras) -> CoveredPixels:
+    def covered(self, verts, faces, cameras, cut=None) -> CoveredPixels:
         """One mesh (``(V, 3)`` float32 and ``(F, 3)`` int64 tensors) seen by ``N`` cameras:
-        its covered pixels."""
+        its covered pixels; surface points that ``cut(face, bary)`` marks are seen through."""
 
     def __call__(self, meshes, cameras):  # -> pytorch3d.renderer.mesh.rasterizer.Fragments
         """Rasterize ``N`` meshes, mesh ``i`` seen by camera ``i``, at the backend's image size."""
@@ -96,14 +96,19 @@ class PyTorch3DRasterizer:
             cull_backfaces=False,
         )
 
-    def __call__(self, meshes, cameras):
+    def __call__(self, meshes, cameras, faces_per_pixel: int = 1):
+        import dataclasses
+
         from pytorch3d.renderer import MeshRasterizer
 
-        return MeshRasterizer(cameras=cameras, raster_settings=self.settings)(meshes)
+        settings = self.settings if faces_per_pixel == 1 else \
+            dataclasses.replace(self.settings, faces_per_pixel=faces_per_pixel)
+        return MeshRasterizer(cameras=cameras, raster_settings=settings)(meshes)
 
-    def rasterize_views(self, verts, faces, cameras):
+    def rasterize_views(self, verts, faces, cameras, faces_per_pixel: int = 1):
         """One mesh seen by every camera, in batches of ``max_batch_faces`` (see
-        :class:`Rasterizer`); PyTorch3D needs a copy of the mesh per view."""
+        :class:`Rasterizer`); PyTorch3D needs a copy of the mesh per view. ``faces_per_pixel``
+        ``K``: the nearest ``K`` faces of each pixel, nearest first."""
         import torch
         from pytorch3d.renderer.mesh.rasterizer import Fragments
         from pytorch3d.structures import Meshes
@@ -112,28 +117,45 @@ class PyTorch3DRasterizer:
         mesh = Meshes(verts=[verts.to(device)], faces=[faces.to(device)])
         F = faces.shape[0]
         parts = [self(mesh.extend(len(views)), cameras[torch.arange(views.start, views.stop,
-                                                                     device=device)])
-                 for views in view_batches(len(cameras), F, self.max_batch_faces)]
+                                                                     device=device)],
+                      faces_per_pixel)
+                 for views in view_batches(len(cameras), F,
+                                           self.max_batch_faces // faces_per_pixel)]
         pix = torch.cat([p.pix_to_face for p in parts])
         return Fragments(pix_to_face=torch.where(pix >= 0, pix % F, -1),
                          zbuf=torch.cat([p.zbuf for p in parts]),
                          bary_coords=torch.cat([p.bary_coords for p in parts]),
                          dists=torch.cat([p.dists for p in parts]))
 
-    def covered(self, verts, faces, cameras) -> CoveredPixels:
+    def covered(self, verts, faces, cameras, cut=None) -> CoveredPixels:
         """The covered pixels of :meth:`rasterize_views` (see :class:`CoveredPixels`), with the
         viewing direction of orthographic cameras (parallel rays: each view's +Z) and None for
-        perspective ones."""
-        fragments = self.rasterize_views(verts, faces, cameras)
-        pix = fragments.pix_to_face[..., 0].cpu().numpy().reshape(-1)
-        pixel = np.flatnonzero(pix >= 0)
-        bary = fragments.bary_coords[..., 0, :].cpu().numpy().reshape(-1, 3)[pixel]
-        depth = fragments.zbuf[..., 0].cpu().numpy().reshape(-1)[pixel]
+        perspective ones. ``cut(face, bary) -> (M,) bool``: surface points to see through
+        (``alphaMode: MASK``); each pixel then shows the nearest of its :data:`CUT_LAYERS`
+        nearest faces that is not cut."""
+        if cut is None:
+            fragments = self.rasterize_views(verts, faces, cameras)
+            pix = fragments.pix_to_face[..., 0].cpu().numpy().reshape(-1)
+            pixel = np.flatnonzero(pix >= 0)
+            bary = fragments.bary_coords[..., 0, :].cpu().numpy().reshape(-1, 3)[pixel]
+            depth = fragments.zbuf[..., 0].cpu().numpy().reshape(-1)[pixel]
+            pix = pix[pixel]
+        else:
+            fragments = self.rasterize_views(verts, faces, cameras, CUT_LAYERS)
+            layers = fragments.pix_to_face.cpu().numpy().reshape(-1, CUT_LAYERS)
+            barys = fragments.bary_coords.cpu().numpy().reshape(-1, CUT_LAYERS, 3)
+            keep = layers >= 0
+            where = np.nonzero(keep)
+            keep[where] = ~cut(layers[where], barys[where])
+            pixel = np.flatnonzero(keep.any(1))
+            layer = keep[pixel].argmax(1)
+            pix, bary = layers[pixel, layer], barys[pixel, layer]
+            depth = fragments.zbuf.cpu().numpy().reshape(-1, CUT_LAYERS)[pixel, layer]
         direction = None
         if not cameras.is_perspective():  # view +Z in the world: column 2 of R (row vectors)
             S = self.image_size
             direction = cameras.R[:, :, 2].cpu().numpy().astype(np.float32)[pixel // (S * S)]
-        return CoveredPixels(pixel, pix[pixel], bary, depth, direction)
+        return CoveredPixels(pixel, pix, bary, depth, direction)
 
 
 def resolve_backend(backend: str, device) -> str:

@@ -311,7 +311,8 @@ class ViewRenderer:
         S, V = self.rasterizer.image_size, len(cameras)
         with torch.no_grad():
             began = time.perf_counter()
-            covered = self.rasterizer.covered(mesh.verts, mesh.faces, cameras)
+            cut = mesh.textures.cutout if getattr(mesh.textures, "has_cutout", False) else None
+            covered = self.rasterizer.covered(mesh.verts, mesh.faces, cameras, cut=cut)
             shaded = time.perf_counter()
             rgb = self.shader(mesh, cameras, covered, S)
         mask = np.zeros((V, S, S), bool)

@@ -340,3 +340,58 @@ def test_feature_files_in_the_objaverse_layout_build_like_their_references(tmp_p
         rgb = np.abs(ours["rgb"][k].astype(int) - theirs["rgb"][row[uid]].astype(int))[both]
         assert (a != b).sum() / b.sum() <= 0.01 and rgb.mean() <= 3.0, (references[uid],
                                                                       rgb.mean())
+
+
+def _planes(tmp_path, duck, cut: bool):
+    """Two parallel squares: at the front the duck's texture whose left half has alpha 0
+    (``alphaMode: MASK``, ``cut``) or, as the reference, only its right half; at the back one
+    colour. Returns the GLB or the reference OBJ."""
+    from PIL import Image
+
+    image = np.asarray(Image.fromarray(duck.image).resize((64, 64)))
+    alpha = np.where(np.arange(64) < 32, 0, 255).astype(np.uint8)[None, :, None]
+    rgba = np.concatenate([image, np.broadcast_to(alpha, (64, 64, 1))], 2)
+    front_x = (-1.0, 1.0) if cut else (0.0, 1.0)
+    verts = np.array([[front_x[0], -1, 0.3], [front_x[1], -1, 0.3], [front_x[1], 1, 0.3],
+                      [front_x[0], 1, 0.3], [-1, -1, -0.3], [1, -1, -0.3], [1, 1, -0.3],
+                      [-1, 1, -0.3]], np.float32)
+    u0 = 0.0 if cut else 0.5
+    uvs = np.array([[u0, 1], [1, 1], [1, 0], [u0, 0]] + [[0, 0]] * 4, np.float32)  # glTF's v
+    faces = np.array([[0, 1, 2], [0, 2, 3], [4, 6, 5], [4, 7, 6]], np.int64)
+    if not cut:
+        return write_obj(tmp_path / "planes.obj", verts, faces, uvs * [1, -1] + [0, 1],
+                         face_groups=[(np.array([1, 1, 0, 0], bool), (1, 1, 1), image),
+                                      (np.array([0, 0, 1, 1], bool),
+                                       linear_to_srgb(FACTOR[:3]), None)])
+    glb = Glb()
+    texture = glb.texture(glb.image(png(rgba), "image/png", "leaf"))
+    masked = glb.material(texture=texture)
+    glb.gltf.materials[masked].alphaMode, glb.gltf.materials[masked].alphaCutoff = "MASK", 0.5
+    position, uv = glb.accessor(verts, bounds=True), glb.accessor(uvs)
+    glb.mesh([{"attributes": {"POSITION": position, "TEXCOORD_0": uv}, "material": m,
+               "indices": glb.accessor(faces[rows].reshape(-1), 5125)}
+              for rows, m in (([0, 1], masked), ([2, 3], glb.material(factor=FACTOR)))])
+    glb.node(mesh=0)
+    return glb.save(str(tmp_path / "planes.glb"))
+
+
+@pytest.mark.parametrize("backend", ["embree", "pytorch3d"])
+def test_alpha_mask_cuts_the_views_and_the_points(tmp_path, duck, backend):
+    """Where ``alphaMode: MASK`` cuts a surface away, the views show what is behind it and no
+    surface point lies there: like a mesh without that part."""
+    from tap3d.render.surface import sample_surface
+
+    glb, reference = _planes(tmp_path, duck, True), _planes(tmp_path, duck, False)
+    cameras = make_cameras(make_layout("clip2point", 10, 2.0), 60.0)
+    renderer = ViewRenderer(make_rasterizer(backend, S))
+    ours, theirs = renderer(load_mesh(glb), cameras), renderer(load_mesh(reference), cameras)
+    both = ours.mask & theirs.mask
+    assert (ours.mask != theirs.mask).sum() / theirs.mask.sum() <= 0.01
+    assert np.abs(ours.rgb.astype(int) - theirs.rgb.astype(int))[both].mean() <= 3.0
+    opaque = ViewRenderer(make_rasterizer(backend, S))(
+        load_mesh(glb, textures="none"), cameras)  # no appearance read: nothing is cut
+    assert (opaque.mask != theirs.mask).sum() / theirs.mask.sum() > 0.05
+    mesh = load_mesh(glb)
+    points, _ = sample_surface(mesh, 2000, seed=0)
+    front = points[:, 2] > 0
+    assert front.any() and (points[front, 0] >= -0.01).all()  # none on the cut half
