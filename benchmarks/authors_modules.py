@@ -153,6 +153,7 @@ def run() -> list[tuple[str, float]]:
     from tap3d.models.photograph import tap_queries, tap_view_rotation
     from tap3d.geometry.pointops import ball_query, farthest_point_sample, gather
     from tap3d.train import load_config
+    from tap3d.train.config import model_config
 
     torch.manual_seed(0)
     rows = []
@@ -168,7 +169,7 @@ def run() -> list[tuple[str, float]]:
                              photograph_qkv_bias=False, photograph_memory_hidden=C + 3,
                              photograph_memory_norm=False, photograph_output_norm=False,
                              photograph_dropout=0.1, query="tap", up_axis=2)
-        ours = TAPModel(config, 224).eval()
+        ours = TAPModel(model_config(config, 224, "perspective")).eval()
         state = {**{f"encoder.{k}": v for k, v in
                     backbone_to_openpoints("pointmlp", ours.backbone.state_dict()).items()},
                  **{f"generator.{k}": v for k, v in theirs.state_dict().items()},

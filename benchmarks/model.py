@@ -123,9 +123,10 @@ def _steps(device: torch.device, backbone: str, batch: int, points: int, views: 
     a sum of its features), on random inputs of the paper's shape."""
     from tap3d.models import TAPModel
     from tap3d.train import load_config, tap_loss
+    from tap3d.train.config import model_config
 
     config = load_config(None, device=str(device), backbone=backbone)
-    model = TAPModel(config, size).to(device)
+    model = TAPModel(model_config(config, size, "perspective")).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     features, K, w2c, images, masks = _inputs(batch, points, views, size, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
