@@ -13,6 +13,9 @@ from helpers import dask_cluster, tap_cli
 
 from tap3d.views.verify import verify
 
+#: Checking does not depend on the rasterizer that rendered the views: one backend's dataset.
+pytestmark = pytest.mark.parametrize("dataset", ["embree"], indirect=True)
+
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
