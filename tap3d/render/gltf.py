@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tap3d.render.gltfdata import GltfFile
+from tap3d.render.gltfdata import SUPPORTED_EXTENSIONS, GltfFile
 from tap3d.render.errors import MeshError
 
 __all__ = ["GltfMaterial", "GltfScene", "read_gltf"]
@@ -254,6 +254,11 @@ def read_gltf(path: str, limits=None) -> GltfScene:
     """
     reader = GltfFile(path, limits)
     gltf, notes = reader.gltf, []
+    ignored = sorted(set(gltf.extensionsUsed or []) - set(SUPPORTED_EXTENSIONS)
+                     - {"KHR_texture_basisu"})  # KTX2 images are named one by one
+    if ignored:
+        notes.append(f"{path}: uses the glTF extension {', '.join(ignored)}, which tap3d does "
+                     "not read; rendered without it")
     materials, images, infos = _materials(reader, notes)
     verts, faces, uvs, colors, slots, count, skipped = [], [], [], [], [], 0, set()
     for mesh_index, world in _instances(gltf):

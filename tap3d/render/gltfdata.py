@@ -91,8 +91,8 @@ class GltfFile:
                 self._buffers[index] = self.uri(buffer.uri)
         return self._buffers[index]
 
-    def view(self, index: int) -> tuple[bytes, int, int | None]:
-        """``(bytes of the buffer view, 0, its byteStride or None)``.
+    def view(self, index: int) -> tuple[bytes, int | None]:
+        """``(bytes of the buffer view, its byteStride or None)``.
 
         Raises:
             MeshError: the view runs past its buffer, or the buffer cannot be read.
@@ -103,7 +103,7 @@ class GltfFile:
         if start + view.byteLength > len(data):
             raise MeshError(self.path, f"bufferView {index} runs past its buffer "
                                        f"({start + view.byteLength} > {len(data)} bytes)")
-        return data[start:start + view.byteLength], 0, view.byteStride
+        return data[start:start + view.byteLength], view.byteStride
 
     def accessor(self, index: int) -> np.ndarray:
         """An accessor's elements, ``(count, n)`` of its component type (float32 in [-1, 1] for
@@ -117,7 +117,7 @@ class GltfFile:
         if acc.bufferView is None:
             out = np.zeros((acc.count, n), dtype)
         else:
-            data, _, stride = self.view(acc.bufferView)
+            data, stride = self.view(acc.bufferView)
             offset, size = acc.byteOffset or 0, dtype.itemsize * n
             stride = stride or size
             needed = offset + stride * (acc.count - 1) + size if acc.count else 0
@@ -126,10 +126,10 @@ class GltfFile:
             out = np.ndarray((acc.count, n), dtype, data, offset, (stride, dtype.itemsize)).copy()
         if acc.sparse is not None:
             sparse = acc.sparse
-            data, _, _ = self.view(sparse.indices.bufferView)
+            data, _ = self.view(sparse.indices.bufferView)
             where = np.frombuffer(data, _COMPONENTS[sparse.indices.componentType],
                                   sparse.count, sparse.indices.byteOffset or 0)
-            data, _, _ = self.view(sparse.values.bufferView)
+            data, _ = self.view(sparse.values.bufferView)
             values = np.frombuffer(data, dtype, sparse.count * n, sparse.values.byteOffset or 0)
             out[where.astype(np.int64)] = values.reshape(-1, n)
         if acc.normalized and dtype.kind in "iu":

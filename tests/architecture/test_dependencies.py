@@ -55,22 +55,15 @@ def differences(pyproject: str, environment: str) -> list[str]:
         if _key(requirement) in listed:
             problems.append(f"listed twice: {line}")
         listed[_key(requirement)] = requirement
-    for key, wanted in required.items():
-        have = listed.get(key)
-        if have is None:
-            problems.append(f"missing from environment.yml: {wanted}")
-        elif not _same(have, wanted):
-            problems.append(f"different: environment.yml {have}, "
-                            f"pyproject.toml {wanted}")
-    for key, have in listed.items():
-        if key in required or key in EXTRA_ALLOWED:
-            continue
-        declared = extras.get(key)
-        if declared is None:
-            problems.append(f"not in pyproject.toml: {have}")
+    pairs = [(listed.get(key), wanted, f"missing from environment.yml: {wanted}",
+              "pyproject.toml") for key, wanted in required.items()]
+    pairs += [(have, extras.get(key), f"not in pyproject.toml: {have}", "pyproject.toml's extra")
+              for key, have in listed.items() if key not in required and key not in EXTRA_ALLOWED]
+    for have, declared, absent, where in pairs:
+        if have is None or declared is None:
+            problems.append(absent)
         elif not _same(have, declared):
-            problems.append(f"different: environment.yml {have}, pyproject.toml's "
-                            f"extra {declared}")
+            problems.append(f"different: environment.yml {have}, {where} {declared}")
     pythons = [d.split("=", 1)[1] for d in env["dependencies"]
                if isinstance(d, str) and d.split("=")[0].strip() == "python" and "=" in d]
     for version in pythons:

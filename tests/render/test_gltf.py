@@ -260,6 +260,8 @@ def test_a_missing_texture_is_named_and_an_undecodable_extension_fails(tmp_path,
     glb.node(mesh=0)
     mesh = load_mesh(glb.save(str(tmp_path / "missing.glb")))
     assert any("missing.png" in w for w in mesh.warnings), mesh.warnings
+    unread = load_mesh(glb.save(str(tmp_path / "instancing.glb"), used=["EXT_mesh_gpu_instancing"]))
+    assert any("EXT_mesh_gpu_instancing" in w and "not read" in w for w in unread.warnings)
     glb.save(str(tmp_path / "meshopt.glb"), required=["EXT_meshopt_compression"])
     with pytest.raises(MeshError, match="meshopt.glb: requires the glTF extension "
                                         "EXT_meshopt_compression"):
