@@ -182,11 +182,13 @@ def _texture_info(material):
     return pbr.baseColorTexture, np.asarray(factor, np.float32)
 
 
-def _materials(reader: GltfFile, notes: list[str]) -> tuple[list[GltfMaterial], list, list]:
-    """The materials' base colours, the decoded images, and each material's texture info."""
+def _materials(reader: GltfFile, notes: list[str],
+               decode: bool = True) -> tuple[list[GltfMaterial], list, list]:
+    """The materials' base colours, the decoded images (none unless ``decode``), and each
+    material's texture info."""
     gltf = reader.gltf
     images: list[np.ndarray | None] = []
-    for index in range(len(gltf.images or [])):
+    for index in range(len(gltf.images or []) if decode else 0):
         image, reason = reader.image(index)
         images.append(image)
         if reason:
@@ -201,7 +203,7 @@ def _materials(reader: GltfFile, notes: list[str]) -> tuple[list[GltfMaterial], 
             source = (extensions.get("EXT_texture_webp") or {}).get("source", texture.source)
             if "KHR_texture_basisu" in extensions and texture.source is None:
                 source = extensions["KHR_texture_basisu"].get("source")
-            if source is not None and images[source] is not None:
+            if source is not None and source < len(images) and images[source] is not None:
                 image = source
             if texture.sampler is not None:
                 sampler = gltf.samplers[texture.sampler]
@@ -241,9 +243,9 @@ def _draco(reader: GltfFile, primitive, ext: dict) -> tuple[dict, np.ndarray]:
     return attributes, faces
 
 
-def read_gltf(path: str, limits=None) -> GltfScene:
+def read_gltf(path: str, limits=None, images: bool = True) -> GltfScene:
     """The scene of a ``.glb``/``.gltf`` file as one mesh with its base colours (module
-    docstring).
+    docstring); ``images`` False: no image is decoded (geometry only, e.g. plain shading).
 
     Raises:
         MeshError: unreadable file, a required extension tap3d cannot decode
@@ -259,7 +261,7 @@ def read_gltf(path: str, limits=None) -> GltfScene:
     if ignored:
         notes.append(f"{path}: uses the glTF extension {', '.join(ignored)}, which tap3d does "
                      "not read; rendered without it")
-    materials, images, infos = _materials(reader, notes)
+    materials, images, infos = _materials(reader, notes, images)
     verts, faces, uvs, colors, slots, count, skipped = [], [], [], [], [], 0, set()
     for mesh_index, world in _instances(gltf):
         for primitive in gltf.meshes[mesh_index].primitives:

@@ -145,7 +145,7 @@ def _load_gltf(path: str, textures: str, notes: list[str], limits: MeshLimits):
     read_gltf`; ``textures`` ``none``: geometry only)."""
     from tap3d.render.gltf import read_gltf
 
-    scene = read_gltf(path, limits)
+    scene = read_gltf(path, limits, images=textures != "none")
     notes += scene.notes
     verts = scene.verts.astype(np.float32)
     _validate(path, verts, scene.faces)
